@@ -1,0 +1,226 @@
+"""Actions: one tool call, validated, decided by policy, and routed to its next node.
+
+An action is plain JSON (it travels in ``Send`` payloads and checkpoints)::
+
+    {"tool_call_id", "tool", "args", "hash", "decision": {...}, "requested_by", "requested_at",
+     "expires_at", "grants": {"verified": [...], "approvals": [{"approver", "role", "at"}]}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Send
+
+from agent_kit._canonical import action_hash, canonical_json
+from agent_kit.errors import AgentKitError
+from agent_kit.interrupts import approvals_complete, now_iso
+from agent_kit.modes import Mode
+from agent_kit.policy import Decision, Policy
+
+if TYPE_CHECKING:
+    from agent_kit.registry import ToolRegistry
+
+_DURABILITY_KEY = "__pregel_durability"
+ACTOR_KEY = "agent_kit_actor"
+"""Configurable key with the identity of whoever drives this invocation (set by the runtime)."""
+
+
+def thread_of(config: RunnableConfig) -> str:
+    return str((config.get("configurable") or {}).get("thread_id", ""))
+
+
+def checkpoint_of(config: RunnableConfig) -> str | None:
+    return (config.get("configurable") or {}).get("checkpoint_id")
+
+
+def actor_of(config: RunnableConfig) -> str:
+    """Who drives this invocation: the runtime's actor, else LangGraph Server's user, else the customer."""
+    conf = config.get("configurable") or {}
+    if conf.get(ACTOR_KEY):
+        return str(conf[ACTOR_KEY])
+    user = conf.get("langgraph_auth_user")
+    identity = getattr(user, "identity", None) or (user.get("identity") if isinstance(user, Mapping) else None)
+    return str(identity) if identity else "customer"
+
+
+def tool_message(action: Mapping[str, Any], content: Any, *, error: bool = False) -> ToolMessage:
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    return ToolMessage(content=text, tool_call_id=action["tool_call_id"], name=action["tool"],
+                       status="error" if error else "success")
+
+
+class ActionRouter:
+    """Deciding and routing actions; mixed into :class:`agent_kit.graph.PermissionLayer`."""
+
+    registry: ToolRegistry
+    escalation_receivers: tuple[str, ...]
+
+    @property
+    def policy(self) -> Policy:  # pragma: no cover - provided by the layer
+        raise NotImplementedError
+
+    @property
+    def store(self) -> Any:  # pragma: no cover - provided by the layer
+        raise NotImplementedError
+
+    # -- audit -------------------------------------------------------------------------------
+    def audit(self, kind: str, action: Mapping[str, Any] | None, config: RunnableConfig, *, actor: str,
+              key: str, data: Mapping[str, Any] | None = None, interrupt_id: str | None = None) -> Any:
+        thread = thread_of(config)
+        return self.store.audit.append(
+            kind, actor=actor, thread_id=thread, tool=action["tool"] if action else None,
+            action_hash=action["hash"] if action else None, data=dict(data or {}),
+            checkpoint_id=checkpoint_of(config), interrupt_id=interrupt_id,
+            policy_version=(action or {}).get("decision", {}).get("policy_version", self.policy.version),
+            key=f"{thread}:{key}",
+        )
+
+    # -- deciding ----------------------------------------------------------------------------
+    def new_action(self, tool: str, args: Any, tool_call_id: str, *, requested_by: str,
+                   context: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason."""
+        now = datetime.now(UTC)
+        action: dict[str, Any] = {
+            "tool_call_id": tool_call_id, "tool": tool, "args": args if isinstance(args, dict) else {},
+            "requested_by": requested_by, "requested_at": now_iso(now),
+            "grants": {"verified": [], "approvals": []},
+        }
+        spec = self.registry.get(tool)
+        problem: str | None = None
+        if spec is None:
+            problem = f"tool {tool!r} is not registered; it is denied by default"
+        elif not isinstance(args, dict):
+            problem = f"arguments for {tool} must be an object, got {type(args).__name__}"
+        else:
+            try:
+                action["args"] = spec.validate_args(args)
+            except ValueError as exc:
+                problem = str(exc)
+        action["hash"] = action_hash(tool, action["args"])
+        if problem is not None:
+            action["decision"] = Decision(tool=tool, mode=None, outcome="deny", rule="validation",
+                                          reason=problem, policy_version=self.policy.version).to_json()
+        else:
+            action["decision"] = self.decide(action, context).to_json()
+        expiry = int(action["decision"].get("approval_expiry") or 0)
+        action["expires_at"] = now_iso(now + timedelta(seconds=expiry)) if expiry else None
+        return action
+
+    def decide(self, action: Mapping[str, Any], context: Mapping[str, Any]) -> Decision:
+        """Policy's decision for an action now (facts read fresh, policy possibly reloaded)."""
+        policy = self.policy
+        spec = self.registry.get(action["tool"])
+        if spec is None:
+            return Decision(tool=action["tool"], mode=None, outcome="deny", rule=None,
+                            reason=f"tool {action['tool']!r} is not registered", policy_version=policy.version)
+        facts: Mapping[str, Any] = {}
+        if spec.facts is not None:
+            try:
+                facts = spec.facts(action["args"], context)
+            except Exception as exc:  # a failed read must not loosen anything: deny
+                return Decision(tool=spec.name, mode=None, outcome="deny", rule="facts",
+                                reason=f"could not read facts for {spec.name}: {exc}", policy_version=policy.version)
+        return policy.evaluate(spec.name, action["args"], context, facts, ceiling=spec.mode)
+
+    def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig) -> Command:
+        """Where an action goes next, decided again under the current policy."""
+        decision = self.decide(action, context)
+        previous = action.get("decision") or {}
+        if previous.get("rule") == "validation":
+            decision = Decision(**{**_decision_kwargs(previous)})
+        action = {**action, "decision": decision.to_json()}
+        task = {"action": action, "context": dict(context)}
+        grants = action["grants"]
+        out = decision.outcome
+        if out == "deny":
+            self.audit("denied", action, config, actor="policy", key=f"{action['tool_call_id']}:{action['hash'][:16]}:denied",
+                       data={"reason": decision.reason, "rule": decision.rule})
+            return Command(update={"messages": [tool_message(action, f"Denied: {decision.reason}", error=True)],
+                                   "strikes": 1}, goto="agent")
+        if out == "escalate":
+            return Command(goto=Send("escalation", task))
+        if out == "recommend" or out == "draft":
+            return Command(goto=Send("record", task))
+        if out in ("verify", "approve"):
+            if any(v not in grants["verified"] for v in decision.verification):
+                return Command(goto=Send("verification", task))
+            reqs = [a.to_json() for a in decision.approvals]
+            if not approvals_complete(reqs, grants["approvals"], self.policy.roles_of):
+                return Command(goto=Send("approval", task))
+        return Command(goto=Send("execute", task))
+
+    def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
+        """The permission node: decide every call of the last AI message and send each on its way."""
+        conf = config.get("configurable") or {}
+        if conf.get(_DURABILITY_KEY) == "exit":
+            raise AgentKitError(
+                "durability='exit' is refused for permissioned graphs: an approval or effect could be "
+                "lost in a crash; use 'sync' or 'async'"
+            )
+        messages = state.get("messages", [])
+        last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        context = dict(state.get("context") or {})
+        if last is None or not last.tool_calls:
+            return Command(goto="agent")
+        requester = actor_of(config)
+        actions = [self.new_action(tc["name"], tc.get("args"), tc["id"] or "", requested_by=requester, context=context)
+                   for tc in last.tool_calls]
+        denials = sum(1 for a in actions if a["decision"]["outcome"] == "deny")
+        strikes = int(state.get("strikes") or 0)
+        if strikes + denials >= self.policy.max_strikes and denials:
+            return self._escalate_turn(actions, context, config, strikes + denials)
+        updates: list[Any] = []
+        gotos: list[Any] = []
+        for action in actions:
+            cmd = self.route(action, context, config)
+            if cmd.update:
+                updates.append(cmd.update)
+            gotos.extend(cmd.goto if isinstance(cmd.goto, list) else [cmd.goto])
+        messages_out = [m for u in updates for m in u.get("messages", [])]
+        update: dict[str, Any] = {"messages": messages_out, "strikes": sum(u.get("strikes", 0) for u in updates)}
+        gotos = _dedupe(gotos)
+        return Command(update=update, goto=gotos or ["agent"])
+
+    def _escalate_turn(self, actions: list[dict[str, Any]], context: dict[str, Any], config: RunnableConfig,
+                       strikes: int) -> Command:
+        """Too many denials in a row: stop looping and hand the case to a person."""
+        reason = (f"the run reached {strikes} denials, rejections or tool errors "
+                  f"(limit {self.policy.max_strikes}); a person takes over")
+        first, rest = actions[0], actions[1:]
+        first = {**first, "decision": {**first["decision"], "outcome": "escalate", "mode": Mode.ESCALATE.value,
+                                       "rule": "max_strikes", "reason": reason}}
+        msgs = [tool_message(a, f"Not run: {reason}", error=True) for a in rest]
+        return Command(update={"messages": msgs}, goto=Send("escalation", {"action": first, "context": context}))
+
+    def summary(self, action: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+        d = action["decision"]
+        who = context.get("customer_name") or context.get("customer_id") or "an unverified customer"
+        return (f"{who} asked for {action['tool']}({canonical_json(action['args'])}); "
+                f"policy {d['policy_version']} rule {d['rule']}: {d['reason']}")
+
+
+def _decision_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:
+    from agent_kit.policy import ApprovalRequirement
+
+    return {
+        "tool": d["tool"], "mode": Mode(d["mode"]) if d.get("mode") else None, "outcome": d["outcome"],
+        "rule": d.get("rule"), "reason": d["reason"], "policy_version": d["policy_version"],
+        "fired": tuple(d.get("fired", ())),
+        "approvals": tuple(ApprovalRequirement(a["role"], a["count"]) for a in d.get("approvals", [])),
+        "verification": tuple(d.get("verification", ())), "approval_expiry": d.get("approval_expiry", 0),
+    }
+
+
+def _dedupe(gotos: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for g in gotos:
+        if isinstance(g, str) and g in out:
+            continue
+        out.append(g)
+    return out

@@ -1,0 +1,308 @@
+"""The bodies of the verification, approval, escalation, execute and record nodes.
+
+Rules every node here keeps:
+- nothing with an effect happens before ``interrupt()``: a node re-runs from its top on resume.
+  What does happen before it (the inbox row, the "requested" audit entry) is keyed by the
+  interrupt id, so re-running writes nothing new;
+- an answer that fails :func:`check_resume` is recorded as refused and the node asks again with
+  a fresh interrupt, so the run stays paused and resumable;
+- every effect goes through the ledger; every decision goes into the audit trail exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphBubbleUp
+from langgraph.types import Command, interrupt
+
+from agent_kit._actions import thread_of, tool_message
+from agent_kit._canonical import idempotency_key, result_hash
+from agent_kit._visibility import filter_fields
+from agent_kit.errors import ResumeError
+from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
+
+if TYPE_CHECKING:
+    from agent_kit.graph import PermissionLayer
+
+
+
+def crash_point(name: str) -> None:
+    """Die here if ``AGENT_KIT_CRASH_AT`` names this point (the crash-matrix tests use it)."""
+    if os.environ.get("AGENT_KIT_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _next_interrupt_id(answered: int) -> str:
+    """The id LangGraph gives the interrupt this task raises after ``answered`` answers."""
+    from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_NS
+    from langgraph.config import get_config
+    from langgraph.types import _interrupt_id
+
+    return _interrupt_id(get_config()["configurable"][CONFIG_KEY_CHECKPOINT_NS], answered)
+
+
+def _pending_item(layer: PermissionLayer, request: Mapping[str, Any], config: RunnableConfig) -> Any:
+    from agent_kit.inbox import PendingItem
+
+    return PendingItem(
+        thread_id=thread_of(config), interrupt_id=request["interrupt_id"], kind=request["kind"],
+        action={"name": request["action_requests"][0]["name"], "args": request["action_requests"][0]["args"]},
+        action_hash=request["action_hash"], mode=request["mode"], rule=request["rule"], reason=request["reason"],
+        required_role=request.get("required_role"), approvals_needed=int(request.get("approvals_needed") or 0),
+        approvals=list(request.get("approvals_given") or []), requested_by=request.get("requested_by"),
+        requested_at=request["requested_at"], expires_at=request.get("expires_at"),
+        summary=request.get("summary"), tool_call_id=request["tool_call_id"],
+        policy_version=request["policy_version"],
+    )
+
+
+def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
+         answered: int, requested_kind: str, *, actor: str) -> tuple[Any, str, int]:
+    """Publish one interrupt and wait for a valid answer; refused answers are audited and re-asked.
+
+    Returns the checked decision, the interrupt id it answered and the answers consumed so far.
+    """
+    while True:
+        iid = _next_interrupt_id(answered)
+        request = {**request, "interrupt_id": iid}
+        layer.store.inbox.put(_pending_item(layer, request, config))
+        layer.audit(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
+                    data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at", "summary")})
+        answer = interrupt(request)
+        answered += 1
+        try:
+            decision = check_resume(answer, request, roles_of=layer.policy.roles_of)
+        except ResumeError as exc:
+            layer.audit("refused", action, config, actor=_who(answer), key=f"{iid}:refused", interrupt_id=iid,
+                        data={"error": str(exc)})
+            continue
+        layer.store.inbox.remove(iid)
+        return decision, iid, answered
+
+
+def _who(answer: Any) -> str:
+    return str(answer.get("approver")) if isinstance(answer, Mapping) and answer.get("approver") else "unknown"
+
+
+def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+    action, context = dict(task["action"]), dict(task["context"])
+    decision = layer.decide(action, context)
+    grants = {**action["grants"], "verified": list(action["grants"]["verified"])}
+    answered = 0
+    context_update: dict[str, Any] = {}
+    for kind in decision.verification:
+        if kind in grants["verified"]:
+            continue
+        question = _question(kind, action)
+        request = build_request("verification", {**action, "decision": decision.to_json()}, question=question,
+                                verification=kind, summary=layer.summary(action, context),
+                                expires_at=action.get("expires_at"))
+        d, iid, answered = _ask(layer, request, action, config, answered, "verification_requested", actor="policy")
+        ok = d.type == "approve"
+        detail: dict[str, Any] = {"verification": kind, "answer": d.message}
+        if ok and kind == "confirm":
+            ok = (d.message or "yes").strip().lower().rstrip(".!") in YES_WORDS
+        if ok and kind == "identity":
+            found = layer.identity_verifier(d.message or "") if layer.identity_verifier else None
+            ok = bool(found)
+            if found:
+                context_update.update(found)
+                context.update(found)
+        if not ok:
+            layer.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail)
+            text = ("Not done: the customer did not confirm this action" if kind == "confirm"
+                    else "Not done: the customer's identity could not be verified")
+            return Command(update={"messages": [tool_message(action, f"{text} ({d.message!r}).", error=True)],
+                                   "context": context_update, "strikes": 1}, goto="agent")
+        layer.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail)
+        grants["verified"].append(kind)
+    action["grants"] = grants
+    cmd = layer.route(action, context, config)
+    if context_update:
+        return Command(update={**(cmd.update or {}), "context": context_update}, goto=cmd.goto)
+    return cmd
+
+
+def _question(kind: str, action: Mapping[str, Any]) -> str:
+    if kind == "identity":
+        return "Please verify your identity first: reply with your email, or your name and zip code."
+    args = ", ".join(f"{k}={v}" for k, v in action["args"].items() if k != "reason")
+    return f"Please confirm: {action['tool'].replace('_', ' ')} ({args}). Reply yes or no."
+
+
+def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+    action, context = dict(task["action"]), dict(task["context"])
+    decision = layer.decide(action, context)
+    given = list(action["grants"]["approvals"])
+    reqs = [a.to_json() for a in decision.approvals]
+    roles_of = layer.policy.roles_of
+    answered = 0
+    while not approvals_complete(reqs, given, roles_of):
+        unmet = [r for r in reqs if sum(1 for g in given if r["role"] in roles_of(g["approver"])) < r["count"]]
+        request = build_request(
+            "approval", {**action, "decision": decision.to_json()},
+            required_role=(unmet or reqs)[0]["role"], requirements=reqs, approvals_needed=decision.approvals_needed,
+            approvals_given=given, expires_at=action.get("expires_at"), summary=layer.summary(action, context),
+        )
+        d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy")
+        data = {"role": d.role, "message": d.message}
+        if d.type == "reject":
+            layer.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data)
+            msg = f"Rejected by {d.actor} ({d.role}): {d.message}"
+            return Command(update={"messages": [tool_message(action, msg, error=True)], "strikes": 1}, goto="agent")
+        if d.type == "edit":
+            assert d.edited_action is not None
+            edited = layer.new_action(d.edited_action["name"], d.edited_action["args"], action["tool_call_id"],
+                                      requested_by=d.actor, context=context)
+            layer.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
+                        data={**data, "new_tool": edited["tool"], "new_args": edited["args"],
+                              "new_action_hash": edited["hash"], "new_decision": edited["decision"]["outcome"]})
+            # An edit is a new action, requested by the editor: it is decided again from scratch.
+            return layer.route(edited, context, config)
+        given.append({"approver": d.actor, "role": d.role, "at": d.decided_at})
+        layer.audit("approved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
+                    data={**data, "approvals": len(given), "needed": decision.approvals_needed})
+    action["grants"] = {**action["grants"], "approvals": given}
+    return layer.route(action, context, config)
+
+
+def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+    action, context = dict(task["action"]), dict(task["context"])
+    summary = layer.summary(action, context)
+    receivers = list(layer.escalation_receivers)
+    request = build_request("escalation", action, summary=summary, receivers=receivers,
+                            required_role=receivers[0] if receivers else None)
+    d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy")
+    layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
+                data={"note": d.message, "resolution": d.resolution, "role": d.role})
+    if d.resolution == "return":
+        text = f"Not run: escalated. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
+        return Command(update={"messages": [tool_message(action, text, error=True)]}, goto="agent")
+    text = f"Not run: escalated. A person ({d.actor}) closed the case: {d.message}"
+    return Command(update={"messages": [tool_message(action, text, error=True)], "status": "closed",
+                           "context": {"closing_note": d.message}}, goto="agent")
+
+
+def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+    action, context = dict(task["action"]), dict(task["context"])
+    # Fail closed: the policy may have changed since the action was cleared; decide it again.
+    cmd = layer.route(action, context, config)
+    goto = cmd.goto
+    if not (getattr(goto, "node", None) == "execute"):
+        return cmd
+    action = goto.arg["action"]
+    spec = layer.registry[action["tool"]]
+    decision = action["decision"]
+    thread = thread_of(config)
+    call_args = {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
+    context_update: dict[str, Any] = {}
+    if decision["mode"] == "read_only":
+        try:
+            result = spec.tool.invoke(call_args)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return _tool_failed(layer, action, config, exc)
+        visible, hidden = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
+        layer.audit("read", action, config, actor="agent", key=f"{action['tool_call_id']}:{action['hash'][:16]}:read",
+                    data={"hidden_fields": hidden, "result_hash": result_hash(result)})
+        if spec.on_result is not None:
+            context_update = dict(spec.on_result(result))
+        return Command(update={"messages": [tool_message(action, visible)], "context": context_update}, goto="agent")
+
+    key = idempotency_key(thread, action["tool_call_id"], action["hash"])
+    if spec.takes_idempotency_key:
+        call_args["idempotency_key"] = key
+    ledger = layer.store.ledger
+    crash_point("before_intent")
+    record, created = ledger.begin(key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
+                                   action_hash=action["hash"], args=action["args"])
+    if record.status == "done":
+        result = record.result
+    elif record.status == "failed":
+        return _tool_failed(layer, action, config, record.error, key=key, recorded=True)
+    elif record.status == "unknown" or (not created and not spec.can_reconcile):
+        ledger.mark_unknown(key)
+        return _outcome_unknown(layer, action, context, config, key)
+    else:
+        crash_point("before_effect")
+        started = time.perf_counter()
+        try:
+            result = spec.tool.invoke(call_args)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            ledger.finish(key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000)
+            return _tool_failed(layer, action, config, exc, key=key)
+        crash_point("after_effect")
+        record = ledger.finish(key, result=result, duration_ms=(time.perf_counter() - started) * 1000)
+        crash_point("after_result")
+    layer.audit("executed", action, config, actor="agent", key=f"{key}:executed",
+                data={"args_hash": action["hash"], "result_hash": result_hash(result), "idempotency_key": key,
+                      "duration_ms": record.duration_ms, "approvals": action["grants"]["approvals"],
+                      "verified": action["grants"]["verified"], "reconciled": not created})
+    if spec.on_result is not None:
+        context_update = dict(spec.on_result(result))
+    visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
+    crash_point("before_writes")
+    return Command(update={"messages": [tool_message(action, visible)], "context": context_update}, goto="agent")
+
+
+def _tool_failed(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any, *,
+                 key: str | None = None, recorded: bool = False) -> Command:
+    layer.audit("failed", action, config, actor="agent",
+                key=f"{key or action['tool_call_id'] + ':' + action['hash'][:16]}:failed",
+                data={"error": str(exc), "idempotency_key": key})
+    return Command(update={"messages": [tool_message(action, f"Error: {exc}", error=True)], "strikes": 1},
+                   goto="agent")
+
+
+def _outcome_unknown(layer: PermissionLayer, action: dict[str, Any], context: dict[str, Any],
+                     config: RunnableConfig, key: str) -> Command:
+    """An effect was started and its outcome is unknown: never re-run blindly; a person decides."""
+    from langgraph.types import Send
+
+    reason = (f"the outcome of {action['tool']} is unknown after an interruption (idempotency key {key}); "
+              "it was not run again; a person must check the system of record")
+    action = {**action, "decision": {**action["decision"], "outcome": "escalate", "mode": "escalate",
+                                     "rule": "outcome_unknown", "reason": reason}}
+    return Command(goto=Send("escalation", {"action": action, "context": context}))
+
+
+def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+    action, context = dict(task["action"]), dict(task["context"])
+    spec = layer.registry[action["tool"]]
+    decision = action["decision"]
+    base = f"{action['tool_call_id']}:{action['hash'][:16]}"
+    if decision["outcome"] == "recommend":
+        layer.audit("recommended", action, config, actor="agent", key=f"{base}:recommended",
+                    data={"args": action["args"], "reason": decision["reason"]})
+        text = {"status": "recommended", "note": "Recorded as a recommendation for staff; nothing was executed.",
+                "recommendation": {"tool": action["tool"], "args": action["args"]}}
+        return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
+    thread = thread_of(config)
+    key = idempotency_key(thread, action["tool_call_id"], action["hash"])
+    draft_id: Any
+    if spec.draft is not None:
+        record_, created = layer.store.ledger.begin(key, thread_id=thread, tool_call_id=action["tool_call_id"],
+                                                    tool=spec.name, action_hash=action["hash"], args=action["args"])
+        if record_.status == "done":
+            draft_id = record_.result
+        else:
+            call_args = {**action["args"], **{arg: context.get(k) for arg, k in spec.inject.items()}}
+            draft_id = spec.draft(**call_args, idempotency_key=key)
+            layer.store.ledger.finish(key, result=draft_id)
+    else:
+        draft_id = layer.store.drafts.save(thread, spec.name, action["args"], action["hash"], key)
+    layer.audit("drafted", action, config, actor="agent", key=f"{base}:drafted",
+                data={"args": action["args"], "draft": draft_id, "payload_hash": result_hash(action["args"])})
+    text = {"status": "drafted", "note": "Saved as a draft for a person to review; nothing was sent.",
+            "draft": draft_id}
+    return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
+

@@ -1,0 +1,269 @@
+"""The permissioned agent graph: agent, permission, verification, approval, escalation, execute.
+
+::
+
+    START -> agent --(tool calls)--> permission --allow----------------------> execute -> agent
+                                        |--needs customer----> verification --^
+                                        |--needs staff-------> approval -------^ (reject: agent)
+                                        |--recommend / draft-> record ---------> agent
+                                        |--deny--------------> agent (tool message with the reason)
+                                        '--escalate----------> escalation (pause; a person resolves)
+
+Each tool call travels on its own (a ``Send`` per call), so parallel calls are gated one by one,
+each pending one has its own interrupt id, and an approved call never runs again when a sibling
+is decided later. The agent node waits until every call of its last message has an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+
+from agent_kit import _gates
+from agent_kit._actions import ActionRouter
+from agent_kit.errors import AgentKitError
+from agent_kit.policy import Policy, load_policy
+from agent_kit.registry import ToolRegistry, ToolSpec
+
+__all__ = ["AgentState", "PermissionLayer", "create_permissioned_agent"]
+
+
+def _merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(old or {}), **(new or {})}
+
+
+def _count_strikes(old: int | None, new: int | str | None) -> int:
+    if new == "reset":
+        return 0
+    return int(old or 0) + int(new or 0)
+
+
+class InputState(TypedDict):
+    """What a caller may send in: messages only. Context is written by nodes, never by input."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class AgentState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    context: Annotated[dict[str, Any], _merge_context]
+    """Trusted facts about the run (verified identity, sentiment), written only by nodes."""
+    strikes: Annotated[int, _count_strikes]
+    """Denials, rejections and tool errors since the customer last wrote."""
+    status: str
+    """``active``, or ``closed`` once a person closed an escalated case."""
+
+
+class PermissionLayer(ActionRouter):
+    """The nodes and their shared parts: registry, policy, store, model.
+
+    Built by :func:`create_permissioned_agent`; reachable from the compiled graph as
+    ``graph.agent_kit``.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        registry: ToolRegistry,
+        policy: Policy | str | Path,
+        *,
+        store: Any = None,
+        system_prompt: str | None = None,
+        observe: Callable[[str], Mapping[str, Any]] | None = None,
+        identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
+        escalation_receivers: Sequence[str] | None = None,
+    ) -> None:
+        self.registry = registry
+        self._policy_path = None if isinstance(policy, Policy) else Path(policy)
+        self._policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        self._policy_mtime = self._mtime()
+        self._store = store
+        self.system_prompt = system_prompt
+        self.observe = observe
+        self.identity_verifier = identity_verifier
+        visible = [s.tool for s in registry.values() if s.name in self._policy.tools and not _is_compensation(registry, s)]
+        self.model = model
+        self.bound_model = model.bind_tools(visible) if visible else model
+        self.escalation_receivers = tuple(escalation_receivers or self._policy.document.escalation.receivers)
+
+    # -- shared parts ------------------------------------------------------------------------
+    def _mtime(self) -> float | None:
+        try:
+            return self._policy_path.stat().st_mtime if self._policy_path else None
+        except OSError:
+            return None
+
+    @property
+    def policy(self) -> Policy:
+        """The current policy; a changed file is read again (a resumed run is decided anew)."""
+        if self._policy_path is not None:
+            mtime = self._mtime()
+            if mtime != self._policy_mtime:
+                self._policy = load_policy(self._policy_path)
+                self._policy_mtime = mtime
+        return self._policy
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from agent_kit.store import Store
+
+            self._store = Store.open()
+        return self._store
+
+    def use_store(self, store: Any) -> None:
+        self._store = store
+
+    # -- nodes -------------------------------------------------------------------------------
+    def agent(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        messages: list[BaseMessage] = list(state.get("messages", []))
+        update: dict[str, Any] = {}
+        last = messages[-1] if messages else None
+        if isinstance(last, HumanMessage):
+            update["strikes"] = "reset"
+            update["status"] = "active"
+            if self.observe is not None:
+                update["context"] = dict(self.observe(_text(last)))
+        elif _unanswered(messages):
+            return {}  # a sibling call is still on its way; the last one to finish wakes us again
+        if state.get("status") == "closed" and not isinstance(last, HumanMessage):
+            note = (state.get("context") or {}).get("closing_note", "A person has closed this case.")
+            return {"messages": [AIMessage(content=note)]}
+        prompt: list[BaseMessage] = [SystemMessage(content=self.system_prompt)] if self.system_prompt else []
+        response = self.bound_model.invoke(prompt + messages, config)
+        update["messages"] = [response]
+        return update
+
+    def permission(self, state: AgentState, config: RunnableConfig) -> Any:
+        return self.decide_turn(state, config)
+
+    def verification(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+        return _gates.verification(self, task, config)
+
+    def approval(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+        return _gates.approval(self, task, config)
+
+    def escalation(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+        return _gates.escalation(self, task, config)
+
+    def execute(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+        return _gates.execute(self, task, config)
+
+    def record(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+        return _gates.record(self, task, config)
+
+    # -- building ----------------------------------------------------------------------------
+    def builder(self) -> StateGraph:
+        """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
+        g: StateGraph = StateGraph(AgentState, input_schema=InputState)
+        g.add_node("agent", self.agent)
+        g.add_node("permission", self.permission,
+                   destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
+        g.add_node("verification", self.verification, destinations=("approval", "execute", "escalation", "agent"))
+        g.add_node("approval", self.approval,
+                   destinations=("verification", "execute", "escalation", "record", "agent"))
+        g.add_node("escalation", self.escalation, destinations=("agent",))
+        g.add_node("execute", self.execute, destinations=("agent", "escalation", "approval", "verification"))
+        g.add_node("record", self.record, destinations=("agent",))
+        g.add_edge(START, "agent")
+        g.add_conditional_edges("agent", _after_agent, ["permission", END])
+        return g
+
+    def compile(self, checkpointer: BaseCheckpointSaver | None | bool = None, **kw: Any) -> CompiledStateGraph:
+        graph = self.builder().compile(checkpointer=checkpointer, **kw)  # type: ignore[arg-type]
+        graph.agent_kit = self  # type: ignore[attr-defined]
+        return graph
+
+
+def _is_compensation(registry: ToolRegistry, spec: ToolSpec) -> bool:
+    return any(s.compensation and s.compensation.tool == spec.name for s in registry.values())
+
+
+def _text(message: BaseMessage) -> str:
+    c = message.content
+    if isinstance(c, str):
+        return c
+    return " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in c)
+
+
+def _unanswered(messages: Sequence[BaseMessage]) -> bool:
+    """Whether the last AI message has tool calls still without a tool message."""
+    answered: set[str] = set()
+    for m in reversed(messages):
+        if isinstance(m, ToolMessage):
+            answered.add(m.tool_call_id)
+        elif isinstance(m, AIMessage):
+            return any(tc["id"] not in answered for tc in m.tool_calls)
+        else:
+            return False
+    return False
+
+
+def _after_agent(state: AgentState) -> str:
+    messages = state.get("messages", [])
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and last.tool_calls and state.get("status") != "closed":
+        return "permission"
+    return END
+
+
+def create_permissioned_agent(
+    model: BaseChatModel,
+    tools: Sequence[ToolSpec | BaseTool | Callable[..., Any]],
+    policy: Policy | str | Path,
+    *,
+    checkpointer: BaseCheckpointSaver | None | bool = None,
+    store: Any = None,
+    system_prompt: str | None = None,
+    observe: Callable[[str], Mapping[str, Any]] | None = None,
+    identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
+    name: str = "agent_kit",
+) -> CompiledStateGraph:
+    """Wrap a model and its tools in permission, verification, approval and escalation nodes.
+
+    Args:
+        model: any LangChain chat model that supports tool calling.
+        tools: registered tools (:func:`agent_kit.register`); a bare tool or function is
+            accepted but gets no mode, so it never runs until registered.
+        policy: a :class:`Policy` or the path of a YAML policy file (re-read when it changes).
+        checkpointer: any LangGraph checkpointer; None compiles without one (for LangGraph
+            Server); the runtime (:class:`agent_kit.AgentRuntime`) supplies the store's own.
+        store: the agent_kit :class:`Store` (audit, ledger, inbox); default: opened from
+            ``AGENT_KIT_HOME`` / ``AGENT_KIT_DB_URL`` on first use.
+        observe: trusted classifier of each customer message -> context (e.g. sentiment).
+        identity_verifier: checks a customer's identity answer -> context, or None if it fails.
+
+    Raises:
+        PolicyError: the policy is invalid.
+        RegistrationError: a compensation names an unregistered tool.
+    """
+    registry = ToolRegistry(tools)
+    registry.check_compensations()
+    layer = PermissionLayer(model, registry, policy, store=store, system_prompt=system_prompt,
+                            observe=observe, identity_verifier=identity_verifier)
+    return layer.compile(checkpointer=checkpointer, name=name)
+
+
+def layer_of(graph: Any) -> PermissionLayer:
+    """The permission layer behind a compiled agent_kit graph.
+
+    Raises:
+        AgentKitError: the object is not a graph made by :func:`create_permissioned_agent`.
+    """
+    layer = getattr(graph, "agent_kit", None)
+    if not isinstance(layer, PermissionLayer):
+        raise AgentKitError(
+            f"{type(graph).__name__} is not an agent_kit graph; build it with create_permissioned_agent()"
+        )
+    return layer
+

@@ -1,0 +1,202 @@
+"""Interrupt requests and resume decisions, in LangChain's human-in-the-loop shape.
+
+A request is ``{"action_requests": [...], "review_configs": [...]}`` (so Agent Chat UI and other
+tools that read that format work unchanged) plus agent_kit's own fields beside them: ``kind``,
+``action_hash``, ``mode``, ``rule``, ``required_role``, ``expires_at``, ``summary`` and more.
+
+A resume is ``{"decisions": [one decision], "approver": NAME, "action_hash": HASH}``. It is checked
+by :func:`check_resume` twice: by the runtime before the graph is invoked (a refused payload never
+reaches the checkpoint, so the run stays paused and resumable), and again inside the node, which
+refuses what slipped through by asking again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from agent_kit.errors import ApprovalError, ResumeError
+
+__all__ = ["ResumeDecision", "approvals_complete", "build_request", "check_resume", "now_iso"]
+
+Kind = Literal["approval", "verification", "escalation"]
+_ALLOWED: dict[str, list[str]] = {
+    "approval": ["approve", "edit", "reject"],
+    "verification": ["approve", "reject"],
+    "escalation": ["respond"],
+}
+_RESUME_KEYS = {"decisions", "approver", "action_hash", "decided_at", "resolution"}
+YES_WORDS = frozenset({"yes", "y", "yes please", "confirm", "confirmed", "i confirm", "yes, go ahead",
+                       "go ahead", "ok", "okay", "sure"})
+"""Answers that count as the customer's explicit confirmation."""
+CUSTOMER = "customer"
+"""The actor who answers a verification: the customer of the thread, through the chat."""
+
+
+def now_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def expiry_after(seconds: int, start: datetime | None = None) -> str:
+    return now_iso((start or datetime.now(UTC)) + timedelta(seconds=seconds))
+
+
+def build_request(kind: Kind, action: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """The interrupt value for one pending action."""
+    decision = action["decision"]
+    description = fields.pop("question", None) or decision["reason"]
+    return {
+        "action_requests": [{"name": action["tool"], "args": dict(action["args"]), "description": description}],
+        "review_configs": [{"action_name": action["tool"], "allowed_decisions": list(_ALLOWED[kind])}],
+        "kind": kind,
+        "action_hash": action["hash"],
+        "tool_call_id": action["tool_call_id"],
+        "mode": decision["mode"],
+        "rule": decision["rule"],
+        "reason": decision["reason"],
+        "policy_version": decision["policy_version"],
+        "requested_by": action.get("requested_by"),
+        "requested_at": action["requested_at"],
+        **fields,
+    }
+
+
+@dataclass(frozen=True)
+class ResumeDecision:
+    """A checked resume: what was decided, by whom, acting as which role."""
+
+    type: Literal["approve", "edit", "reject", "respond"]
+    actor: str
+    role: str | None
+    message: str | None = None
+    edited_action: dict[str, Any] | None = None
+    resolution: Literal["close", "return"] | None = None
+    decided_at: str = ""
+
+
+def check_resume(
+    payload: Any,
+    request: Mapping[str, Any],
+    *,
+    roles_of: Any,
+    now: datetime | None = None,
+) -> ResumeDecision:
+    """Refuse a malformed or unauthorised resume, naming the problem.
+
+    Args:
+        payload: the resume value as given.
+        request: the pending interrupt's value (from :func:`build_request`).
+        roles_of: approver name -> the roles they may act as (from the policy).
+        now: check expiry against this time; None skips the check (inside a node, where an
+            answer accepted earlier is re-read on every re-entry).
+
+    Raises:
+        ResumeError / ApprovalError: with a message that says what to fix.
+    """
+    if not isinstance(payload, Mapping):
+        raise ResumeError(f"a resume must be an object with 'decisions', got {type(payload).__name__}")
+    extra = sorted(set(payload) - _RESUME_KEYS)
+    if extra:
+        raise ResumeError(f"unknown field(s) in resume: {', '.join(extra)}; allowed: {', '.join(sorted(_RESUME_KEYS))}")
+    decisions = payload.get("decisions")
+    if not isinstance(decisions, list) or len(decisions) != 1:
+        n = len(decisions) if isinstance(decisions, list) else "no"
+        raise ResumeError(f"a resume needs exactly one decision in 'decisions' (one action per interrupt), got {n}")
+    d = decisions[0]
+    if not isinstance(d, Mapping) or not isinstance(d.get("type"), str):
+        raise ResumeError(f"each decision must be an object with a 'type', got {d!r}")
+    kind: str = request["kind"]
+    allowed = request["review_configs"][0]["allowed_decisions"]
+    dtype = d["type"]
+    if dtype not in allowed:
+        raise ResumeError(f"decision {dtype!r} is not allowed for a {kind} interrupt; allowed: {', '.join(allowed)}")
+    known = {"type", "message", "edited_action", "args_schema"}
+    bad = sorted(set(d) - known)
+    if bad:
+        raise ResumeError(f"unknown field(s) in decision: {', '.join(bad)}")
+    message = d.get("message")
+    if message is not None and not isinstance(message, str):
+        raise ResumeError(f"'message' must be text, got {type(message).__name__}")
+    given_hash = payload.get("action_hash")
+    if given_hash is not None and given_hash != request["action_hash"]:
+        raise ApprovalError(
+            f"the decision is for action {str(given_hash)[:12]}…, but the pending action is "
+            f"{request['action_hash'][:12]}…; it changed since you looked: list pending again"
+        )
+    actor = payload.get("approver")
+    if not isinstance(actor, str) or not actor.strip():
+        raise ApprovalError("an identified approver is required (give --as NAME / approver=...)")
+    decided_at = payload.get("decided_at") or now_iso(now)
+    if not isinstance(decided_at, str):
+        raise ResumeError("'decided_at' must be an ISO-8601 time")
+
+    if kind == "verification":
+        if actor != CUSTOMER:
+            raise ApprovalError(
+                f"this interrupt waits on the customer's own answer; {actor!r} cannot give it (answer through the chat)"
+            )
+        return ResumeDecision(type=dtype, actor=actor, role=None, message=message, decided_at=decided_at)
+
+    roles = roles_of(actor)
+    if not roles:
+        raise ApprovalError(f"unknown approver {actor!r}: the policy lists no roles for them")
+    if actor == request.get("requested_by"):
+        raise ApprovalError(f"{actor!r} requested this action and cannot also decide it")
+    if kind == "escalation":
+        receivers = request.get("receivers") or []
+        if receivers and not (set(receivers) & (roles | {actor})):
+            raise ApprovalError(f"{actor!r} cannot resolve escalations; that takes one of: {', '.join(receivers)}")
+        resolution = payload.get("resolution", "close")
+        if resolution not in ("close", "return"):
+            raise ResumeError(f"'resolution' must be 'close' or 'return', got {resolution!r}")
+        if not message:
+            raise ResumeError("resolving an escalation needs a note (--note TEXT)")
+        role = next(iter(sorted(roles & set(receivers))), None) if receivers else None
+        return ResumeDecision(type="respond", actor=actor, role=role, message=message,
+                              resolution=resolution, decided_at=decided_at)
+
+    # approval
+    given = request.get("approvals_given") or []
+    if any(g.get("approver") == actor for g in given):
+        raise ApprovalError(f"{actor!r} already approved this action; it needs a different approver")
+    unmet = [r for r in request.get("requirements", []) if _unmet(r, given, roles_of)]
+    role = next((r["role"] for r in unmet if r["role"] in roles), None)
+    if role is None:
+        needed = ", ".join(r["role"] for r in unmet) or request.get("required_role") or "?"
+        raise ApprovalError(f"{actor!r} (roles: {', '.join(sorted(roles))}) cannot decide this; it needs role {needed}")
+    if dtype in ("approve", "edit") and request.get("expires_at"):
+        when = now or _parse_time(decided_at)
+        if when >= _parse_time(request["expires_at"]):
+            raise ApprovalError(
+                f"the approval request expired at {request['expires_at']}; it can only be rejected now"
+            )
+    if dtype == "reject" and not message:
+        raise ResumeError("a rejection needs a reason (--reason TEXT); the model is told why")
+    edited = None
+    if dtype == "edit":
+        ea = d.get("edited_action")
+        if not isinstance(ea, Mapping) or not isinstance(ea.get("name"), str) or not isinstance(ea.get("args"), Mapping):
+            raise ResumeError("an edit needs 'edited_action' with 'name' (text) and 'args' (object)")
+        edited = {"name": ea["name"], "args": dict(ea["args"])}
+    return ResumeDecision(type=dtype, actor=actor, role=role, message=message, edited_action=edited,
+                          decided_at=decided_at)
+
+
+def approvals_complete(requirements: list[Mapping[str, Any]], given: list[Mapping[str, Any]], roles_of: Any) -> bool:
+    """Whether the approvals given meet every requirement (distinct approvers, right roles)."""
+    if not requirements:
+        return True
+    distinct = {g["approver"] for g in given}
+    need = max(int(r["count"]) for r in requirements)
+    return len(distinct) >= need and not any(_unmet(r, given, roles_of) for r in requirements)
+
+
+def _unmet(req: Mapping[str, Any], given: list[Mapping[str, Any]], roles_of: Any) -> bool:
+    have = sum(1 for g in given if req["role"] in roles_of(g["approver"]))
+    return bool(have < req["count"])

@@ -1,0 +1,90 @@
+"""Rollback: run the registered compensation of an executed action, as a permissioned action.
+
+Policy names who may roll back each tool (``rollback: {role: ...}``); a tool without that entry
+cannot be rolled back by anyone (fail closed). The compensation runs through the ledger with its
+own idempotency key, and the original ledger record is marked rolled back atomically, so a second
+rollback (or two at once) is refused and the compensation happens once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agent_kit._canonical import action_hash, idempotency_key, result_hash
+from agent_kit.errors import RollbackError
+
+__all__ = ["rollback"]
+
+
+def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
+    """Reverse the effect recorded by audit entry ``entry_seq``.
+
+    Returns:
+        ``{"entry", "compensation", "args", "result", "audit_seq"}``.
+
+    Raises:
+        RollbackError: the entry is not an executed action, has no compensation, was rolled back
+            already, or the approver may not roll it back.
+    """
+    layer, store = runtime.layer, runtime.store
+    entry = store.audit.get(int(entry_seq))
+    if entry is None:
+        raise RollbackError(f"no audit entry {entry_seq}")
+    if entry.kind != "executed":
+        raise RollbackError(f"audit entry {entry_seq} is a {entry.kind!r} entry; only 'executed' actions can be rolled back")
+    spec = layer.registry.get(entry.tool or "")
+    if spec is None:
+        raise RollbackError(f"tool {entry.tool!r} of entry {entry_seq} is not registered in this graph")
+    if spec.compensation is None:
+        why = "it is declared irreversible" if spec.irreversible else "it declares no compensation"
+        raise RollbackError(f"{spec.name} (entry {entry_seq}) cannot be rolled back: {why}")
+    need = layer.policy.rollback_requirement(spec.name)
+    if need is None:
+        raise RollbackError(f"the policy names nobody who may roll back {spec.name}; add `rollback: {{role: ...}}` to its entry")
+    if not layer.policy.can_act_as(approver, need.role):
+        roles = ", ".join(sorted(layer.policy.roles_of(approver))) or "none"
+        raise RollbackError(f"{approver!r} (roles: {roles}) may not roll back {spec.name}; it needs role {need.role}")
+    key = entry.data.get("idempotency_key")
+    record = store.ledger.get(key) if key else None
+    if record is None or record.status != "done":
+        raise RollbackError(f"the ledger has no finished execution for entry {entry_seq}")
+    if record.rolled_back_by is not None:
+        raise RollbackError(f"entry {entry_seq} was already rolled back (audit entry {record.rolled_back_by})")
+    comp = layer.registry.get(spec.compensation.tool)
+    if comp is None:
+        raise RollbackError(f"compensation {spec.compensation.tool!r} is not registered")
+    args = spec.compensation.args(record.args, record.result)
+    comp.validate_args(args)
+    thread = entry.thread_id or ""
+    with store.leases.acquire(thread, owner=f"rollback:{approver}"):
+        current = store.ledger.get(key)
+        if current is not None and current.rolled_back_by is not None:
+            raise RollbackError(f"entry {entry_seq} was already rolled back (audit entry {current.rolled_back_by})")
+        snap = runtime.state(thread)
+        context = (snap.values or {}).get("context", {}) if snap else {}
+        call = {**args, **{arg: context.get(k) for arg, k in comp.inject.items()}}
+        chash = action_hash(comp.name, args)
+        ckey = idempotency_key(thread, f"rollback:{entry_seq}", chash)
+        if comp.takes_idempotency_key:
+            call["idempotency_key"] = ckey
+        crecord, _ = store.ledger.begin(ckey, thread_id=thread, tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
+                                        action_hash=chash, args=args)
+        if crecord.status == "done":
+            result = crecord.result
+        else:
+            started = time.perf_counter()
+            try:
+                result = comp.tool.invoke(call)
+            except Exception as exc:
+                store.ledger.finish(ckey, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000)
+                raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
+            store.ledger.finish(ckey, result=result, duration_ms=(time.perf_counter() - started) * 1000)
+        audit_entry = store.audit.append(
+            "rolled_back", actor=approver, thread_id=thread, tool=spec.name, action_hash=entry.action_hash,
+            data={"entry": entry_seq, "compensation": comp.name, "args": args, "result_hash": result_hash(result),
+                  "idempotency_key": ckey, "role": need.role},
+            policy_version=layer.policy.version, key=f"{thread}:rollback:{entry_seq}",
+        )
+        store.ledger.mark_rolled_back(key, audit_entry.seq)
+    return {"entry": entry_seq, "compensation": comp.name, "args": args, "result": result, "audit_seq": audit_entry.seq}

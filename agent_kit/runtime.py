@@ -1,0 +1,230 @@
+"""The runtime: the one public path to run, resume, approve, reject and resolve a thread.
+
+Every call takes the thread's lease (one run per thread, across processes), checks that the
+interrupt it answers is still pending, and validates the resume payload *before* the graph is
+invoked: a refused payload changes nothing and the run stays paused and resumable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.types import Command
+
+from agent_kit._actions import ACTOR_KEY
+from agent_kit.errors import ResumeError, StaleInterruptError
+from agent_kit.graph import PermissionLayer, layer_of
+from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
+
+__all__ = ["AgentRuntime", "TurnResult"]
+
+Status = Literal["replied", "paused", "escalated", "closed"]
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """Where a thread stands after a call: its status, the reply, and what waits on a person."""
+
+    thread_id: str
+    status: Status
+    reply: str | None
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id, "status": self.status, "reply": self.reply, "pending": self.pending}
+
+
+def pending_view(thread_id: str, interrupt_id: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """The operator's view of one pending interrupt (the shape of ``pending --json``)."""
+    req = value["action_requests"][0]
+    return {
+        "thread_id": thread_id, "interrupt_id": interrupt_id, "kind": value["kind"],
+        "action": {"name": req["name"], "args": req["args"]}, "action_hash": value["action_hash"],
+        "mode": value.get("mode"), "rule": value.get("rule"), "reason": value.get("reason"),
+        "required_role": value.get("required_role"), "requested_by": value.get("requested_by"),
+        "requested_at": value.get("requested_at"), "expires_at": value.get("expires_at"),
+        "summary": value.get("summary"), "approvals_needed": value.get("approvals_needed", 0),
+        "approvals": value.get("approvals_given", []), "question": req.get("description"),
+    }
+
+
+class AgentRuntime:
+    """Runs an agent_kit graph on a store: chat turns, approvals, rejections, resolutions.
+
+    Args:
+        graph: a graph made by :func:`agent_kit.create_permissioned_agent` (with or without a
+            checkpointer; the store's own checkpointer is used unless one is given).
+        store: the :class:`agent_kit.store.Store`; default: the graph's, else opened from env.
+        checkpointer: override the store's checkpointer.
+        durability: ``"sync"`` (default) or ``"async"``; ``"exit"`` is refused.
+    """
+
+    def __init__(self, graph: Any, *, store: Any = None, checkpointer: Any = None,
+                 durability: Literal["sync", "async"] = "sync") -> None:
+        self.layer: PermissionLayer = layer_of(graph)
+        if store is not None:
+            self.layer.use_store(store)
+        self.store = self.layer.store
+        if durability not in ("sync", "async"):
+            raise ResumeError(f"durability {durability!r} is refused for permissioned graphs; use 'sync' or 'async'")
+        self.durability = durability
+        self.graph = self.layer.compile(checkpointer=checkpointer or self.store.checkpointer())
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    # -- reading -------------------------------------------------------------------------------
+    def _config(self, thread_id: str, actor: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id, ACTOR_KEY: actor}}
+
+    def state(self, thread_id: str) -> Any:
+        return self.graph.get_state({"configurable": {"thread_id": thread_id}})
+
+    def exists(self, thread_id: str) -> bool:
+        return bool(self.state(thread_id).values)
+
+    def pending(self, thread_id: str | None = None, kind: str | None = None) -> list[Any]:
+        """Pending interrupts from the inbox index (no scan of thread states)."""
+        items = self.store.inbox.for_thread(thread_id) if thread_id else self.store.inbox.list(kind=kind)
+        return [i for i in items if kind is None or i.kind == kind]
+
+    def result(self, thread_id: str) -> TurnResult:
+        snap = self.state(thread_id)
+        pending = [pending_view(thread_id, i.id, i.value) for i in snap.interrupts]
+        values = snap.values or {}
+        messages = values.get("messages", [])
+        reply = None
+        if messages and isinstance(messages[-1], AIMessage) and not messages[-1].tool_calls:
+            reply = str(messages[-1].content)
+        elif pending:
+            reply = _waiting_reply(pending)
+        status: Status
+        if any(p["kind"] == "escalation" for p in pending):
+            status = "escalated"
+        elif pending:
+            status = "paused"
+        elif values.get("status") == "closed":
+            status = "closed"
+        else:
+            status = "replied"
+        return TurnResult(thread_id=thread_id, status=status, reply=reply, pending=pending)
+
+    # -- acting --------------------------------------------------------------------------------
+    def send(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> TurnResult:
+        """One customer turn. While the run waits on the customer (verification), this answers it."""
+        if not isinstance(message, str) or not message.strip():
+            raise ResumeError("a chat message must be non-empty text")
+        with self.store.leases.acquire(thread_id, owner=self.owner):
+            snap = self.state(thread_id)
+            waiting = [i for i in snap.interrupts if i.value.get("kind") == "verification"]
+            if waiting:
+                target = waiting[0]
+                yes = message.strip().lower().rstrip(".!")
+                dtype = "approve" if target.value.get("verification") == "identity" else (
+                    "approve" if yes in YES_WORDS else "reject")
+                payload = {"decisions": [{"type": dtype, "message": message}], "approver": CUSTOMER,
+                           "action_hash": target.value["action_hash"], "decided_at": now_iso()}
+                check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
+                self._invoke(Command(resume={target.id: payload}), thread_id, actor)
+            elif snap.interrupts:
+                return self.result(thread_id)  # waiting on staff: nothing to add until they decide
+            else:
+                self._invoke({"messages": [HumanMessage(content=message)]}, thread_id, actor)
+            return self._settle(thread_id)
+
+    def approve(self, thread_id: str, *, approver: str, interrupt_id: str | None = None,
+                edit: Mapping[str, Any] | None = None) -> TurnResult:
+        """Approve (or edit and approve) a pending action and resume the run."""
+        decision: dict[str, Any] = {"type": "approve"}
+        if edit is not None:
+            decision = {"type": "edit", "edited_action": dict(edit)}
+        return self._resume(thread_id, interrupt_id, approver, decision, kinds=("approval",))
+
+    def reject(self, thread_id: str, *, approver: str, reason: str, interrupt_id: str | None = None) -> TurnResult:
+        """Reject a pending action; the model is told why."""
+        return self._resume(thread_id, interrupt_id, approver, {"type": "reject", "message": reason},
+                            kinds=("approval",))
+
+    def resolve(self, thread_id: str, *, approver: str, note: str, hand_back: bool = False,
+                interrupt_id: str | None = None) -> TurnResult:
+        """Close an escalated case (the customer gets the note), or hand it back to the agent."""
+        return self._resume(thread_id, interrupt_id, approver, {"type": "respond", "message": note},
+                            kinds=("escalation",), resolution="return" if hand_back else "close")
+
+    def _resume(self, thread_id: str, interrupt_id: str | None, approver: str, decision: dict[str, Any], *,
+                kinds: tuple[str, ...], resolution: str | None = None) -> TurnResult:
+        if not isinstance(approver, str) or not approver.strip():
+            raise ResumeError("an identified approver is required (--as NAME)")
+        with self.store.leases.acquire(thread_id, owner=self.owner):
+            snap = self.state(thread_id)
+            if not snap.values:
+                raise StaleInterruptError(f"unknown thread {thread_id!r}: nothing has run on it")
+            target = self._target(thread_id, snap.interrupts, interrupt_id, kinds)
+            payload: dict[str, Any] = {"decisions": [decision], "approver": approver,
+                                       "action_hash": target.value["action_hash"], "decided_at": now_iso()}
+            if resolution is not None:
+                payload["resolution"] = resolution
+            checked = check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
+            if checked.edited_action is not None:
+                self._check_edit(checked.edited_action)
+            self._invoke(Command(resume={target.id: payload}), thread_id, approver)
+            return self._settle(thread_id)
+
+    def _target(self, thread_id: str, interrupts: Any, interrupt_id: str | None, kinds: tuple[str, ...]) -> Any:
+        live = {i.id: i for i in interrupts}
+        if interrupt_id is not None:
+            if interrupt_id not in live:
+                raise StaleInterruptError(
+                    f"interrupt {interrupt_id!r} is not pending on thread {thread_id!r} (already decided, or "
+                    f"from another thread); pending: {', '.join(live) or 'none'}"
+                )
+            target = live[interrupt_id]
+            if target.value.get("kind") not in kinds:
+                raise ResumeError(
+                    f"interrupt {interrupt_id!r} is a {target.value.get('kind')} interrupt; "
+                    + ("the customer answers it through the chat" if target.value.get("kind") == "verification"
+                       else "use the command for that kind")
+                )
+            return target
+        eligible = [i for i in interrupts if i.value.get("kind") in kinds]
+        if not eligible:
+            raise StaleInterruptError(f"thread {thread_id!r} has no pending {' or '.join(kinds)} interrupt")
+        if len(eligible) > 1:
+            ids = ", ".join(f"{i.id} ({i.value['action_requests'][0]['name']})" for i in eligible)
+            raise ResumeError(f"thread {thread_id!r} has {len(eligible)} pending interrupts; name one with --interrupt: {ids}")
+        return eligible[0]
+
+    def _check_edit(self, edited: Mapping[str, Any]) -> None:
+        spec = self.layer.registry.get(edited["name"])
+        if spec is None or edited["name"] not in self.layer.policy.tools:
+            raise ResumeError(f"the edit names tool {edited['name']!r}, which is not registered with a policy entry")
+        try:
+            spec.validate_args(edited["args"])
+        except ValueError as exc:
+            raise ResumeError(f"the edited action is invalid: {exc}") from None
+
+    def _invoke(self, value: Any, thread_id: str, actor: str) -> None:
+        self.graph.invoke(value, self._config(thread_id, actor), durability=self.durability)
+
+    def _settle(self, thread_id: str) -> TurnResult:
+        result = self.result(thread_id)
+        live = {p["interrupt_id"] for p in result.pending}
+        for item in self.store.inbox.for_thread(thread_id):
+            if item.interrupt_id not in live:
+                self.store.inbox.remove(item.interrupt_id)
+        return result
+
+
+
+
+def _waiting_reply(pending: list[dict[str, Any]]) -> str:
+    p = pending[0]
+    if p["kind"] == "verification":
+        return str(p.get("question") or "Please confirm.")
+    if p["kind"] == "escalation":
+        return "I've passed your case to a person, who will follow up with you."
+    return f"Your request ({p['action']['name']}) needs approval by a {p.get('required_role') or 'staff member'}; I'll continue once it is decided."
