@@ -31,6 +31,15 @@ ACTOR_KEY = "agent_kit_actor"
 """Configurable key with the identity of whoever drives this invocation (set by the runtime)."""
 
 
+def refuse_exit_durability(config: RunnableConfig) -> None:
+    """With ``durability="exit"`` a crash after an approval loses it while the effect may have run."""
+    if (config.get("configurable") or {}).get(_DURABILITY_KEY) == "exit":
+        raise AgentKitError(
+            "durability='exit' is refused for permissioned graphs: an approval or effect could be "
+            "lost in a crash; use 'sync' or 'async'"
+        )
+
+
 def thread_of(config: RunnableConfig) -> str:
     return str((config.get("configurable") or {}).get("thread_id", ""))
 
@@ -157,12 +166,7 @@ class ActionRouter:
 
     def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
         """The permission node: decide every call of the last AI message and send each on its way."""
-        conf = config.get("configurable") or {}
-        if conf.get(_DURABILITY_KEY) == "exit":
-            raise AgentKitError(
-                "durability='exit' is refused for permissioned graphs: an approval or effect could be "
-                "lost in a crash; use 'sync' or 'async'"
-            )
+        refuse_exit_durability(config)
         messages = state.get("messages", [])
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
         context = dict(state.get("context") or {})
@@ -173,7 +177,7 @@ class ActionRouter:
                    for tc in last.tool_calls]
         denials = sum(1 for a in actions if a["decision"]["outcome"] == "deny")
         strikes = int(state.get("strikes") or 0)
-        if strikes + denials >= self.policy.max_strikes and denials:
+        if strikes + denials >= self.policy.max_strikes:
             return self._escalate_turn(actions, context, config, strikes + denials)
         updates: list[Any] = []
         gotos: list[Any] = []
@@ -197,6 +201,19 @@ class ActionRouter:
                                        "rule": "max_strikes", "reason": reason}}
         msgs = [tool_message(a, f"Not run: {reason}", error=True) for a in rest]
         return Command(update={"messages": msgs}, goto=Send("escalation", {"action": first, "context": context}))
+
+    def escalate_strikes(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
+        """The turn keeps failing: hand the last call to a person instead of asking the model again."""
+        messages = state.get("messages", [])
+        last = next((m for m in reversed(messages) if isinstance(m, AIMessage) and m.tool_calls), None)
+        context = dict(state.get("context") or {})
+        if last is None:
+            return Command(goto="__end__")
+        tc = last.tool_calls[-1]
+        action = self.new_action(tc["name"], tc.get("args"), f"{tc['id']}:handoff", requested_by=actor_of(config),
+                                 context=context)
+        cmd = self._escalate_turn([action], context, config, int(state.get("strikes") or 0))
+        return Command(update={"strikes": "reset"}, goto=cmd.goto)
 
     def summary(self, action: Mapping[str, Any], context: Mapping[str, Any]) -> str:
         d = action["decision"]

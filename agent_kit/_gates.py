@@ -17,11 +17,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
-from agent_kit._actions import thread_of, tool_message
+from agent_kit._actions import refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import idempotency_key, result_hash
 from agent_kit._visibility import filter_fields
 from agent_kit.errors import ResumeError
@@ -181,15 +182,20 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy")
     layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                 data={"note": d.message, "resolution": d.resolution, "role": d.role})
+    handoff = action["tool_call_id"].endswith(":handoff")  # no open tool call: a run-level hand-off
     if d.resolution == "return":
         text = f"Not run: escalated. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
-        return Command(update={"messages": [tool_message(action, text, error=True)]}, goto="agent")
+        msg = HumanMessage(content=f"[operator {d.actor}] {d.message}", name="operator") if handoff else tool_message(
+            action, text, error=True)
+        return Command(update={"messages": [msg]}, goto="agent")
     text = f"Not run: escalated. A person ({d.actor}) closed the case: {d.message}"
-    return Command(update={"messages": [tool_message(action, text, error=True)], "status": "closed",
-                           "context": {"closing_note": d.message}}, goto="agent")
+    update: dict[str, Any] = {"status": "closed", "context": {"closing_note": d.message}}
+    update["messages"] = [] if handoff else [tool_message(action, text, error=True)]
+    return Command(update=update, goto="agent")
 
 
 def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+    refuse_exit_durability(config)
     action, context = dict(task["action"]), dict(task["context"])
     # Fail closed: the policy may have changed since the action was cleared; decide it again.
     cmd = layer.route(action, context, config)

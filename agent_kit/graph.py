@@ -30,7 +30,7 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _gates
-from agent_kit._actions import ActionRouter
+from agent_kit._actions import ActionRouter, refuse_exit_durability
 from agent_kit.errors import AgentKitError
 from agent_kit.policy import Policy, load_policy
 from agent_kit.registry import ToolRegistry, ToolSpec
@@ -125,7 +125,8 @@ class PermissionLayer(ActionRouter):
         self._store = store
 
     # -- nodes -------------------------------------------------------------------------------
-    def agent(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+    def agent(self, state: AgentState, config: RunnableConfig) -> Any:
+        refuse_exit_durability(config)
         messages: list[BaseMessage] = list(state.get("messages", []))
         update: dict[str, Any] = {}
         last = messages[-1] if messages else None
@@ -136,6 +137,8 @@ class PermissionLayer(ActionRouter):
                 update["context"] = dict(self.observe(_text(last)))
         elif _unanswered(messages):
             return {}  # a sibling call is still on its way; the last one to finish wakes us again
+        if not isinstance(last, HumanMessage) and int(state.get("strikes") or 0) >= self.policy.max_strikes:
+            return self.escalate_strikes(state, config)
         if state.get("status") == "closed" and not isinstance(last, HumanMessage):
             note = (state.get("context") or {}).get("closing_note", "A person has closed this case.")
             return {"messages": [AIMessage(content=note)]}
@@ -166,7 +169,7 @@ class PermissionLayer(ActionRouter):
     def builder(self) -> StateGraph:
         """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
         g: StateGraph = StateGraph(AgentState, input_schema=InputState)
-        g.add_node("agent", self.agent)
+        g.add_node("agent", self.agent, destinations=("permission", "escalation", END))
         g.add_node("permission", self.permission,
                    destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
         g.add_node("verification", self.verification, destinations=("approval", "execute", "escalation", "agent"))

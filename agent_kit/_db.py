@@ -1,0 +1,305 @@
+"""A thin connection layer over sqlite3 and psycopg, so agent_kit's SQL is written once.
+
+SQL is written with ``?`` placeholders; on Postgres they become ``%s`` (and a literal ``%``
+becomes ``%%``). Each thread gets its own connection, opened lazily and reopened after a
+``fork``. Writes run in short transactions:
+
+- SQLite: ``BEGIN IMMEDIATE`` takes the file's write lock up front, so two processes never
+  both read-then-write and the loser waits (``busy_timeout``) instead of failing on upgrade;
+  a busy error that still escapes is retried with backoff.
+- Postgres: a plain transaction, optionally serialized by ``pg_advisory_xact_lock`` on a
+  named lock (hashed with the schema, so test schemas never contend with each other).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from .errors import StorageError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "CONNECT_TIMEOUT_S",
+    "Backend",
+    "Database",
+    "Row",
+    "Tx",
+    "describe_url",
+    "postgres_connect_kwargs",
+    "to_pyformat",
+    "utc_now",
+]
+
+Backend = Literal["sqlite", "postgres"]
+Row = tuple[Any, ...]
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite connection waits for another process's write lock."""
+CONNECT_TIMEOUT_S = 3
+"""How long Store.open waits for a Postgres server before giving up."""
+_RETRY_DEADLINE_S = 60.0
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@lru_cache(maxsize=512)
+def to_pyformat(sql: str) -> str:
+    """Translate ``?`` placeholders to psycopg's ``%s``, leaving quoted text alone."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote is not None:
+            if ch == quote:
+                quote = None
+            out.append("%%" if ch == "%" else ch)
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def describe_url(url: str) -> str:
+    """``host:port/dbname`` of a Postgres URL, for error messages (never the password)."""
+    try:
+        info = pg_conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "an unparsable URL"
+    host = str(info.get("host") or info.get("hostaddr") or "localhost")
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def postgres_connect_kwargs(schema: str | None) -> dict[str, Any]:
+    """Connection options every agent_kit Postgres connection shares."""
+    kwargs: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True}
+    if schema is not None:
+        kwargs["options"] = f"-csearch_path={schema}"
+    return kwargs
+
+
+class Tx:
+    """One open transaction: statements run on the transaction's connection."""
+
+    def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any], backend: Backend) -> None:
+        self._conn = conn
+        self._pg = backend == "postgres"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        if self._pg:
+            return self._conn.execute(to_pyformat(sql), params).rowcount  # type: ignore[arg-type]
+        return self._conn.execute(sql, params).rowcount  # type: ignore[union-attr]
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        if self._pg:
+            return self._conn.execute(to_pyformat(sql), params).fetchone()  # type: ignore[arg-type,no-any-return]
+        return self._conn.execute(sql, params).fetchone()  # type: ignore[union-attr,no-any-return]
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._pg:
+            return self._conn.execute(to_pyformat(sql), params).fetchall()  # type: ignore[arg-type]
+        return self._conn.execute(sql, params).fetchall()  # type: ignore[union-attr]
+
+
+class Database:
+    """Connections to one agent_kit database (a SQLite file or a Postgres schema)."""
+
+    def __init__(self, backend: Backend, *, path: Path | None = None, url: str | None = None,
+                 schema: str | None = None) -> None:
+        self.backend: Backend = backend
+        """``"sqlite"`` or ``"postgres"``."""
+        self.path = path
+        """The SQLite file (SQLite only)."""
+        self.url = url
+        """The Postgres URL (Postgres only)."""
+        self.schema = schema
+        """The Postgres schema our tables (and the checkpoints) live in, if not the default."""
+        self._namespace = schema or _search_path(url)
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open_sqlite(cls, path: Path) -> Database:
+        """Open (creating if needed) a SQLite file in WAL mode."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = cls("sqlite", path=path)
+            conn = db.connection()
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open the SQLite store {path}: {exc}") from None
+        return db
+
+    @classmethod
+    def open_postgres(cls, url: str, schema: str | None = None) -> Database:
+        """Connect to Postgres now (so a bad URL fails here) and create ``schema`` if given."""
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise StorageError(f"unsupported database URL {url.split('@')[-1]!r}: expected postgresql://...")
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise StorageError(f"invalid schema name {schema!r}: use letters, digits and _")
+        db = cls("postgres", url=url, schema=schema)
+        if schema is not None:
+            # Created before search_path points at it; the lock keeps concurrent openers apart.
+            with db.raw_postgres(with_schema=False) as conn:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (db.lock_key("create_schema"),))
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        db.connection()
+        return db
+
+    def raw_postgres(self, *, with_schema: bool = True, **extra: Any) -> psycopg.Connection[Any]:
+        """A new dedicated Postgres connection (the caller closes it); StorageError if unreachable."""
+        assert self.url is not None
+        kwargs = postgres_connect_kwargs(self.schema if with_schema else None)
+        kwargs.update(extra)
+        try:
+            return psycopg.connect(self.url, **kwargs)
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {describe_url(self.url)}: {first}"
+            ) from None
+
+    def connection(self) -> Any:
+        """This thread's connection, opened on first use (and again after a fork)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        if self._closed:
+            raise StorageError("the store is closed")
+        if self.backend == "sqlite":
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+        else:
+            conn = self.raw_postgres()
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    # -- statements --------------------------------------------------------------------------
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a read on this thread's connection (autocommit)."""
+        return Tx(self.connection(), self.backend).fetchall(sql, params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        return Tx(self.connection(), self.backend).fetchone(sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction."""
+        return self.write(lambda tx: tx.execute(sql, params))
+
+    def lock_key(self, name: str) -> int:
+        """A signed 64-bit advisory-lock key for ``name`` within this schema."""
+        digest = hashlib.sha256(f"agent_kit\x1f{self._namespace}\x1f{name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    @contextmanager
+    def transaction(self, *, lock: str | None = None) -> Iterator[Tx]:
+        """One write transaction: ``BEGIN IMMEDIATE`` on SQLite; on Postgres, optionally
+        serialized with every other transaction that names the same ``lock``."""
+        conn = self.connection()
+        if self.backend == "sqlite":
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(conn, "sqlite")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with conn.transaction():
+                if lock is not None:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key(lock),))
+                yield Tx(conn, "postgres")
+
+    def write(self, fn: Callable[[Tx], T], *, lock: str | None = None) -> T:
+        """Run ``fn`` in a write transaction, retrying it when the database is busy."""
+        deadline = time.monotonic() + _RETRY_DEADLINE_S
+        delay = 0.005
+        while True:
+            try:
+                with self.transaction(lock=lock) as tx:
+                    return fn(tx)
+            except (sqlite3.OperationalError, psycopg.errors.SerializationFailure,
+                    psycopg.errors.DeadlockDetected) as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            # Backoff between retries of a busy write (jittered so processes do not re-collide).
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.25)
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` against one consistent snapshot (a read transaction)."""
+        conn = self.connection()
+        if self.backend == "sqlite":
+            conn.execute("BEGIN")
+            try:
+                return fn(Tx(conn, "sqlite"))
+            finally:
+                conn.execute("COMMIT")
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return fn(Tx(conn, "postgres"))
+
+    def close(self) -> None:
+        """Close every connection this object opened, in any thread."""
+        with self._lock:
+            conns, self._all = self._all, []
+            self._closed = True
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._local = threading.local()
+
+
+def _search_path(url: str | None) -> str:
+    """The search_path a URL's ``options`` set, so advisory locks stay per schema."""
+    if not url:
+        return ""
+    try:
+        options = str(pg_conninfo.conninfo_to_dict(url).get("options") or "")
+    except psycopg.Error:
+        return ""
+    found = re.search(r"search_path\s*=\s*([^\s]+)", options)
+    return found.group(1) if found else ""
+
+
+def _is_busy(exc: Exception) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    return True

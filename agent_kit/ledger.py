@@ -1,0 +1,208 @@
+"""The execution ledger: every side effect is written down before it happens.
+
+An effect's idempotency key (thread, tool call, action hash) is inserted with status
+``started`` before the tool runs and the outcome is recorded after. On recovery a ``done``
+record returns its result instead of running again; a ``started`` record whose process died
+becomes ``unknown`` and is reconciled through the key, never re-run blindly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._canonical import canonical_json
+from ._db import Database, Row, Tx, utc_now
+from .errors import LedgerError, RollbackError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+__all__ = ["ExecutionLedger", "LedgerRecord", "LedgerStatus"]
+
+LedgerStatus = Literal["started", "done", "failed", "unknown"]
+
+_SELECT = ("SELECT key, thread_id, tool_call_id, tool, action_hash, args, status, result, error, "
+           "started_at, finished_at, duration_ms, rolled_back_by FROM ledger")
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One effect: what was asked, and what came of it."""
+
+    key: str
+    """The idempotency key handed to the tool."""
+    thread_id: str
+    tool_call_id: str
+    tool: str
+    action_hash: str
+    args: dict[str, Any]
+    status: LedgerStatus
+    """``started`` before the call, ``done`` / ``failed`` after it, ``unknown`` if it was cut off."""
+    result: Any
+    error: str | None
+    started_at: str
+    finished_at: str | None
+    duration_ms: float | None
+    rolled_back_by: int | None
+    """``seq`` of the audit entry of the rollback, once rolled back."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON."""
+        return asdict(self)
+
+
+class ExecutionLedger:
+    """The ledger table of one store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def begin(self, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
+              args: dict[str, Any]) -> tuple[LedgerRecord, bool]:
+        """Record the intent to run an action, unless the key is already recorded.
+
+        Returns:
+            ``(record, created)``: ``created`` is False when the key existed (the caller then
+            looks at ``record.status`` instead of running the tool).
+
+        Raises:
+            LedgerError: the key is recorded for a different action hash.
+        """
+        args_text = _json(args, "args")
+
+        def begin_in(tx: Tx) -> tuple[Row, bool]:
+            created = tx.execute(
+                "INSERT INTO ledger (key, thread_id, tool_call_id, tool, action_hash, args, status, "
+                "started_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?) ON CONFLICT (key) DO NOTHING",
+                (key, thread_id, tool_call_id, tool, action_hash, args_text, utc_now()),
+            ) == 1
+            row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+            assert row is not None
+            return row, created
+
+        row, created = self._db.write(begin_in)
+        record = _record(row)
+        if record.action_hash != action_hash:
+            raise LedgerError(
+                f"ledger key {key!r} is already used for action {record.action_hash[:12]} "
+                f"({record.tool}); this call is action {action_hash[:12]} ({tool}): a key belongs to "
+                "one action only, so derive it from the action hash")
+        return record, created
+
+    def finish(self, key: str, *, result: Any = None, error: str | None = None,
+               duration_ms: float | None = None) -> LedgerRecord:
+        """Record the outcome: ``failed`` if ``error`` is given, else ``done`` with ``result``.
+
+        Finishing twice with the same outcome returns the record unchanged.
+
+        Raises:
+            LedgerError: the key is unknown, or already finished with another outcome.
+        """
+        status: LedgerStatus = "failed" if error is not None else "done"
+        result_text = _json(result, "result")
+
+        def finish_in(tx: Tx) -> Row:
+            changed = tx.execute(
+                "UPDATE ledger SET status = ?, result = ?, error = ?, finished_at = ?, duration_ms = ? "
+                "WHERE key = ? AND status IN ('started', 'unknown')",
+                (status, result_text, error, utc_now(), duration_ms, key))
+            row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+            if row is None:
+                raise LedgerError(f"no ledger record for key {key!r}: call begin() first")
+            if not changed and (row[6], row[7], row[8]) != (status, result_text, error):
+                raise LedgerError(
+                    f"ledger key {key!r} is already {row[6]}; refusing to record a second outcome")
+            return row
+
+        return _record(self._db.write(finish_in))
+
+    def mark_unknown(self, key: str) -> LedgerRecord:
+        """Mark a ``started`` record whose outcome was lost (its process died) as ``unknown``.
+
+        A finished record is returned unchanged.
+
+        Raises:
+            LedgerError: the key is unknown.
+        """
+
+        def mark_in(tx: Tx) -> Row | None:
+            tx.execute("UPDATE ledger SET status = 'unknown' WHERE key = ? AND status = 'started'", (key,))
+            return tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+
+        row = self._db.write(mark_in)
+        if row is None:
+            raise LedgerError(f"no ledger record for key {key!r}")
+        return _record(row)
+
+    def get(self, key: str) -> LedgerRecord | None:
+        """The record for ``key``, or None."""
+        row = self._db.fetchone(_SELECT + " WHERE key = ?", (key,))
+        return _record(row) if row else None
+
+    def for_thread(self, thread_id: str) -> list[LedgerRecord]:
+        """The thread's records, oldest first."""
+        rows = self._db.fetchall(_SELECT + " WHERE thread_id = ? ORDER BY started_at, key", (thread_id,))
+        return [_record(row) for row in rows]
+
+    def mark_rolled_back(self, key: str, audit_seq: int) -> None:
+        """Record that the action was rolled back (by the audit entry ``audit_seq``).
+
+        The check and the update are one statement, so two concurrent rollbacks cannot both win.
+
+        Raises:
+            RollbackError: the action was already rolled back.
+            LedgerError: the key is unknown.
+        """
+        changed = self._db.execute(
+            "UPDATE ledger SET rolled_back_by = ? WHERE key = ? AND rolled_back_by IS NULL",
+            (audit_seq, key))
+        if changed:
+            return
+        record = self.get(key)
+        if record is None:
+            raise LedgerError(f"no ledger record for key {key!r}")
+        raise RollbackError(
+            f"action {key!r} ({record.tool}) was already rolled back by audit entry {record.rolled_back_by}")
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return canonical_json(value)
+    except (TypeError, ValueError) as exc:
+        raise LedgerError(f"ledger {what} is not JSON: {exc}") from None
+
+
+def _record(row: Row) -> LedgerRecord:
+    (key, thread_id, tool_call_id, tool, action_hash, args, status, result, error, started_at,
+     finished_at, duration_ms, rolled_back_by) = row
+    return LedgerRecord(
+        key=key, thread_id=thread_id, tool_call_id=tool_call_id, tool=tool, action_hash=action_hash,
+        args=json.loads(args), status=status, result=None if result is None else json.loads(result),
+        error=error, started_at=started_at, finished_at=finished_at,
+        duration_ms=None if duration_ms is None else float(duration_ms),
+        rolled_back_by=None if rolled_back_by is None else int(rolled_back_by),
+    )
+
+
+def _create_sqlite_tables(db: sqlite_utils.Database) -> None:
+    db["ledger"].create(  # type: ignore[union-attr]
+        {"key": str, "thread_id": str, "tool_call_id": str, "tool": str, "action_hash": str,
+         "args": str, "status": str, "result": str, "error": str, "started_at": str,
+         "finished_at": str, "duration_ms": float, "rolled_back_by": int},
+        pk="key", not_null={"thread_id", "tool_call_id", "tool", "action_hash", "args", "status",
+                            "started_at"},
+        if_not_exists=True)
+    db["ledger"].create_index(["thread_id", "started_at"], index_name="ledger_thread",  # type: ignore[union-attr]
+                              if_not_exists=True)
+
+
+def _create_postgres_tables(tx: Tx) -> None:
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS ledger (key TEXT PRIMARY KEY, thread_id TEXT NOT NULL, "
+        "tool_call_id TEXT NOT NULL, tool TEXT NOT NULL, action_hash TEXT NOT NULL, "
+        "args TEXT NOT NULL, status TEXT NOT NULL, result TEXT, error TEXT, "
+        "started_at TEXT NOT NULL, finished_at TEXT, duration_ms DOUBLE PRECISION, "
+        "rolled_back_by BIGINT)")
+    tx.execute("CREATE INDEX IF NOT EXISTS ledger_thread ON ledger (thread_id, started_at)")

@@ -1,0 +1,87 @@
+"""Shared fixtures: a fresh home per test, the reference app on it, on SQLite and on Postgres."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_URL = os.environ.get("AGENT_KIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@dataclass
+class App:
+    """The reference agent on one store: runtime, back office, home folder."""
+
+    home: Path
+    store: Any
+    runtime: Any
+    shop: Any
+    db_url: str | None = None
+    schema: str | None = None
+
+    def say(self, thread: str, *messages: str) -> Any:
+        result = None
+        for m in messages:
+            result = self.runtime.send(thread, m)
+        return result
+
+
+def make_app(home: Path, *, db_url: str | None = None, schema: str | None = None, model: Any = None,
+             policy: Any = None) -> App:
+    from agent_kit import AgentRuntime
+    from agent_kit.store import Store
+    from graphs.customer_service import build_graph
+    from tools.shop import Shop
+
+    store = Store.open(home=home, db_url=db_url, schema=schema) if db_url else Store.open(home=home)
+    graph = build_graph(home=home, store=store, model=model, policy=policy)
+    return App(home=home, store=store, runtime=AgentRuntime(graph, store=store), shop=Shop.at_home(home),
+               db_url=db_url, schema=schema)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def app(tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    """The reference agent on a fresh home (and a fresh Postgres schema for the postgres backend)."""
+    monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
+    monkeypatch.delenv("AGENT_KIT_DB_URL", raising=False)
+    monkeypatch.delenv("AGENT_KIT_MODEL", raising=False)
+    schema = f"ak_test_{uuid.uuid4().hex[:10]}" if backend == "postgres" else None
+    a = make_app(tmp_path, db_url=PG_URL if schema else None, schema=schema)
+    try:
+        yield a
+    finally:
+        a.store.close()
+        if schema:
+            drop_schema(schema)
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    """The reference agent on SQLite only (for tests about the app, not the storage)."""
+    monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
+    monkeypatch.delenv("AGENT_KIT_DB_URL", raising=False)
+    monkeypatch.delenv("AGENT_KIT_MODEL", raising=False)
+    a = make_app(tmp_path)
+    try:
+        yield a
+    finally:
+        a.store.close()

@@ -1,0 +1,145 @@
+"""A tiny payments back office for library tests: its own SQLite file, so effects are real rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from langchain_core.tools import InjectedToolArg, tool
+
+from agent_kit import AgentRuntime, Compensation, Mode, Policy, create_permissioned_agent, register
+from agent_kit.store import Store
+from agent_kit.testing import ScriptedChatModel
+
+POLICY: dict[str, Any] = {
+    "version": 1,
+    "approvers": {"lee": ["lead"], "sam": ["lead"], "morgan": ["boss"]},
+    "roles": {"boss": ["lead"]},
+    "defaults": {"max_strikes": 3},
+    "escalation": {"receivers": ["boss"]},
+    "rules": [{"id": "angry", "when": {"context.sentiment": "angry"}, "mode": "escalate"}],
+    "tools": {
+        "lookup": {"mode": "read_only", "visible_fields": ["account", "balance"]},
+        "pay": {
+            "mode": "execute_limited",
+            "rollback": {"role": "lead"},
+            "rules": [
+                {"id": "pay_over_10", "when": {"args.amount": {"gt": 10}}, "approval": {"role": "lead"}},
+                {"id": "pay_over_100", "when": {"args.amount": {"gt": 100}}, "approval": {"role": "lead", "count": 2}},
+                {"id": "pay_over_1000", "when": {"args.amount": {"gt": 1000}}, "mode": "escalate"},
+            ],
+        },
+        "close_account": {"mode": "execute_limited", "rules": [{"id": "close_needs_boss", "approval": {"role": "boss"}}]},
+        "unpay": {"mode": "execute_limited"},
+        "suggest": {"mode": "recommend_only"},
+        "note": {"mode": "draft_only"},
+    },
+}
+
+
+class Bank:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._db() as db:
+            db.execute("create table if not exists payments (id integer primary key, key text unique, to_ text, amount real, reversed int default 0)")
+            db.execute("create table if not exists closed (account text primary key)")
+
+    def _db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
+
+    def pay(self, to: str, amount: float, key: str | None) -> dict[str, Any]:
+        with self._db() as db:
+            row = db.execute("select id from payments where key = ?", (key,)).fetchone()
+            if row is None:
+                cur = db.execute("insert into payments (key, to_, amount) values (?, ?, ?)", (key, to, amount))
+                return {"payment_id": cur.lastrowid, "to": to, "amount": amount}
+            return {"payment_id": row[0], "to": to, "amount": amount}
+
+    def payments(self) -> list[tuple[Any, ...]]:
+        with self._db() as db:
+            return db.execute("select to_, amount, reversed from payments order by id").fetchall()
+
+    def closed(self) -> list[str]:
+        with self._db() as db:
+            return [r[0] for r in db.execute("select account from closed")]
+
+
+def bank_specs(bank: Bank) -> list[Any]:
+    @tool
+    def lookup(account: str) -> dict[str, Any]:
+        """Look up an account."""
+        return {"account": account, "balance": 100.0, "secret": "s3cr3t", "owner": {"email": "x@example.com"}}
+
+    @tool
+    def pay(to: str, amount: float, idempotency_key: Annotated[str | None, InjectedToolArg] = None) -> dict[str, Any]:
+        """Pay an amount to someone."""
+        if amount <= 0:
+            raise ValueError(f"amount must be positive, got {amount}")
+        return bank.pay(to, amount, idempotency_key)
+
+    @tool
+    def unpay(payment_id: int) -> dict[str, Any]:
+        """Reverse a payment."""
+        with bank._db() as db:
+            db.execute("update payments set reversed = 1 where id = ?", (payment_id,))
+        return {"payment_id": payment_id, "reversed": True}
+
+    @tool
+    def close_account(account: str) -> dict[str, Any]:
+        """Close an account."""
+        with bank._db() as db:
+            db.execute("insert or ignore into closed values (?)", (account,))
+        return {"account": account, "closed": True}
+
+    def suggest(action: str) -> str:
+        """Suggest an action to staff."""
+        return action
+
+    def note(text: str) -> str:
+        """Write a note to the customer."""
+        return text
+
+    return [
+        register(lookup, Mode.READ_ONLY, reads=["accounts"]),
+        register(pay, Mode.EXECUTE_LIMITED, changes=["payments"],
+                 compensation=Compensation("unpay", lambda a, r: {"payment_id": r["payment_id"]}, "reverse it")),
+        register(unpay, Mode.EXECUTE_LIMITED, changes=["payments"], irreversible=True),
+        register(close_account, Mode.EXECUTE_LIMITED, changes=["accounts"], irreversible=True),
+        register(suggest, Mode.RECOMMEND_ONLY),
+        register(note, Mode.DRAFT_ONLY, changes=["drafts"], irreversible=True),
+    ]
+
+
+class Kit:
+    def __init__(self, home: Path, steps: list[Any], policy: dict[str, Any] | None = None, **kw: Any) -> None:
+        self.home = home
+        self.bank = Bank(home / "bank.sqlite")
+        self.store = Store.open(home=home)
+        self.model = ScriptedChatModel(steps=steps)
+        self.graph = create_permissioned_agent(
+            self.model, bank_specs(self.bank), Policy.from_dict(policy or POLICY), store=self.store,
+            observe=lambda text: {"sentiment": "angry" if "!!!" in text else "calm"}, **kw)
+        self.runtime = AgentRuntime(self.graph, store=self.store)
+
+    def pending(self, thread: str = "t") -> list[dict[str, Any]]:
+        return self.runtime.result(thread).pending
+
+    def kinds(self, thread: str = "t") -> list[str]:
+        return [e.kind for e in self.store.audit.entries(thread)]
+
+
+@pytest.fixture
+def kit_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[Kit] = []
+
+    def make(steps: list[Any], policy: dict[str, Any] | None = None, **kw: Any) -> Kit:
+        k = Kit(tmp_path, steps, policy, **kw)
+        made.append(k)
+        return k
+
+    yield make
+    for k in made:
+        k.store.close()

@@ -1,0 +1,177 @@
+"""The permission layer end to end on a tiny back office: every mode, parallel calls, edits."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from langchain.agents.middleware.human_in_the_loop import HITLRequest
+from pydantic import TypeAdapter
+
+from agent_kit.testing import tool_call
+
+
+def test_allowed_call_runs_once_and_is_audited(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 5}), "done"])
+    result = kit.runtime.send("t", "pay ann 5")
+    assert result.status == "replied" and result.reply == "done"
+    assert kit.bank.payments() == [("ann", 5.0, 0)]
+    assert kit.kinds() == ["executed"]
+
+
+def test_read_only_result_hides_fields_from_the_model_and_audits_them(kit_factory):
+    kit = kit_factory([tool_call("lookup", {"account": "a1"}), "ok"])
+    kit.runtime.send("t", "look")
+    tool_msg = kit.runtime.state("t").values["messages"][-2]
+    assert "s3cr3t" not in tool_msg.content and "x@example.com" not in tool_msg.content
+    assert '"balance": 100.0' in tool_msg.content
+    (entry,) = kit.store.audit.entries("t")
+    assert entry.kind == "read" and entry.data["hidden_fields"] == ["owner", "secret"]
+
+
+def test_recommend_only_and_draft_only_never_run_the_tool(kit_factory):
+    kit = kit_factory([[tool_call("suggest", {"action": "refund"}), tool_call("note", {"text": "hi"})], "ok"])
+    kit.runtime.send("t", "go")
+    assert sorted(kit.kinds()) == ["drafted", "recommended"]
+    assert len(kit.store.drafts.list("t")) == 1
+    assert kit.bank.payments() == []
+
+
+def test_unknown_tool_is_denied_by_default(kit_factory):
+    kit = kit_factory([tool_call("drop_tables", {}), "ok"])
+    kit.runtime.send("t", "go")
+    msgs = kit.runtime.state("t").values["messages"]
+    assert "denied by default" in msgs[-2].content
+    assert kit.kinds() == ["denied"]
+
+
+def test_invalid_arguments_go_back_to_the_model_not_to_the_tool(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": "lots"}), "ok"])
+    kit.runtime.send("t", "go")
+    msgs = kit.runtime.state("t").values["messages"]
+    assert "invalid arguments for pay" in msgs[-2].content and "amount" in msgs[-2].content
+    assert kit.bank.payments() == []
+
+
+def test_model_cannot_set_the_injected_idempotency_key(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 5, "idempotency_key": "mine"}), "ok"])
+    kit.runtime.send("t", "go")
+    assert kit.bank.payments() == []
+    assert "set by agent_kit" in kit.runtime.state("t").values["messages"][-2].content
+
+
+def test_gated_call_pauses_with_a_hitl_request_and_runs_once_after_approval(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "paid"])
+    result = kit.runtime.send("t", "pay ann 50")
+    assert result.status == "paused" and kit.bank.payments() == []
+    snap = kit.runtime.state("t")
+    (intr,) = snap.interrupts
+    TypeAdapter(HITLRequest).validate_python(intr.value)
+    assert intr.value["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
+    assert intr.value["kind"] == "approval" and intr.value["required_role"] == "lead"
+    assert intr.value["rule"] == "pay_over_10" and len(intr.value["action_hash"]) == 64
+    (item,) = kit.runtime.pending("t")
+    assert item.interrupt_id == intr.id
+    result = kit.runtime.approve("t", approver="lee")
+    assert result.status == "replied" and result.reply == "paid"
+    assert kit.bank.payments() == [("ann", 50.0, 0)]
+    assert kit.kinds() == ["approval_requested", "approved", "executed"]
+    assert kit.runtime.pending("t") == []
+
+
+def test_rejected_call_never_executes_and_the_model_is_told_why(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "sorry"])
+    kit.runtime.send("t", "pay")
+    kit.runtime.reject("t", approver="lee", reason="not this month")
+    assert kit.bank.payments() == []
+    msgs = kit.runtime.state("t").values["messages"]
+    assert "not this month" in msgs[-2].content and "lee" in msgs[-2].content
+    assert kit.kinds() == ["approval_requested", "rejected"]
+
+
+ORDERS = list(itertools.permutations(["a", "b", "c"]))
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["".join(o) for o in ORDERS])
+def test_three_parallel_gated_calls_each_decided_on_its_own(kit_factory, order):
+    calls = [tool_call("pay", {"to": to, "amount": 20 + i}, id=f"c_{to}") for i, to in enumerate("abc")]
+    kit = kit_factory([calls, "done"])
+    kit.runtime.send("t", "pay all")
+    pending = {p["action"]["args"]["to"]: p["interrupt_id"] for p in kit.pending()}
+    assert set(pending) == {"a", "b", "c"} and len(set(pending.values())) == 3
+    for to in order:
+        if to == "b":
+            kit.runtime.reject("t", approver="lee", reason="no", interrupt_id=pending[to])
+        else:
+            kit.runtime.approve("t", approver="lee", interrupt_id=pending[to])
+        # An approved call waits for its siblings, and never runs twice once they are decided.
+        assert all(n == 1 for n in _counts(kit.bank.payments()).values())
+    assert sorted(p[0] for p in kit.bank.payments()) == ["a", "c"]
+    assert kit.kinds().count("executed") == 2 and kit.kinds().count("rejected") == 1
+    assert kit.runtime.result("t").status == "replied"
+
+
+def _counts(rows):
+    out: dict[str, int] = {}
+    for to, _, _ in rows:
+        out[to] = out.get(to, 0) + 1
+    return out
+
+
+def test_edit_to_a_larger_amount_is_decided_again_and_may_escalate(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
+    kit.runtime.send("t", "pay")
+    result = kit.runtime.approve("t", approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 5000}})
+    assert result.status == "escalated"
+    assert kit.bank.payments() == []
+    assert "edited" in kit.kinds() and "escalated" in kit.kinds()
+
+
+def test_edit_to_a_smaller_amount_runs_within_limits(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
+    kit.runtime.send("t", "pay")
+    kit.runtime.approve("t", approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 5}})
+    assert kit.bank.payments() == [("ann", 5.0, 0)]
+
+
+def test_edit_to_another_tool_gets_that_tools_policy(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
+    kit.runtime.send("t", "pay")
+    result = kit.runtime.approve("t", approver="lee", edit={"name": "close_account", "args": {"account": "ann"}})
+    # close_account needs a boss; the editor's own approval does not count for the new action.
+    assert result.status == "paused"
+    (p,) = result.pending
+    assert p["action"]["name"] == "close_account" and p["required_role"] == "boss"
+    assert kit.bank.closed() == []
+    kit.runtime.approve("t", approver="morgan")
+    assert kit.bank.closed() == ["ann"] and kit.bank.payments() == []
+
+
+def test_two_approvals_from_distinct_people(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 500}), "ok"])
+    kit.runtime.send("t", "pay")
+    kit.runtime.approve("t", approver="lee")
+    assert kit.runtime.result("t").status == "paused" and kit.bank.payments() == []
+    from agent_kit import ApprovalError
+
+    with pytest.raises(ApprovalError, match="already approved"):
+        kit.runtime.approve("t", approver="lee")
+    kit.runtime.approve("t", approver="sam")
+    assert kit.bank.payments() == [("ann", 500.0, 0)]
+    assert kit.kinds().count("approved") == 2
+
+
+def test_repeated_denials_escalate_instead_of_looping(kit_factory):
+    bad = tool_call("pay", {"to": "x", "amount": -1})
+    kit = kit_factory([bad, bad, bad, "never"])
+    result = kit.runtime.send("t", "pay")
+    assert result.status == "escalated"
+    assert result.pending[0]["rule"] == "max_strikes"
+
+
+def test_frustrated_customer_escalates_by_policy(kit_factory):
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 1}), "ok"])
+    result = kit.runtime.send("t", "pay ann now!!!")
+    assert result.status == "escalated" and kit.bank.payments() == []
+    result = kit.runtime.resolve("t", approver="morgan", note="refunded by phone")
+    assert result.status == "closed" and result.reply == "refunded by phone"
