@@ -219,7 +219,7 @@ class ActionRouter:
         d = action["decision"]
         who = context.get("customer_name") or context.get("customer_id") or "an unverified customer"
         return (f"{who} asked for {action['tool']}({canonical_json(action['args'])}); "
-                f"policy {d['policy_version']} rule {d['rule']}: {d['reason']}")
+                f"policy {d['policy_version']}: {d['reason']}")
 
 
 def _decision_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ A policy file::
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,42 @@ class Condition(_Strict):
     op: str
     value: Any = None
 
+    def compile(self) -> Any:
+        """A fast predicate over the request, equivalent to :meth:`holds`."""
+        root, *parts = self.path.split(".")
+        op, expected = self.op, self.value
+        ref = tuple(str(expected["ref"]).split(".")) if isinstance(expected, dict) and set(expected) == {"ref"} else None
+        cmp = _CMP.get(op)
+
+        def get(request: Mapping[str, Any], root: str, parts: Any) -> Any:
+            try:
+                node = request[root]
+                for part in parts:
+                    node = node[part]
+            except (KeyError, TypeError, IndexError):
+                return _MISSING
+            return node
+
+        def pred(request: Mapping[str, Any]) -> bool:
+            actual = get(request, root, parts)
+            want = expected
+            if ref is not None:
+                want = get(request, ref[0], ref[1:])
+                if want is _MISSING:
+                    return True
+            if op == "exists":
+                return (actual is not _MISSING) == bool(want)
+            if op == "ne":
+                return actual is _MISSING or actual != want
+            if actual is _MISSING:
+                return False
+            try:
+                return bool(cmp(actual, want))  # type: ignore[misc]
+            except TypeError:
+                return True
+
+        return pred
+
     def holds(self, request: Mapping[str, Any]) -> bool:
         actual = _lookup(request, self.path)
         expected = self.value
@@ -119,6 +156,12 @@ class Condition(_Strict):
             # Values that cannot be compared (a string amount) make the rule fire: fail closed.
             return True
         raise AssertionError(self.op)
+
+
+_CMP: dict[str, Any] = {
+    "eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+    "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
+}
 
 
 def _lookup(request: Mapping[str, Any], path: str) -> Any:
@@ -292,6 +335,7 @@ class Policy:
     """The content hash of the validated policy; it goes with every decision."""
     source: str | None = None
     _role_closure: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    _compiled: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str | None = None) -> Policy:
@@ -334,6 +378,22 @@ class Policy:
         return self.document.defaults.max_strikes
 
     # -- evaluation ------------------------------------------------------------------------
+    def _compiled_rules(self, tool: str, entry: ToolPolicy) -> tuple[tuple[Any, ...], ...]:
+        """Per tool: each rule as (id, predicates, deny, mode, rank, role, count, verification, reason)."""
+        cached = self._compiled.get(tool)
+        if cached is None:
+            out = []
+            for r in (*self.document.rules, *entry.rules):
+                mode = r.mode
+                if r.approval is not None or r.verification is not None:
+                    mode = (mode or Mode.EXECUTE_GATED).stricter(Mode.EXECUTE_GATED)
+                out.append((r.id, tuple(c.compile() for c in r.conditions), r.deny, mode,
+                            mode.rank if mode else -1, r.approval.role if r.approval else None,
+                            r.approval.count if r.approval else 0, r.verification,
+                            r.reason or _default_reason(r, tool)))
+            cached = self._compiled[tool] = tuple(out)
+        return cached
+
     def evaluate(
         self,
         tool: str,
@@ -367,32 +427,39 @@ class Policy:
         approvals: dict[str, int] = {}
         verification: list[str] = []
         deny: tuple[str, str] | None = None
-        for rule in (*self.document.rules, *entry.rules):
-            if not rule.fires(request):
+        rank = mode.rank
+        for rid, preds, rdeny, rmode, rrank, role, count, verify, rreason in self._compiled_rules(tool, entry):
+            ok = True
+            for p in preds:
+                if not p(request):
+                    ok = False
+                    break
+            if not ok:
                 continue
-            fired.append(rule.id)
-            if rule.deny is not None:
-                deny = deny or (rule.id, rule.deny)
+            fired.append(rid)
+            if rdeny is not None:
+                deny = deny or (rid, rdeny)
                 continue
-            rule_mode = rule.mode
-            if rule.approval is not None or rule.verification is not None:
-                rule_mode = (rule_mode or Mode.EXECUTE_GATED).stricter(Mode.EXECUTE_GATED)
-                if rule.approval is not None:
-                    approvals[rule.approval.role] = max(approvals.get(rule.approval.role, 0), rule.approval.count)
-                if rule.verification is not None and rule.verification not in verification:
-                    verification.append(rule.verification)
-            if rule_mode is None:
+            if role is not None and approvals.get(role, 0) < count:
+                approvals[role] = count
+            if verify is not None and verify not in verification:
+                verification.append(verify)
+            if rmode is None:
                 continue
-            if rule_mode.rank > mode.rank or (rule_mode == mode and not decided_by_rule):
-                mode, decided_by, decided_by_rule = rule_mode, rule.id, True
-                reason = rule.reason or _default_reason(rule, tool)
+            if rrank > rank or (rrank == rank and not decided_by_rule):
+                mode, rank, decided_by, decided_by_rule, reason = rmode, rrank, rid, True, rreason
         expiry = entry.approval_expiry or self.document.defaults.approval_expiry
         base = dict(tool=tool, policy_version=self.version, fired=tuple(fired), approval_expiry=expiry,
                     visible_fields=entry.visible_fields)
         if deny is not None:
             return Decision(mode=None, outcome="deny", rule=deny[0], reason=deny[1], **base)  # type: ignore[arg-type]
-        reqs = tuple(ApprovalRequirement(role, n) for role, n in sorted(
-            approvals.items(), key=lambda kv: (-len(self._role_closure.get(kv[0], ())), kv[0])))
+        if not approvals:
+            reqs: tuple[ApprovalRequirement, ...] = ()
+        elif len(approvals) == 1:
+            reqs = tuple(ApprovalRequirement(r, n) for r, n in approvals.items())
+        else:
+            reqs = tuple(ApprovalRequirement(r, n) for r, n in sorted(
+                approvals.items(), key=lambda kv: (-len(self._role_closure.get(kv[0], ())), kv[0])))
         if mode is Mode.EXECUTE_GATED and not reqs and not verification:
             # A gated call with nothing named to gate it: the policy did not say who approves.
             return Decision(mode=mode, outcome="deny", rule=decided_by, reason=(
