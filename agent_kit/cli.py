@@ -1,32 +1,44 @@
 """The ``agent-kit`` command line: the operators' side of the product.
 
+Every command takes ``--home`` / ``--db-url`` / ``--json`` / ``--graph`` before or after its name.
 Exit codes: 0 done, 1 refused or a failed check, 2 usage error. Bad input gets one clear line on
-stderr, never a traceback.
+stderr, never a traceback (set ``AGENT_KIT_DEBUG=1`` to see one for an internal error).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
+import shutil
 import sys
+import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from agent_kit.errors import AgentKitError, ResumeError, StaleInterruptError
+from agent_kit.errors import AgentKitError
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, approve, audit and roll back permissioned LangGraph agents.")
+# No `file=`: rich then writes to whatever sys.stdout / sys.stderr are at the time (tests swap them).
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+DEMO_MARKER = ".agent_kit_demo"
+"""Marks a folder made by ``agent-kit demo``, so the demo only ever wipes its own folder."""
+
 
 class _Opts:
+    """The options every command shares; set by the main callback, overridden per command."""
+
     home: str | None = None
     db_url: str | None = None
     json: bool = False
@@ -34,6 +46,7 @@ class _Opts:
 
 
 opts = _Opts()
+_opened: list[Any] = []  # stores opened by this command, closed when it ends
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -45,47 +58,100 @@ def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+# -- shared options ------------------------------------------------------------------------------
+HomeOpt = Annotated[Optional[str], typer.Option("--home", help="Home folder (default: AGENT_KIT_HOME or ./.agent_kit).")]  # noqa: UP045
+DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", help="Postgres URL for every store (or AGENT_KIT_DB_URL).")]  # noqa: UP045
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="module:attr or ./file.py:attr of the graph (default: langgraph.json).")]  # noqa: UP045
+
+_COMMON = [
+    inspect.Parameter("common_home", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=HomeOpt),
+    inspect.Parameter("common_db_url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DbUrlOpt),
+    inspect.Parameter("common_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+    inspect.Parameter("common_graph", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=GraphOpt),
+]
+
+
+def _set_options(home: str | None, db_url: str | None, json_: bool, graph: str | None) -> None:
+    if home is not None:
+        opts.home = home
+    if db_url is not None:
+        opts.db_url = db_url
+    opts.json = opts.json or json_
+    if graph is not None:
+        opts.graph = graph
+    # The graph module opens its own resources (the back office) from the environment when it is
+    # imported: point it at the same place as the store, before it is loaded.
+    if opts.home:
+        os.environ["AGENT_KIT_HOME"] = opts.home
+    if opts.db_url:
+        os.environ["AGENT_KIT_DB_URL"] = opts.db_url
+
+
+def _command(fn: Callable[..., None]) -> Callable[..., None]:
+    """Register ``fn`` as a command that also takes the shared options after its name, and that
+    turns every agent_kit error into one line on stderr."""
+    sig = inspect.signature(fn, eval_str=True)
+    params = [*sig.parameters.values(), *_COMMON]
+
+    @functools.wraps(fn)
+    def wrapper(**kw: Any) -> None:
+        _set_options(kw.pop("common_home"), kw.pop("common_db_url"), kw.pop("common_json"), kw.pop("common_graph"))
+        try:
+            fn(**kw)
+        except AgentKitError as exc:
+            _fail(str(exc), 1)
+        finally:
+            while _opened:
+                try:
+                    _opened.pop().close()
+                except Exception:  # noqa: BLE001  (closing must not hide the command's own outcome)
+                    pass
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    app.command(fn.__name__)(wrapper)
+    return fn
+
+
 @app.callback()
 def main_options(
-    home: str = typer.Option(None, "--home", envvar="AGENT_KIT_HOME", help="Home folder (default ./.agent_kit)."),
-    db_url: str = typer.Option(None, "--db-url", envvar="AGENT_KIT_DB_URL", help="Postgres URL for every store."),
-    json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    graph: str = typer.Option(None, "--graph", help="module:attr of the graph (default: langgraph.json)."),
+    home: Annotated[Optional[str], typer.Option("--home", envvar="AGENT_KIT_HOME",  # noqa: UP045
+                                                help="Home folder (default ./.agent_kit).")] = None,
+    db_url: Annotated[Optional[str], typer.Option("--db-url", envvar="AGENT_KIT_DB_URL",  # noqa: UP045
+                                                  help="Postgres URL for every store.")] = None,
+    json_: JsonOpt = False,
+    graph: GraphOpt = None,
 ) -> None:
-    opts.home, opts.db_url, opts.json, opts.graph = home, db_url, json_, graph
-    # The graph module opens its own resources from the environment: point it at the same place.
-    if home:
-        os.environ["AGENT_KIT_HOME"] = home
-    if db_url:
-        os.environ["AGENT_KIT_DB_URL"] = db_url
+    opts.home, opts.db_url, opts.json, opts.graph = None, None, False, None
+    _set_options(home, db_url, json_, graph)
 
 
+# -- resources -----------------------------------------------------------------------------------
 def _store() -> Any:
     from agent_kit.store import Store
 
-    return Store.open(home=opts.home, db_url=opts.db_url)
+    store = Store.open(home=opts.home, db_url=opts.db_url)
+    _opened.append(store)
+    return store
+
+
+def _load_graph() -> Any:
+    from agent_kit._loader import graph_ref, load_object
+
+    return load_object(graph_ref(opts.graph))
 
 
 def _runtime() -> Any:
-    from agent_kit._loader import graph_ref, load_object
     from agent_kit.runtime import AgentRuntime
 
-    store = _store()
-    graph = load_object(graph_ref(opts.graph))
-    return AgentRuntime(graph, store=store)
+    graph = _load_graph()
+    return AgentRuntime(graph, store=_store())
 
 
-def _guard(fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except typer.Exit:
-        raise
-    except (ResumeError, StaleInterruptError) as exc:
-        _fail(str(exc), 1)
-    except AgentKitError as exc:
-        _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+# -- showing results -----------------------------------------------------------------------------
+def _args_text(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
 def _show_turn(result: Any) -> None:
@@ -101,260 +167,333 @@ def _show_turn(result: Any) -> None:
 
 def _show_pending_item(p: dict[str, Any]) -> None:
     act = p["action"]
-    args = ", ".join(f"{k}={v!r}" for k, v in act["args"].items())
-    out.print(f"[yellow]⏸ {p['kind']}[/yellow] {act['name']}({args})")
-    out.print(f"  reason: {p.get('reason')}  ·  rule: {p.get('rule')}")
+    home = f" --home {opts.home}" if opts.home else ""
+    out.print(f"[yellow]⏸ {p['kind']}[/yellow] thread {p['thread_id']} · interrupt {p['interrupt_id']}")
+    out.print(f"  action:  {act['name']}({_args_text(act['args'])})  hash {p['action_hash'][:16]}…", markup=False)
+    out.print(f"  reason:  {p.get('reason')}  ·  rule: {p.get('rule')}", markup=False)
     if p["kind"] == "approval":
         need = p.get("approvals_needed") or 1
         got = len(p.get("approvals") or [])
-        out.print(f"  needs: role {p.get('required_role')} ({got}/{need} approvals) · expires {p.get('expires_at')}")
-        out.print(f"  act:   agent-kit approve {p['thread_id']} --interrupt {p['interrupt_id']} --as NAME"
-                  f"   |   agent-kit reject {p['thread_id']} --interrupt {p['interrupt_id']} --as NAME --reason TEXT")
+        who = ", ".join(a.get("approver", "?") for a in p.get("approvals") or [])
+        out.print(f"  needs:   role {p.get('required_role')} ({got}/{need} approvals{': ' + who if who else ''})"
+                  f" · expires {p.get('expires_at')}", markup=False)
+        out.print(f"  approve: agent-kit{home} approve {p['thread_id']} --interrupt {p['interrupt_id']} --as NAME",
+                  markup=False)
+        out.print(f"  reject:  agent-kit{home} reject {p['thread_id']} --interrupt {p['interrupt_id']} --as NAME "
+                  "--reason TEXT", markup=False)
     elif p["kind"] == "escalation":
-        out.print(f"  summary: {p.get('summary')}")
-        out.print(f"  act:   agent-kit resolve {p['thread_id']} --as NAME --note TEXT [--return]")
+        out.print(f"  summary: {p.get('summary')}", markup=False)
+        out.print(f"  resolve: agent-kit{home} resolve {p['thread_id']} --as NAME --note TEXT [--return]",
+                  markup=False)
     else:
-        out.print(f"  the customer answers in the chat: {p.get('question')}")
+        out.print(f"  waiting on the customer, who answers in the chat: {p.get('question')}", markup=False)
 
 
-@app.command()
+# -- commands ------------------------------------------------------------------------------------
+@_command
 def chat(
-    thread: str = typer.Option(None, "--thread", help="Thread id (new one if omitted)."),
-    message: str = typer.Option(None, "--message", "-m", help="One customer message; omit for a REPL."),
-    as_: str = typer.Option("customer", "--as", help="Who is writing (default: the customer)."),
+    thread: Annotated[Optional[str], typer.Option("--thread", help="Thread id (a new one if omitted).")] = None,  # noqa: UP045
+    message: Annotated[Optional[str], typer.Option("--message", "-m", help="One customer message; omit for a REPL.")] = None,  # noqa: UP045
+    as_: Annotated[str, typer.Option("--as", help="Who is writing (default: the customer).")] = "customer",
 ) -> None:
     """One customer turn, or a REPL without --message."""
-
-    def run() -> None:
-        rt = _runtime()
-        tid = thread or f"t-{uuid.uuid4().hex[:8]}"
-        if message is not None:
-            _show_turn(rt.send(tid, message, actor=as_))
-            return
+    if message is not None and not message.strip():
+        _fail("--message is empty; give the customer's text", 2)
+    rt = _runtime()
+    tid = thread or f"t-{uuid.uuid4().hex[:8]}"
+    if message is not None:
+        _show_turn(rt.send(tid, message, actor=as_))
+        return
+    if not opts.json:
         out.print(f"[dim]thread {tid}; an empty line or Ctrl-D ends[/dim]")
-        while True:
-            try:
-                line = input("you> ")
-            except EOFError:
-                break
-            if not line.strip():
-                break
-            try:
-                _show_turn(rt.send(tid, line, actor=as_))
-            except AgentKitError as exc:
-                err.print(f"error: {exc}", markup=False)
-
-    _guard(run)
+    while True:
+        try:
+            line = input("" if opts.json else "you> ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line.strip():
+            break
+        try:
+            _show_turn(rt.send(tid, line, actor=as_))
+        except AgentKitError as exc:  # one bad turn does not end the conversation
+            err.print(f"error: {exc}", markup=False)
 
 
-@app.command()
-def pending(kind: str = typer.Option(None, "--kind", help="approval, verification or escalation")) -> None:
-    """Runs paused on a person, from the inbox index."""
-
-    def run() -> None:
-        if kind and kind not in ("approval", "verification", "escalation"):
-            _fail(f"unknown kind {kind!r}; use approval, verification or escalation", 2)
-        items = _store().inbox.list(kind=kind)
-        if opts.json:
-            _emit([i.to_json() for i in items])
-            return
-        if not items:
-            out.print("nothing pending")
-            return
-        t = Table("kind", "thread", "interrupt", "action", "hash", "needs", "reason", "expires")
-        for i in items:
-            args = ", ".join(f"{k}={v}" for k, v in i.action["args"].items())
-            t.add_row(i.kind, i.thread_id, i.interrupt_id[:12], f"{i.action['name']}({args})", i.action_hash[:10],
-                      i.required_role or "customer", i.reason or "", i.expires_at or "")
-        out.print(t)
-
-    _guard(run)
+@_command
+def pending(
+    kind: Annotated[Optional[str], typer.Option("--kind", help="approval, verification or escalation.")] = None,  # noqa: UP045
+    thread: Annotated[Optional[str], typer.Option("--thread", help="Only this thread.")] = None,  # noqa: UP045
+) -> None:
+    """Runs paused on a person (from the inbox index): kind, thread, interrupt id, action, hash, reason, expiry."""
+    if kind and kind not in ("approval", "verification", "escalation"):
+        _fail(f"unknown kind {kind!r}; use approval, verification or escalation", 2)
+    inbox = _store().inbox
+    items = inbox.for_thread(thread) if thread else inbox.list(kind=kind)
+    items = [i for i in items if kind is None or i.kind == kind]
+    if opts.json:
+        _emit([i.to_json() for i in items])
+        return
+    if not items:
+        out.print("nothing pending")
+        return
+    for i in items:
+        _show_pending_item(i.to_json())
 
 
-def _decide(verb: str, thread: str, interrupt: str | None, as_: str | None, **kw: Any) -> None:
-    def run() -> None:
-        if not as_:
-            _fail("missing --as NAME: every decision is made by an identified person", 2)
-        rt = _runtime()
-        if not rt.exists(thread):
-            _fail(f"unknown thread {thread!r}", 1)
-        if verb == "approve":
-            result = rt.approve(thread, approver=as_, interrupt_id=interrupt, edit=kw.get("edit"))
-        elif verb == "reject":
-            result = rt.reject(thread, approver=as_, interrupt_id=interrupt, reason=kw["reason"])
-        else:
-            result = rt.resolve(thread, approver=as_, interrupt_id=interrupt, note=kw["note"], hand_back=kw["hand_back"])
-        _show_turn(result)
-
-    _guard(run)
+def _check_thread(rt: Any, thread: str) -> None:
+    if not rt.exists(thread):
+        _fail(f"unknown thread {thread!r}: nothing has run on it (see agent-kit pending)", 1)
 
 
-@app.command()
+def _need(value: str | None, flag: str, why: str) -> str:
+    if value is None or not value.strip():
+        _fail(f"missing {flag}: {why}", 2)
+    return value
+
+
+def _parse_edit(edit: str) -> dict[str, Any]:
+    try:
+        edited = json.loads(edit)
+    except ValueError as exc:
+        _fail(f"--edit is not valid JSON ({exc}); give an object such as '{{\"amount\": 40}}'", 2)
+    if not isinstance(edited, dict):
+        _fail(f"--edit must be a JSON object, got {type(edited).__name__}: {edit}", 2)
+    return edited
+
+
+def _edited_action(rt: Any, thread: str, interrupt: str | None, edited: dict[str, Any]) -> dict[str, Any]:
+    """The full edited action: ``{"name", "args"}`` as given, or bare args merged onto the pending
+    action's (``--edit '{"amount": 40}'`` changes the amount only)."""
+    if "args" in edited and set(edited) <= {"name", "args"} and isinstance(edited["args"], dict) \
+            and isinstance(edited.get("name"), str):
+        return edited
+    live = [p for p in rt.result(thread).pending if p["kind"] == "approval"]
+    if interrupt is not None:
+        live = [p for p in live if p["interrupt_id"] == interrupt]
+        if not live:
+            _fail(f"interrupt {interrupt!r} is not a pending approval on thread {thread!r} "
+                  "(already decided, or from another thread); see agent-kit pending", 1)
+    if not live:
+        _fail(f"thread {thread!r} has no pending approval to edit", 1)
+    if len(live) > 1:
+        ids = ", ".join(f"{p['interrupt_id']} ({p['action']['name']})" for p in live)
+        _fail(f"thread {thread!r} has {len(live)} pending approvals; name one with --interrupt: {ids}", 2)
+    action = live[0]["action"]
+    args = edited["args"] if "args" in edited and isinstance(edited["args"], dict) else edited
+    return {"name": edited.get("name") or action["name"], "args": {**action["args"], **args}}
+
+
+AsOpt = Annotated[Optional[str], typer.Option("--as", help="Your name as the policy lists it (its roles decide).")]  # noqa: UP045
+InterruptOpt = Annotated[Optional[str], typer.Option("--interrupt", help="Interrupt id (needed when several are pending).")]  # noqa: UP045
+
+
+@_command
 def approve(
-    thread: str,
-    interrupt: str = typer.Option(None, "--interrupt", help="Interrupt id (needed when several are pending)."),
-    as_: str = typer.Option(None, "--as", help="Approver name (roles come from the policy)."),
-    edit: str = typer.Option(None, "--edit", help='Edited action as JSON: {"name": ..., "args": {...}} or just args.'),
+    thread: Annotated[str, typer.Argument(help="The paused thread.")],
+    interrupt: InterruptOpt = None,
+    as_: AsOpt = None,
+    edit: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--edit", help='Edit, then approve: changed args as JSON (\'{"amount": 40}\', merged onto the pending '
+                       'action) or a whole action (\'{"name": ..., "args": {...}}\').')] = None,
 ) -> None:
     """Approve (or edit and approve) a pending action and resume the run."""
-    edited = None
-    if edit is not None:
-        try:
-            edited = json.loads(edit)
-        except ValueError as exc:
-            _fail(f"--edit is not valid JSON: {exc}", 2)
-        if not isinstance(edited, dict):
-            _fail("--edit must be a JSON object", 2)
-        if "args" not in edited:
-            edited = {"name": None, "args": edited}
-    if edited is not None and edited.get("name") is None:
-        def fill() -> None:
-            rt = _runtime()
-            items = [p for p in rt.pending(thread_id=thread) if not interrupt or p.interrupt_id == interrupt]
-            if not items:
-                _fail(f"nothing pending on thread {thread!r}", 1)
-            edited["name"] = items[0].action["name"]
-
-        _guard(fill)
-    _decide("approve", thread, interrupt, as_, edit=edited)
+    approver = _need(as_, "--as NAME", "every decision is made by an identified person")
+    edited = _parse_edit(edit) if edit is not None else None
+    rt = _runtime()
+    _check_thread(rt, thread)
+    if edited is not None:
+        edited = _edited_action(rt, thread, interrupt, edited)
+    _show_turn(rt.approve(thread, approver=approver, interrupt_id=interrupt, edit=edited))
 
 
-@app.command()
+@_command
 def reject(
-    thread: str,
-    interrupt: str = typer.Option(None, "--interrupt"),
-    as_: str = typer.Option(None, "--as"),
-    reason: str = typer.Option(None, "--reason", help="Why; the model is told."),
+    thread: Annotated[str, typer.Argument(help="The paused thread.")],
+    interrupt: InterruptOpt = None,
+    as_: AsOpt = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why; the model is told.")] = None,  # noqa: UP045
 ) -> None:
     """Reject a pending action; the model is told why."""
-    if not reason:
-        _fail("missing --reason TEXT: the model is told why", 2)
-    _decide("reject", thread, interrupt, as_, reason=reason)
+    approver = _need(as_, "--as NAME", "every decision is made by an identified person")
+    why = _need(reason, "--reason TEXT", "the model is told why the action was rejected")
+    rt = _runtime()
+    _check_thread(rt, thread)
+    _show_turn(rt.reject(thread, approver=approver, interrupt_id=interrupt, reason=why))
 
 
-@app.command()
+@_command
 def resolve(
-    thread: str,
-    interrupt: str = typer.Option(None, "--interrupt"),
-    as_: str = typer.Option(None, "--as"),
-    note: str = typer.Option(None, "--note", help="The resolution; the customer gets it as the reply."),
-    hand_back: bool = typer.Option(False, "--return", help="Hand the run back to the agent with the note."),
+    thread: Annotated[str, typer.Argument(help="The escalated thread.")],
+    interrupt: InterruptOpt = None,
+    as_: AsOpt = None,
+    note: Annotated[Optional[str], typer.Option("--note", help="The resolution; the customer gets it as the reply.")] = None,  # noqa: UP045
+    hand_back: Annotated[bool, typer.Option("--return", help="Hand the run back to the agent with the note.")] = False,
 ) -> None:
     """Close an escalated case, or hand it back to the agent with --return."""
-    if not note:
-        _fail("missing --note TEXT", 2)
-    _decide("resolve", thread, interrupt, as_, note=note, hand_back=hand_back)
+    approver = _need(as_, "--as NAME", "every decision is made by an identified person")
+    text = _need(note, "--note TEXT", "the resolution is recorded and the customer gets it")
+    rt = _runtime()
+    _check_thread(rt, thread)
+    _show_turn(rt.resolve(thread, approver=approver, interrupt_id=interrupt, note=text, hand_back=hand_back))
 
 
-@app.command()
+_DETAIL_KEYS = ("reason", "role", "note", "error", "message", "hidden_fields", "approvals", "compensation", "entry")
+
+
+@_command
 def audit(
-    thread: str = typer.Argument(None),
-    verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 on any tampering."),
-    expect_head: str = typer.Option(None, "--expect-head", help="A head hash exported earlier (catches truncation)."),
+    thread: Annotated[Optional[str], typer.Argument(help="Only this thread.")] = None,  # noqa: UP045
+    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 on any tampering.")] = False,
+    expect_head: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--expect-head", help="A head hash exported earlier (catches truncation); implies --verify.")] = None,
 ) -> None:
     """The audit trail, and whether its chain is intact."""
-
-    def run() -> None:
-        log = _store().audit
-        if verify:
-            report = log.verify(expected_head=expect_head)
-            data = {"ok": report.ok, "count": report.count, "head_seq": report.head_seq, "head_hash": report.head_hash,
-                    "first_bad_seq": report.first_bad_seq, "problem": report.problem}
-            if opts.json:
-                _emit(data)
-            elif report.ok:
-                out.print(f"audit chain intact: {report.count} entries, head {report.head_seq} {report.head_hash}")
-            else:
-                err.print(f"audit chain BROKEN at entry {report.first_bad_seq}: {report.problem}", markup=False)
-            raise typer.Exit(0 if report.ok else 1)
-        entries = log.entries(thread)
+    log = _store().audit
+    if verify or expect_head:
+        report = log.verify(expected_head=expect_head)
         if opts.json:
-            _emit([e.to_json() for e in entries])
-            return
-        t = Table("seq", "at", "thread", "kind", "tool", "actor", "hash", "detail")
-        for e in entries:
-            detail = ", ".join(f"{k}={v}" for k, v in (e.data or {}).items() if k in ("reason", "role", "note", "error", "message", "hidden_fields", "approvals"))
-            t.add_row(str(e.seq), e.at[11:19], e.thread_id or "", e.kind, e.tool or "", e.actor,
-                      (e.action_hash or "")[:10], detail[:80])
-        out.print(t)
+            _emit(report.to_json())
+        elif report.ok:
+            out.print(f"audit chain intact: {report.count} entries, head {report.head_seq} {report.head_hash}")
+        else:
+            err.print(f"error: audit chain BROKEN at entry {report.first_bad_seq}: {report.problem}", markup=False)
+        raise typer.Exit(0 if report.ok else 1)
+    entries = log.entries(thread)
+    if opts.json:
+        _emit([e.to_json() for e in entries])
+        return
+    if not entries:
+        out.print("no audit entries" + (f" for thread {thread!r}" if thread else ""))
+        return
+    for e in entries:
+        d = e.data or {}
+        detail = "; ".join(f"{k}={d[k]}" for k in _DETAIL_KEYS if d.get(k) not in (None, "", []))
+        out.print(f"{e.seq:>5}  {e.at[:19]}  {e.thread_id or '-'}  {e.kind:<22} {e.tool or '-':<18} "
+                  f"{e.actor:<10} {(e.action_hash or '-')[:10]:<10}  {detail}", markup=False)
 
-    _guard(run)
 
-
-@app.command()
-def rollback(entry: int, as_: str = typer.Option(None, "--as")) -> None:
+@_command
+def rollback(
+    entry: Annotated[int, typer.Argument(help="The audit seq of the 'executed' entry to reverse.")],
+    as_: AsOpt = None,
+) -> None:
     """Run the registered compensation of an executed action (itself permissioned and audited)."""
+    from agent_kit.rollback import rollback as do_rollback
 
-    def run() -> None:
-        if not as_:
-            _fail("missing --as NAME", 2)
-        from agent_kit.rollback import rollback as do_rollback
-
-        result = do_rollback(_runtime(), entry, approver=as_)
-        if opts.json:
-            _emit(result)
-        else:
-            out.print(f"rolled back entry {entry} with {result['compensation']} (audit entry {result['audit_seq']})")
-
-    _guard(run)
+    approver = _need(as_, "--as NAME", "a rollback is a permissioned action by an identified person")
+    result = do_rollback(_runtime(), entry, approver=approver)
+    if opts.json:
+        _emit(result)
+    else:
+        out.print(f"rolled back entry {entry} with {result['compensation']}({_args_text(result['args'])}); "
+                  f"audit entry {result['audit_seq']}", markup=False)
 
 
-@app.command()
-def checklist() -> None:
+@_command
+def checklist(
+    policy: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--policy", help="Check this policy file against the graph's tools instead of the graph's own.")] = None,
+) -> None:
     """The pre-deployment checklist; exit 1 where a question has no answer."""
+    from agent_kit.checklist import build_checklist, to_markdown
+    from agent_kit.graph import layer_of
+    from agent_kit.policy import load_policy
 
-    def run() -> None:
-        from agent_kit.checklist import build_checklist, to_markdown
-
-        rt = _runtime()
-        report = build_checklist(rt.layer.registry, rt.layer.policy)
-        if opts.json:
-            _emit(report)
-        else:
-            out.print(to_markdown(report), markup=False)
-        raise typer.Exit(0 if report["ok"] else 1)
-
-    _guard(run)
-
-
-@app.command()
-def graph(png: Path = typer.Option(None, "--png", help="Write a PNG here (where it can be drawn offline).")) -> None:
-    """The graph with its permission nodes, as Mermaid text (or a PNG)."""
-
-    def run() -> None:
-        from agent_kit._loader import graph_ref, load_object
-        from agent_kit.graph import layer_of
-
-        g = layer_of(load_object(graph_ref(opts.graph))).compile(checkpointer=None).get_graph()
-        if png is not None:
-            try:
-                png.write_bytes(g.draw_png())
-            except ImportError as exc:
-                _fail(f"cannot draw a PNG offline here ({exc}); use the Mermaid text", 1)
-            out.print(f"wrote {png}")
-            return
-        sys.stdout.write(g.draw_mermaid())
-
-    _guard(run)
+    layer = layer_of(_load_graph())
+    report = build_checklist(layer.registry, load_policy(policy) if policy is not None else layer.policy)
+    if opts.json:
+        _emit(report)
+    else:
+        out.print(to_markdown(report), markup=False, end="")
+    if not report["ok"]:
+        err.print(f"error: the checklist has {len(report['gaps'])} gap(s): {'; '.join(report['gaps'])}", markup=False)
+        raise typer.Exit(1)
 
 
-@app.command()
-def demo() -> None:
-    """The reference story offline: every mode once, one approval, the audit verified."""
-
-    def run() -> None:
-        from agent_kit._loader import graph_ref, load_object
-
-        ref = graph_ref(opts.graph)
-        story = load_object(ref.rsplit(":", 1)[0] + ":demo")
-        story(_runtime(), console=out, as_json=opts.json)
-
-    _guard(run)
+def _drawable(layer: Any) -> Any:
+    """The graph as LangChain's drawable ``Graph``."""
+    return layer.compile(checkpointer=None).get_graph()
 
 
-def main() -> None:
+@_command
+def graph(
+    png: Annotated[Optional[Path], typer.Option("--png", help="Write a PNG here (needs pygraphviz; drawn offline).")] = None,  # noqa: UP045
+) -> None:
+    """The graph with its permission, verification, approval, escalation and execute nodes (Mermaid, or PNG)."""
+    from agent_kit.graph import layer_of
+
+    drawable = _drawable(layer_of(_load_graph()))
+    if png is None:
+        sys.stdout.write(drawable.draw_mermaid())
+        return
     try:
-        app()
-    except AgentKitError as exc:  # anything that escaped a command's guard
+        data = drawable.draw_png()
+    except ImportError:
+        _fail("cannot draw a PNG offline: pygraphviz is not installed (pip install pygraphviz); "
+              "use the Mermaid text of `agent-kit graph` instead", 1)
+    try:
+        png.write_bytes(data)
+    except OSError as exc:
+        _fail(f"cannot write {png}: {exc.strerror}", 1)
+    out.print(f"wrote {png}")
+
+
+def _fresh_demo_home(folder: Path) -> None:
+    """Empty ``folder`` for a new demo run; refuse to wipe a folder the demo did not make."""
+    if folder.exists():
+        if not folder.is_dir() or (any(folder.iterdir()) and not (folder / DEMO_MARKER).exists()):
+            _fail(f"{folder} exists and was not made by agent-kit demo; move it away or give another --home", 1)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / DEMO_MARKER).write_text("made by `agent-kit demo`; wiped at the start of each demo run\n")
+
+
+@_command
+def demo() -> None:
+    """The reference story offline on a fresh demo home (<home>/demo): every mode once, an approval, the audit verified."""
+    from agent_kit._loader import graph_ref, load_object
+    from agent_kit.store import DEFAULT_HOME
+
+    if opts.db_url:
+        err.print("note: the demo runs on SQLite in its own folder; --db-url / AGENT_KIT_DB_URL is ignored",
+                  markup=False)
+        opts.db_url = None
+        os.environ.pop("AGENT_KIT_DB_URL", None)
+    demo_home = Path(opts.home or DEFAULT_HOME).resolve() / "demo"
+    _fresh_demo_home(demo_home)
+    # Before the graph module is loaded: it opens the back office at AGENT_KIT_HOME.
+    opts.home = str(demo_home)
+    os.environ["AGENT_KIT_HOME"] = opts.home
+    ref = graph_ref(opts.graph)
+    story = load_object(ref.rsplit(":", 1)[0] + ":demo")
+    story(_runtime(), console=out, as_json=opts.json)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: run one command and exit with its code."""
+    import typer._click.exceptions as click_exc
+
+    try:
+        code = app(args=list(argv) if argv is not None else None, prog_name="agent-kit", standalone_mode=False)
+    except click_exc.ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed already
+            sys.exit(exc.exit_code)
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""  # type: ignore[attr-defined]
+        err.print(f"error: {where}{exc.format_message()} (see --help)", markup=False)
+        sys.exit(exc.exit_code)
+    except click_exc.Abort:
+        err.print("error: aborted", markup=False)
+        sys.exit(1)
+    except AgentKitError as exc:  # raised outside a command (e.g. while loading options)
         err.print(f"error: {exc}", markup=False)
         sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("error: interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001  (a bug, not bad input: one line, the traceback on request)
+        if os.environ.get("AGENT_KIT_DEBUG"):
+            traceback.print_exc()
+        err.print(f"error: internal error: {type(exc).__name__}: {exc} (set AGENT_KIT_DEBUG=1 for the traceback)",
+                  markup=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

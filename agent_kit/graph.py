@@ -169,7 +169,7 @@ class PermissionLayer(ActionRouter):
     def builder(self) -> StateGraph:
         """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
         g: StateGraph = StateGraph(AgentState, input_schema=InputState)
-        g.add_node("agent", self.agent, destinations=("permission", "escalation", END))
+        g.add_node("agent", self.agent, destinations=("escalation",))
         g.add_node("permission", self.permission,
                    destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
         g.add_node("verification", self.verification, destinations=("approval", "execute", "escalation", "agent"))

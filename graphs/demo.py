@@ -1,37 +1,49 @@
 """The reference story, offline: every mode once, one approval by an operator, the audit verified.
 
-Run it with ``agent-kit demo`` (or ``make demo``). Approvals go through the same public resume
-path an operator uses (:meth:`agent_kit.AgentRuntime.approve`).
+Run it with ``agent-kit demo`` (or ``make demo``): it runs on a fresh folder, ``<home>/demo``, wiped
+at the start of each run, so it can be run again and again. Approvals go through the same public
+resume path an operator uses (:meth:`agent_kit.AgentRuntime.approve`); the escalated case is left
+open, for you to resolve with the printed command.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Any
 
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 
 STORY: list[tuple[str, str]] = [
-    ("read_only: verify the customer", "Hi, I'm jane@example.com"),
+    ("read_only: verify the customer (two details, checked in the back office)", "Hi, I'm Jane Doe, zip 94107"),
     ("read_only: an order, with hidden fields", "Where is my order 1001?"),
     ("recommend_only: a recommendation, nothing runs", "What do you recommend for order 1001? It arrived damaged."),
     ("draft_only: a reply drafted, not sent", "Draft a reply about the late delivery"),
     ("execute_limited: a ticket", "Open a ticket about the damaged box"),
     ("execute_limited: a $20 refund, no person", "Refund $20 on order 1001"),
     ("execute_gated: an $80 refund waits for a support_lead", "Refund $80 on order 1001"),
-    ("execute_gated: cancelling needs the customer's yes", "Cancel order 1002"),
+    ("execute_gated: cancelling needs the customer's own yes", "Cancel order 1002"),
     ("escalate: a $2,400 refund goes to a person", "Refund $2,400 on order 1003"),
 ]
+"""(what the step shows, what the customer writes)."""
 
 
-def demo(runtime: Any, *, console: Console | None = None, as_json: bool = False, thread_id: str = "demo-jane") -> dict[str, Any]:
-    """Run the story on ``runtime``; return a JSON summary (printed with ``as_json``)."""
+def demo(runtime: Any, *, console: Console | None = None, as_json: bool = False,
+         thread_id: str = "demo-jane") -> dict[str, Any]:
+    """Run the story on ``runtime``; return a JSON summary (printed instead of the story with ``as_json``).
+
+    Raises:
+        SystemExit: 1 when the audit chain does not verify at the end.
+    """
     con = console or Console()
-    say = (lambda *a, **k: None) if as_json else con.print
+
+    def say(text: str, *, markup: bool = True) -> None:
+        if not as_json:
+            con.print(text, markup=markup)
+
     steps: list[dict[str, Any]] = []
     home = getattr(runtime.store, "home", None)
-    home_flag = f" --home {home}" if home else ""
+    cli = "agent-kit" + (f" --home {shlex.quote(str(home))}" if home else "")
 
     def turn(title: str, message: str) -> Any:
         say(f"\n[bold cyan]── {title}[/bold cyan]")
@@ -44,16 +56,18 @@ def demo(runtime: Any, *, console: Console | None = None, as_json: bool = False,
     for title, message in STORY:
         result = turn(title, message)
         if message.startswith("Where is my order"):
-            hidden = [e.data.get("hidden_fields") for e in runtime.store.audit.entries(thread_id, kind="read")][-1]
-            say(f"[dim]hidden from the model: {', '.join(hidden or [])}[/dim]")
+            reads = runtime.store.audit.entries(thread_id, kind="read")
+            hidden = reads[-1].data.get("hidden_fields") if reads else None
+            say(f"[dim]hidden from the model: {', '.join(hidden or []) or 'nothing'}[/dim]")
         for p in result.pending:
+            act = p["action"]
+            args = ", ".join(f"{k}={v!r}" for k, v in act["args"].items())
             if p["kind"] == "approval":
-                say(Panel.fit(
-                    f"[bold]{p['action']['name']}[/bold]({', '.join(f'{k}={v!r}' for k, v in p['action']['args'].items())})\n"
-                    f"needs role [bold]{p['required_role']}[/bold] · rule {p['rule']} · expires {p['expires_at']}\n"
-                    f"hash {p['action_hash'][:16]}…\n"
-                    f"agent-kit{home_flag} approve {p['thread_id']} --interrupt {p['interrupt_id']} --as lee",
-                    title="operator inbox: waiting for approval"))
+                say("[yellow]⏸ operator inbox: waiting for approval[/yellow]")
+                say(f"  {act['name']}({args})", markup=False)
+                say(f"  needs role {p['required_role']} · rule {p['rule']} · hash {p['action_hash'][:16]}… "
+                    f"· expires {p['expires_at']}", markup=False)
+                say(f"  {cli} approve {p['thread_id']} --interrupt {p['interrupt_id']} --as lee", markup=False)
                 say("[bold]operator lee (support_lead) approves[/bold]")
                 result = runtime.approve(thread_id, approver="lee", interrupt_id=p["interrupt_id"])
                 say(f"[bold]agent:[/bold] {result.reply}")
@@ -61,23 +75,26 @@ def demo(runtime: Any, *, console: Console | None = None, as_json: bool = False,
             elif p["kind"] == "verification":
                 turn("the customer confirms", "yes")
             elif p["kind"] == "escalation":
-                say(Panel.fit(f"{p['summary']}\nagent-kit{home_flag} resolve {p['thread_id']} --as morgan --note TEXT",
-                              title="operator inbox: escalated"))
+                say("[yellow]⏸ operator inbox: escalated to a person[/yellow]")
+                say(f"  {p['summary']}", markup=False)
     report = runtime.store.audit.verify()
     entries = runtime.store.audit.entries(thread_id)
-    if not as_json:
-        t = Table("seq", "kind", "tool", "actor", "detail", title="audit trail")
-        for e in entries:
-            d = e.data or {}
-            detail = d.get("reason") or d.get("role") or (", ".join(d["hidden_fields"]) if d.get("hidden_fields") else "")
-            t.add_row(str(e.seq), e.kind, e.tool or "", e.actor, str(detail)[:60])
-        con.print(t)
-        con.print(f"[green]audit chain intact[/green]: {report.count} entries, head {report.head_hash[:16]}…"
-                  if report.ok else f"[red]audit chain broken at {report.first_bad_seq}[/red]")
-    summary = {"thread_id": thread_id, "steps": steps, "audit_ok": report.ok, "audit_entries": len(entries)}
+    say("\n[bold]audit trail[/bold]")
+    for e in entries:
+        d = e.data or {}
+        detail = d.get("reason") or d.get("role") or (", ".join(d["hidden_fields"]) if d.get("hidden_fields") else "")
+        say(f"{e.seq:>4}  {e.kind:<22} {e.tool or '':<22} {e.actor:<9} {detail}", markup=False)
+    say(f"[green]audit chain intact[/green]: {report.count} entries, head {report.head_hash}" if report.ok
+        else f"[red]audit chain broken at entry {report.first_bad_seq}[/red]: {report.problem}")
+    refunds = [e.seq for e in entries if e.kind == "executed" and e.tool == "issue_refund"]
+    say("\n[bold]your turn, as an operator[/bold] (the demo's home is kept until the next demo run):")
+    for cmd in ("pending", f"resolve {thread_id} --as morgan --note 'Refund approved by phone'",
+                f"audit {thread_id}", "audit --verify",
+                *([f"rollback {refunds[-1]} --as lee"] if refunds else [])):
+        say(f"  {cli} {cmd}", markup=False)
+    summary = {"thread_id": thread_id, "home": str(home) if home else None, "steps": steps, "audit_ok": report.ok,
+               "audit_entries": len(entries), "audit_head": report.head_hash}
     if as_json:
-        import json
-
         print(json.dumps(summary, indent=2, default=str))
     if not report.ok:
         raise SystemExit(1)

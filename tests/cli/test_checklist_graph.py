@@ -1,0 +1,144 @@
+"""agent-kit checklist and agent-kit graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import CLI
+
+GAPPED_GRAPH = '''
+from pathlib import Path
+
+from langchain_core.tools import tool
+
+from agent_kit import Mode, create_permissioned_agent, register
+from agent_kit.testing import ScriptedChatModel
+
+
+@tool
+def lookup(order_id: int) -> dict:
+    """Read an order."""
+    return {"order_id": order_id}
+
+
+@tool
+def wipe_account(customer_id: str) -> str:
+    """Delete a customer's account."""
+    return "gone"
+
+
+@tool
+def pay_out(amount: float) -> str:
+    """Pay money out."""
+    return "paid"
+
+
+@tool
+def export_data(table: str) -> str:
+    """Export a table."""
+    return "exported"
+
+
+graph = create_permissioned_agent(
+    ScriptedChatModel(steps=[]),
+    [register(lookup, Mode.READ_ONLY, reads=("orders",)),
+     register(wipe_account, Mode.EXECUTE_LIMITED, changes=("customers",)),
+     register(pay_out, Mode.EXECUTE_LIMITED, changes=("payouts",), irreversible=True),
+     register(export_data, Mode.EXECUTE_LIMITED, changes=("exports",), irreversible=True)],
+    Path(__file__).with_name("gapped.yaml"),
+)
+'''
+
+GAPPED_POLICY = """
+version: 1
+approvers:
+  lee: [support_lead]
+escalation:
+  receivers: [night_shift]
+tools:
+  lookup: {mode: read_only}
+  wipe_account: {mode: execute_limited}
+  pay_out:
+    mode: execute_limited
+    rules:
+      - id: payouts_need_treasurer
+        when: {args.amount: {gt: 10}}
+        approval: {role: treasurer}
+"""
+
+
+@pytest.fixture
+def gapped(home: Path) -> list[str]:
+    (home / "gapped_graph.py").write_text(GAPPED_GRAPH)
+    (home / "gapped.yaml").write_text(GAPPED_POLICY)
+    return ["--graph", f"{home / 'gapped_graph.py'}:graph"]
+
+
+def test_checklist_passes_on_the_reference_app(cli: CLI) -> None:
+    r = cli("checklist")
+    assert r.code == 0, r.stderr
+    assert r.stdout.startswith("# Pre-deployment checklist")
+    for question in ("What systems can the agent access?", "Which actions require human approval",
+                     "Can the business audit and reverse each action?"):
+        assert question in r.stdout
+    assert "none: every question has an answer" in r.stdout
+    report = cli("checklist", "--json").json()
+    assert report["ok"] is True and report["gaps"] == [] and len(report["questions"]) == 7
+
+
+def test_checklist_names_each_gap_and_fails(cli: CLI, gapped: list[str]) -> None:
+    r = cli(*gapped, "checklist", "--json")
+    assert r.code == 1
+    gaps = r.json()["gaps"]
+    expected = [
+        "tool export_data has no policy entry",
+        "wipe_account executes but declares neither a compensation nor irreversible=True",
+        "pay_out rule payouts_need_treasurer needs 1× role treasurer, but only 0 approver(s) hold it: nobody",
+        "escalations have nobody to receive them",
+    ]
+    for gap in expected:
+        assert any(gap in g for g in gaps), (gap, gaps)
+    assert len(gaps) == len(expected), gaps
+    text = cli(*gapped, "checklist")
+    assert text.code == 1 and "## Gaps" in text.stdout and "✗ tool export_data has no policy entry" in text.stdout
+    assert "4 gap(s)" in text.one_error_line()
+
+
+def test_checklist_of_another_policy_file(cli: CLI, gapped: list[str], home: Path) -> None:
+    fixed = GAPPED_POLICY.replace("[night_shift]", "[support_lead]")
+    (home / "fixed.yaml").write_text(fixed)
+    gaps = cli(*gapped, "checklist", "--policy", str(home / "fixed.yaml"), "--json").json()["gaps"]
+    assert not any("escalations" in g for g in gaps) and len(gaps) == 3
+    r = cli("checklist", "--policy", str(home / "missing.yaml"))
+    assert r.code == 1 and "cannot read policy file" in r.one_error_line()
+
+
+def test_graph_is_mermaid_with_the_permission_nodes(cli: CLI) -> None:
+    r = cli("graph")
+    assert r.code == 0, r.stderr
+    assert "graph TD" in r.stdout
+    for node in ("agent", "permission", "verification", "approval", "escalation", "execute", "record"):
+        assert f"\t{node}({node})" in r.stdout, node
+    for edge in ("__start__ --> agent", "agent -.-> permission", "permission -.-> approval",
+                 "approval -.-> execute", "permission -.-> escalation"):
+        assert edge in r.stdout, edge
+
+
+def test_graph_png_is_drawn_or_refused_in_one_line(cli: CLI, home: Path) -> None:
+    target = home / "graph.png"
+    r = cli("graph", "--png", str(target))
+    try:
+        import pygraphviz  # noqa: F401
+    except ImportError:
+        assert r.code == 1 and "pygraphviz is not installed" in r.one_error_line()
+        assert not target.exists()
+    else:
+        assert r.code == 0 and target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_no_langgraph_json_here_is_one_clear_line(cli: CLI, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(home)
+    r = cli("graph")
+    assert r.code == 1 and "no langgraph.json in" in r.one_error_line()

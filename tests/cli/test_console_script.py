@@ -1,0 +1,51 @@
+"""The real console script, end to end in subprocesses: the demo (twice in a row) and an operator's
+round trip from chat to approval to audit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.cli.conftest import CLI
+
+
+def test_demo_runs_offline_twice_in_a_row_on_a_fresh_demo_home(script: CLI, home: Path) -> None:
+    started = time.monotonic()
+    first = script("demo")
+    assert first.code == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    demo_home = home / "demo"
+    for shown in ("read_only", "recommend_only", "draft_only", "execute_limited", "execute_gated", "escalate",
+                  "operator lee (support_lead) approves", "audit chain intact",
+                  f"agent-kit --home {demo_home} resolve demo-jane --as morgan"):
+        assert shown in first.stdout, shown
+    second = script("demo", "--json")
+    assert second.code == 0, second.stderr
+    summary = second.json()
+    assert summary["audit_ok"] is True and summary["home"] == str(demo_home)
+    statuses = [s["status"] for s in summary["steps"]]
+    assert statuses[-1] == "escalated" and "paused" in statuses
+    assert time.monotonic() - started < 60
+    # The printed operator commands work on the demo's home, and its trail starts afresh each run.
+    pending = script("pending", "--json", with_home=False, extra_home=demo_home)
+    assert [p["kind"] for p in pending.json()] == ["escalation"]
+    assert len({p["thread_id"] for p in pending.json()}) == 1  # the first run's case was wiped
+    assert not (home / "agent_kit.sqlite").exists()  # the operator's own home is untouched
+
+
+def test_demo_refuses_to_wipe_a_folder_it_did_not_make(script: CLI, home: Path) -> None:
+    (home / "demo").mkdir()
+    (home / "demo" / "precious.txt").write_text("keep me")
+    r = script("demo")
+    assert r.code == 1 and "was not made by agent-kit demo" in r.one_error_line()
+    assert (home / "demo" / "precious.txt").exists()
+
+
+def test_operator_round_trip_through_the_console_script(script: CLI) -> None:
+    assert script("chat", "--thread", "s1", "--message", "Hi, I'm Jane Doe, zip 94107").code == 0
+    turn = script("chat", "--thread", "s1", "--message", "Refund $80 on order 1001", "--json").json()
+    assert turn["status"] == "paused"
+    bad = script("approve", "s1", "--as", "mallory")
+    assert bad.code == 1 and "unknown approver 'mallory'" in bad.one_error_line()
+    ok = script("approve", "s1", "--as", "lee", "--json")
+    assert ok.code == 0 and ok.json()["status"] == "replied" and "refunded $80.00" in ok.json()["reply"]
