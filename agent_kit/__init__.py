@@ -23,6 +23,7 @@ from agent_kit.graph import AgentState, PermissionLayer, create_permissioned_age
 from agent_kit.modes import Mode
 from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
 from agent_kit.registry import Compensation, ToolRegistry, ToolSpec, register
+from agent_kit.retention import RetentionPolicy, prune_checkpoints
 from agent_kit.runtime import AgentRuntime, TurnResult
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "PolicyError",
     "RegistrationError",
     "ResumeError",
+    "RetentionPolicy",
     "RollbackError",
     "RunBusyError",
     "StaleInterruptError",
@@ -52,5 +54,6 @@ __all__ = [
     "create_permissioned_agent",
     "layer_of",
     "load_policy",
+    "prune_checkpoints",
     "register",
 ]

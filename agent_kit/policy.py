@@ -102,6 +102,21 @@ class Condition(_Strict):
                 return _MISSING
             return node
 
+        if ref is None and op in ("eq", "gt", "gte", "lt", "lte") and len(parts) == 1:
+            # The common case, kept to one dictionary walk and one comparison.
+            key = parts[0]
+
+            def pred(request: Mapping[str, Any]) -> bool:
+                node = request[root]
+                if key not in node:
+                    return False
+                try:
+                    return bool(cmp(node[key], expected))  # type: ignore[misc]
+                except TypeError:
+                    return True
+
+            return pred
+
         def pred(request: Mapping[str, Any]) -> bool:
             actual = get(request, root, parts)
             want = expected
@@ -336,6 +351,7 @@ class Policy:
     source: str | None = None
     _role_closure: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _compiled: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _base: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str | None = None) -> Policy:
@@ -394,6 +410,19 @@ class Policy:
             cached = self._compiled[tool] = tuple(out)
         return cached
 
+    def _base_for(self, tool: str, ceiling: Mode | None) -> tuple[Any, ...]:
+        """What does not depend on the call: the entry, base mode, its reason, the compiled rules."""
+        entry = self.document.tools.get(tool)
+        if entry is None:
+            base: tuple[Any, ...] = (None,)
+        else:
+            mode = entry.mode if ceiling is None else entry.mode.stricter(ceiling)
+            decided_by = f"tools.{tool}.mode" if ceiling is None or mode == entry.mode else f"registered:{ceiling.value}"
+            base = (entry, mode, mode.rank, decided_by, entry.description or f"{tool} is {mode.value}",
+                    entry.approval_expiry or self.document.defaults.approval_expiry, self._compiled_rules(tool, entry))
+        self._base[(tool, ceiling)] = base
+        return base
+
     def evaluate(
         self,
         tool: str,
@@ -412,23 +441,22 @@ class Policy:
             facts: values read from the system of record for this call.
             ceiling: the mode the tool was registered with; the result is never looser.
         """
-        entry = self.document.tools.get(tool)
-        if entry is None:
+        base = self._base.get((tool, ceiling))
+        if base is None:
+            base = self._base_for(tool, ceiling)
+        if base[0] is None:
             return Decision(
                 tool=tool, mode=None, outcome="deny", rule=None, policy_version=self.version,
                 reason=f"tool {tool!r} has no policy entry; it is denied by default",
             )
+        entry, mode, rank, decided_by, reason, expiry, rules = base
         request = {"args": args, "context": context or {}, "facts": facts or {}}
-        mode = entry.mode if ceiling is None else entry.mode.stricter(ceiling)
-        decided_by = f"tools.{tool}.mode" if ceiling is None or mode == entry.mode else f"registered:{ceiling.value}"
-        reason = entry.description or f"{tool} is {mode.value}"
         decided_by_rule = False
         fired: list[str] = []
         approvals: dict[str, int] = {}
         verification: list[str] = []
         deny: tuple[str, str] | None = None
-        rank = mode.rank
-        for rid, preds, rdeny, rmode, rrank, role, count, verify, rreason in self._compiled_rules(tool, entry):
+        for rid, preds, rdeny, rmode, rrank, role, count, verify, rreason in rules:
             ok = True
             for p in preds:
                 if not p(request):
@@ -448,7 +476,6 @@ class Policy:
                 continue
             if rrank > rank or (rrank == rank and not decided_by_rule):
                 mode, rank, decided_by, decided_by_rule, reason = rmode, rrank, rid, True, rreason
-        expiry = entry.approval_expiry or self.document.defaults.approval_expiry
         base = dict(tool=tool, policy_version=self.version, fired=tuple(fired), approval_expiry=expiry,
                     visible_fields=entry.visible_fields)
         if deny is not None:

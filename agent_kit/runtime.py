@@ -20,6 +20,7 @@ from langgraph.types import Command
 from agent_kit._actions import ACTOR_KEY
 from agent_kit.errors import ResumeError, StaleInterruptError
 from agent_kit.graph import PermissionLayer, layer_of
+from agent_kit.retention import RetentionPolicy
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
 
 __all__ = ["AgentRuntime", "TurnResult"]
@@ -63,10 +64,13 @@ class AgentRuntime:
         store: the :class:`agent_kit.store.Store`; default: the graph's, else opened from env.
         checkpointer: override the store's checkpointer.
         durability: ``"sync"`` (default) or ``"async"``; ``"exit"`` is refused.
+        retention: which checkpoints to keep after each call (default: the latest, which holds
+            every pending interrupt; the audit trail keeps the history). None keeps them all.
     """
 
     def __init__(self, graph: Any, *, store: Any = None, checkpointer: Any = None,
-                 durability: Literal["sync", "async"] = "sync") -> None:
+                 durability: Literal["sync", "async"] = "sync",
+                 retention: RetentionPolicy | None = RetentionPolicy()) -> None:
         self.layer: PermissionLayer = layer_of(graph)
         if store is not None:
             self.layer.use_store(store)
@@ -76,6 +80,7 @@ class AgentRuntime:
         self.durability = durability
         self.graph = self.layer.compile(checkpointer=checkpointer or self.store.checkpointer())
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.retention = retention
 
     # -- reading -------------------------------------------------------------------------------
     def _config(self, thread_id: str, actor: str) -> dict[str, Any]:
@@ -211,6 +216,9 @@ class AgentRuntime:
         self.graph.invoke(value, self._config(thread_id, actor), durability=self.durability)
 
     def _settle(self, thread_id: str) -> TurnResult:
+        # Runs under the thread's lease: nothing else writes this thread's checkpoints now.
+        if self.retention is not None:
+            self.retention.apply(self.graph.checkpointer, thread_id)
         result = self.result(thread_id)
         live = {p["interrupt_id"] for p in result.pending}
         for item in self.store.inbox.for_thread(thread_id):
