@@ -34,8 +34,8 @@ from .errors import StorageError
 
 __all__ = [
     "BUSY_TIMEOUT_S",
-    "CONNECT_TIMEOUT_S",
     "Backend",
+    "CONNECT_TIMEOUT_S",
     "Database",
     "Row",
     "Tx",
@@ -193,7 +193,8 @@ class Database:
     def connection(self) -> Any:
         """This thread's connection, opened on first use (and again after a fork)."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
+        if (conn is not None and self._local.pid == os.getpid()
+                and not getattr(conn, "closed", False) and not getattr(conn, "broken", False)):
             return conn
         if self._closed:
             raise StorageError("the store is closed")
@@ -234,10 +235,11 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(conn, "sqlite")
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         else:
             with conn.transaction():
                 if lock is not None:
@@ -259,19 +261,6 @@ class Database:
             # Backoff between retries of a busy write (jittered so processes do not re-collide).
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.25)
-
-    def read(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn`` against one consistent snapshot (a read transaction)."""
-        conn = self.connection()
-        if self.backend == "sqlite":
-            conn.execute("BEGIN")
-            try:
-                return fn(Tx(conn, "sqlite"))
-            finally:
-                conn.execute("COMMIT")
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return fn(Tx(conn, "postgres"))
 
     def close(self) -> None:
         """Close every connection this object opened, in any thread."""

@@ -27,7 +27,13 @@ from .errors import AuditError
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["AUDIT_KINDS", "GENESIS", "AuditEntry", "AuditLog", "VerifyReport"]
+__all__ = [
+    "AUDIT_KINDS",
+    "AuditEntry",
+    "AuditLog",
+    "GENESIS",
+    "VerifyReport",
+]
 
 AUDIT_KINDS: tuple[str, ...] = (
     "read", "recommended", "drafted", "verification_requested", "verified", "approval_requested",
@@ -41,7 +47,12 @@ GENESIS = "0" * 64
 
 _CHUNK = 20_000
 _COLUMNS = ("thread_id", "kind", "tool", "action_hash", "actor", "at", "key")
-_PREV_MARK = ',"prev_hash":"'
+_PREV_MARK = b',"prev_hash":"'
+_VERIFY_SQL = {
+    "sqlite": "SELECT seq, CAST(hash AS BLOB), CAST(body AS BLOB) FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+    "postgres": "SELECT seq, convert_to(hash, 'UTF8'), convert_to(body, 'UTF8') FROM audit "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+}
 
 
 @dataclass(frozen=True)
@@ -184,11 +195,13 @@ class AuditLog:
             A report naming the first bad ``seq`` and what is wrong there.
         """
         sha256 = hashlib.sha256
-        prev, expect, last = GENESIS, 1, 0
+        # Bytes end to end: no UTF-8 decode of each body only to encode it again for hashing.
+        select = _VERIFY_SQL[self._db.backend]
+        prev, expect, last = GENESIS.encode(), 1, 0
+        wanted = expected_head.encode() if expected_head is not None else None
         seen_expected = expected_head is None or expected_head == GENESIS
         while True:
-            rows = self._db.fetchall(
-                "SELECT seq, hash, body FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (last, _CHUNK))
+            rows = self._db.fetchall(select, (last, _CHUNK))
             if not rows:
                 break
             for seq, digest, body in rows:
@@ -196,14 +209,14 @@ class AuditLog:
                     return _bad(expect, prev, f"entry {expect} is missing: the log jumps from "
                                 f"{expect - 1} to {seq} (entries were deleted)")
                 at = body.rfind(_PREV_MARK)
-                if at < 0 or not body.startswith(f'{_PREV_MARK}{prev}","seq":{seq},"thread_id":', at):
+                if at < 0 or not body.startswith(b'%s%s","seq":%d,"thread_id":' % (_PREV_MARK, prev, seq), at):
                     return _bad(seq, prev, f"entry {seq} does not follow entry {seq - 1}: its recorded "
                                 "position or predecessor differs (reordered, or an earlier entry "
                                 "was removed or rewritten)")
-                if sha256((prev + body).encode()).hexdigest() != digest:
+                if sha256(prev + body).hexdigest().encode() != digest:
                     return _bad(seq, prev, f"entry {seq} was altered: its hash does not match "
                                 "its contents")
-                if digest == expected_head:
+                if digest == wanted:
                     seen_expected = True
                 prev = digest
                 expect += 1
@@ -213,11 +226,11 @@ class AuditLog:
         if not seen_expected:
             return _bad(expect, prev, f"the expected head {str(expected_head)[:16]}... is not in the "
                         f"chain: entries after {expect - 1} were removed (truncated) or rewritten")
-        return VerifyReport(True, expect - 1, expect - 1, prev, None, None)
+        return VerifyReport(True, expect - 1, expect - 1, prev.decode(), None, None)
 
 
-def _bad(seq: int, prev: str, problem: str) -> VerifyReport:
-    return VerifyReport(False, seq - 1, seq - 1, prev, seq, problem)
+def _bad(seq: int, prev: bytes, problem: str) -> VerifyReport:
+    return VerifyReport(False, seq - 1, seq - 1, prev.decode(), seq, problem)
 
 
 def _entry(row: tuple[Any, ...]) -> AuditEntry:

@@ -95,10 +95,11 @@ class ExecutionLedger:
                duration_ms: float | None = None) -> LedgerRecord:
         """Record the outcome: ``failed`` if ``error`` is given, else ``done`` with ``result``.
 
-        Finishing twice with the same outcome returns the record unchanged.
+        A ``started``, ``unknown`` or ``failed`` record takes the outcome (a failed call may be
+        retried); finishing a ``done`` record again with the same outcome returns it unchanged.
 
         Raises:
-            LedgerError: the key is unknown, or already finished with another outcome.
+            LedgerError: the key is unknown, or already ``done`` with another outcome.
         """
         status: LedgerStatus = "failed" if error is not None else "done"
         result_text = _json(result, "result")
@@ -106,7 +107,7 @@ class ExecutionLedger:
         def finish_in(tx: Tx) -> Row:
             changed = tx.execute(
                 "UPDATE ledger SET status = ?, result = ?, error = ?, finished_at = ?, duration_ms = ? "
-                "WHERE key = ? AND status IN ('started', 'unknown')",
+                "WHERE key = ? AND status IN ('started', 'unknown', 'failed')",
                 (status, result_text, error, utc_now(), duration_ms, key))
             row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
             if row is None:
