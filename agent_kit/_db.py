@@ -50,6 +50,20 @@ Row = tuple[Any, ...]
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
+
+
+def sqlite_synchronous() -> str:
+    """The ``PRAGMA synchronous`` for every SQLite connection of a store: ``AGENT_KIT_SQLITE_SYNC``.
+
+    NORMAL (the default) is what SQLite recommends with WAL: a process that dies loses nothing
+    it committed; a power loss may drop the newest commits, after which every reconcilable effect
+    is still caught by the back office's idempotency key. FULL also survives power loss for
+    tools that cannot reconcile, at one fsync per commit.
+    """
+    value = os.environ.get("AGENT_KIT_SQLITE_SYNC", "NORMAL").upper()
+    if value not in ("NORMAL", "FULL", "EXTRA"):
+        raise StorageError(f"AGENT_KIT_SQLITE_SYNC must be NORMAL, FULL or EXTRA, got {value!r}")
+    return value
 """How long a SQLite connection waits for another process's write lock."""
 CONNECT_TIMEOUT_S = 3
 """How long Store.open waits for a Postgres server before giving up."""
@@ -94,12 +108,26 @@ def describe_url(url: str) -> str:
     return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
 
 
-def postgres_connect_kwargs(schema: str | None) -> dict[str, Any]:
-    """Connection options every agent_kit Postgres connection shares."""
+def postgres_connect_kwargs(schema: str | None, url: str | None = None) -> dict[str, Any]:
+    """Connection options every agent_kit Postgres connection shares.
+
+    A schema is added to the URL's own ``options`` (statement_timeout, ...), never put in their place.
+    """
     kwargs: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True}
     if schema is not None:
-        kwargs["options"] = f"-csearch_path={schema}"
+        kwargs["options"] = f"{_url_options(url)} -csearch_path={schema}".strip()
     return kwargs
+
+
+def _url_options(url: str | None) -> str:
+    if not url:
+        return ""
+    from psycopg import conninfo
+
+    try:
+        return str(conninfo.conninfo_to_dict(url).get("options") or "")
+    except psycopg.Error:
+        return ""
 
 
 class Tx:
@@ -152,8 +180,11 @@ class Database:
         """Open (creating if needed) a SQLite file in WAL mode."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists() or path.stat().st_size == 0
             db = cls("sqlite", path=path)
             conn = db.connection()
+            if new:  # lets retention give freed pages back without a full VACUUM
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
@@ -180,7 +211,7 @@ class Database:
     def raw_postgres(self, *, with_schema: bool = True, **extra: Any) -> psycopg.Connection[Any]:
         """A new dedicated Postgres connection (the caller closes it); StorageError if unreachable."""
         assert self.url is not None
-        kwargs = postgres_connect_kwargs(self.schema if with_schema else None)
+        kwargs = postgres_connect_kwargs(self.schema if with_schema else None, self.url)
         kwargs.update(extra)
         try:
             return psycopg.connect(self.url, **kwargs)
@@ -201,6 +232,7 @@ class Database:
         if self.backend == "sqlite":
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
+            conn.execute(f"PRAGMA synchronous={sqlite_synchronous()}")
         else:
             conn = self.raw_postgres()
         self._local.conn, self._local.pid = conn, os.getpid()

@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from ._db import BUSY_TIMEOUT_S, postgres_connect_kwargs
+from ._db import BUSY_TIMEOUT_S, postgres_connect_kwargs, sqlite_synchronous
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         conn = sqlite3.connect(str(store.path), check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+        conn.execute(f"PRAGMA synchronous={sqlite_synchronous()}")  # see sqlite_synchronous()
         saver = SqliteSaver(conn, serde=serde)
         saver.setup()
         return saver
@@ -197,7 +198,7 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
 
     assert store.db_url is not None
     pg = psycopg.connect(store.db_url, prepare_threshold=0, row_factory=dict_row,
-                         **postgres_connect_kwargs(store.schema))
+                         **postgres_connect_kwargs(store.schema, store.db_url))
     return PostgresSaver(pg, serde=serde)
 
 
@@ -222,5 +223,5 @@ async def make_async_checkpointer(store: Store, *, serde: StrictSerializer | Non
     assert store.db_url is not None
     async with await AsyncConnection.connect(
             store.db_url, prepare_threshold=0, row_factory=dict_row,
-            **postgres_connect_kwargs(store.schema)) as apg:
+            **postgres_connect_kwargs(store.schema, store.db_url)) as apg:
         yield AsyncPostgresSaver(apg, serde=serde)

@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from agent_kit._actions import ACTOR_KEY
-from agent_kit.errors import ResumeError, StaleInterruptError
+from agent_kit.errors import ApprovalError, ResumeError, StaleInterruptError
 from agent_kit.graph import PermissionLayer, layer_of
 from agent_kit.retention import RetentionPolicy
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
@@ -125,6 +125,11 @@ class AgentRuntime:
             raise ResumeError("a chat message must be non-empty text")
         with self.store.leases.acquire(thread_id, owner=self.owner):
             snap = self.state(thread_id)
+            if self._interrupted(thread_id, snap):
+                # A crash cut the last run off: finish it first (the message is most likely the
+                # customer retrying the answer that run was carrying); the caller sees the result.
+                self._invoke(None, thread_id, actor)
+                return self._settle(thread_id)
             waiting = [i for i in snap.interrupts if i.value.get("kind") == "verification"]
             if waiting:
                 target = waiting[0]
@@ -168,6 +173,12 @@ class AgentRuntime:
             snap = self.state(thread_id)
             if not snap.values:
                 raise StaleInterruptError(f"unknown thread {thread_id!r}: nothing has run on it")
+            if self._interrupted(thread_id, snap):
+                if not self.layer.policy.roles_of(approver):
+                    raise ApprovalError(f"unknown approver {approver!r}: the policy lists no roles for them")
+                # The decision was taken and the run cut off by a crash: repeating it finishes that run.
+                self._invoke(None, thread_id, approver)
+                return self._settle(thread_id)
             target = self._target(thread_id, snap.interrupts, interrupt_id, kinds)
             payload: dict[str, Any] = {"decisions": [decision], "approver": approver,
                                        "action_hash": target.value["action_hash"], "decided_at": now_iso()}
@@ -178,6 +189,24 @@ class AgentRuntime:
                 self._check_edit(checked.edited_action)
             self._invoke(Command(resume={target.id: payload}), thread_id, approver)
             return self._settle(thread_id)
+
+    def recover(self, thread_id: str, *, actor: str = "system") -> TurnResult:
+        """Finish a run that a crash cut off (its decisions were taken; its effects go through
+        the ledger, so none runs twice). On a thread with nothing cut off this changes nothing."""
+        with self.store.leases.acquire(thread_id, owner=self.owner):
+            if self._interrupted(thread_id, self.state(thread_id)):
+                self._invoke(None, thread_id, actor)
+            return self._settle(thread_id)
+
+    def _interrupted(self, thread_id: str, snap: Any) -> bool:
+        """Whether a run was cut off with work left: no interrupt waits on a person, yet a step is
+        due, or a step's saved writes were never folded into a checkpoint."""
+        if snap.interrupts or not snap.values:
+            return False
+        if snap.next:
+            return True
+        saved = self.graph.checkpointer.get_tuple({"configurable": {"thread_id": thread_id}})
+        return bool(saved is not None and saved.pending_writes)
 
     def _target(self, thread_id: str, interrupts: Any, interrupt_id: str | None, kinds: tuple[str, ...]) -> Any:
         live = {i.id: i for i in interrupts}

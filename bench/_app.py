@@ -57,7 +57,10 @@ def ours_graph(home: Path, call: dict[str, Any], reply: str | None = "done", *, 
 def bare_saver(path: Path) -> SqliteSaver:
     path.parent.mkdir(parents=True, exist_ok=True)
     saver = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+    # The same connection settings agent_kit's own SqliteSaver uses (WAL, synchronous=NORMAL), so the
+    # anchor is the same SqliteSaver: the ratio measures the permission layer, not a pragma.
     saver.setup()
+    saver.conn.execute("PRAGMA synchronous=NORMAL")
     return saver
 
 

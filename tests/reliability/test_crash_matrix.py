@@ -1,0 +1,182 @@
+"""Exactly once across crashes: a real OS process is SIGKILLed at each point of an effect's life,
+for every execute tool of the reference app, under sync and async durability; a new process then
+does what the person would do (the same approval again, the customer's same answer again) and the
+action runs exactly once, as shop.sqlite, the ledger and the audit trail all agree.
+
+Also here: forking a thread from an older checkpoint never runs an effect again, and
+``durability="exit"`` is refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from langgraph.types import Command
+
+from agent_kit import AgentRuntime
+from agent_kit.errors import AgentKitError, ResumeError
+
+from ._checks import THREAD, ForkServer, assert_executed_exactly_once, effect_count, report_of
+from .worker import SCENARIOS
+
+POINTS = [
+    "before_intent",      # the approval (or the customer's answer) is recorded; the ledger is not
+    "before_effect",      # the ledger says "started"; the tool has not been called
+    "after_effect",       # the tool ran; its result is not in the ledger
+    "after_result",       # the ledger says "done"; no "executed" audit entry yet
+    "before_writes",      # everything recorded; the execute node's writes are not saved
+    "before_checkpoint",  # the node's writes are saved; the checkpoint after them is not
+]
+AFTER_EFFECT = {"after_effect", "after_result", "before_writes", "before_checkpoint"}
+TOOLS = list(SCENARIOS)
+APPROVED_BY_STAFF = {t for t, s in SCENARIOS.items() if s["decide"][0] == "approve"}
+
+
+@pytest.fixture(scope="session")
+def forks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkServer]:
+    """Every worker step runs in its own forked process of one pre-imported server."""
+    server = ForkServer(tmp_path_factory.mktemp("forks"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def paused_home(tmp_path_factory: pytest.TempPathFactory, forks: ForkServer) -> Callable[[str, Path], Path]:
+    """Copies of a home where the scenario's thread waits at its gate (made once per scenario)."""
+    templates: dict[str, Path] = {}
+
+    def copy(scenario: str, dest: Path) -> Path:
+        if scenario not in templates:
+            home = tmp_path_factory.mktemp(f"paused_{scenario}")
+            report = report_of(forks.run(home, scenario, "setup"))
+            expected = "replied" if scenario == "create_ticket" else "paused"  # create_ticket has no gate
+            assert report["result"]["status"] == expected, report
+            templates[scenario] = home
+        shutil.copytree(templates[scenario], dest)
+        return dest
+
+    return copy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("durability", ["sync", "async"])
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("tool", TOOLS)
+def test_sigkill_then_resume_runs_the_action_exactly_once(
+    tool: str, point: str, durability: str, paused_home: Callable[[str, Path], Path], forks: ForkServer,
+    tmp_path: Path,
+) -> None:
+    home = paused_home(tool, tmp_path / "home")
+
+    crashed = forks.run(home, tool, "decide", durability=durability, crash_at=point)
+    assert crashed.returncode == -9, (
+        f"the worker should have been SIGKILLed at {point}; exit {crashed.returncode}\n{crashed.stderr[-3000:]}")
+    assert effect_count(home, tool) == (1 if point in AFTER_EFFECT else 0)
+
+    # A new process: the operator approves again / the customer answers again.
+    recovered = report_of(forks.run(home, tool, "recover", durability=durability))
+    assert recovered["result"]["status"] == "replied", recovered
+    assert recovered["result"]["pending"] == []
+
+    from agent_kit.store import Store
+
+    with Store.open(home=home) as store:
+        assert_executed_exactly_once(store, home, THREAD, tool)
+        if tool in APPROVED_BY_STAFF:
+            approved = store.audit.entries(THREAD, kind="approved")
+            assert [(e.actor, e.tool) for e in approved] == [("lee", tool)]  # the approval was not lost
+            assert store.audit.entries(THREAD, kind="escalated") == []
+
+
+# -- forks from old checkpoints ------------------------------------------------------------------
+
+def _keeping_every_checkpoint(app) -> AgentRuntime:  # type: ignore[no-untyped-def]
+    """The app's runtime without checkpoint retention, so old checkpoints exist to fork from."""
+    return AgentRuntime(app.runtime.graph, store=app.store, retention=None)
+
+
+def test_forking_from_any_older_checkpoint_never_refunds_again(app) -> None:  # type: ignore[no-untyped-def]
+    rt = _keeping_every_checkpoint(app)
+    app.runtime = rt
+    app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
+    rt.approve("t", approver="lee")
+    assert len(app.shop.refunds(1001)) == 1
+    history = list(rt.graph.get_state_history({"configurable": {"thread_id": "t"}}))
+    assert len(history) > 5
+    forks = 0
+    for snap in history[1:]:  # every checkpoint older than the last one
+        old = snap.config["configurable"]["checkpoint_id"]
+        rt.graph.invoke(None, {"configurable": {"thread_id": "t", "checkpoint_id": old}})
+        forks += 1
+        assert len(app.shop.refunds(1001)) == 1, f"forking from checkpoint {old} (next={snap.next}) refunded again"
+    assert forks == len(history) - 1
+    executed = app.store.audit.entries("t", kind="executed")
+    assert [e.tool for e in executed] == ["issue_refund"]
+    assert app.store.audit.verify().ok
+
+
+def test_fork_paused_on_the_approval_cannot_refund_twice_even_if_approved_again(app) -> None:  # type: ignore[no-untyped-def]
+    rt = _keeping_every_checkpoint(app)
+    app.runtime = rt
+    app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
+    paused_at = rt.state("t").config["configurable"]["checkpoint_id"]
+    rt.approve("t", approver="lee")
+    assert len(app.shop.refunds(1001)) == 1
+
+    rt.graph.invoke(None, {"configurable": {"thread_id": "t", "checkpoint_id": paused_at}})
+    again = rt.result("t")
+    assert again.status == "paused"  # the fork asks again rather than executing on its own
+    assert len(app.shop.refunds(1001)) == 1
+    rt.approve("t", approver="sam")  # someone approves the forked request too
+    assert len(app.shop.refunds(1001)) == 1  # same action, same idempotency key: the recorded result
+    executed = app.store.audit.entries("t", kind="executed")
+    assert len({e.data["idempotency_key"] for e in executed}) == 1
+    records = app.store.ledger.for_thread("t")
+    assert [(r.tool, r.status) for r in records] == [("issue_refund", "done")]
+    assert app.store.audit.verify().ok
+
+
+# -- durability="exit" ---------------------------------------------------------------------------
+
+def test_runtime_refuses_exit_durability(sqlite_app) -> None:  # type: ignore[no-untyped-def]
+    graph = sqlite_app.runtime.graph
+    with pytest.raises(ResumeError, match="durability 'exit' is refused"):
+        AgentRuntime(graph, store=sqlite_app.store, durability="exit")  # type: ignore[arg-type]
+
+
+def test_graph_resumed_with_exit_durability_refuses_before_any_effect(sqlite_app) -> None:  # type: ignore[no-untyped-def]
+    rt: AgentRuntime = sqlite_app.runtime
+    sqlite_app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
+    (pending,) = rt.state("t").interrupts
+    payload = {"decisions": [{"type": "approve"}], "approver": "lee", "action_hash": pending.value["action_hash"]}
+    config = {"configurable": {"thread_id": "t", "agent_kit_actor": "lee"}}
+    with pytest.raises(AgentKitError, match="durability='exit' is refused"):
+        rt.graph.invoke(Command(resume={pending.id: payload}), config, durability="exit")
+    assert sqlite_app.shop.refunds(1001) == []
+    assert sqlite_app.store.ledger.for_thread("t") == []
+
+
+def test_a_new_turn_with_exit_durability_is_refused(sqlite_app) -> None:  # type: ignore[no-untyped-def]
+    from langchain_core.messages import HumanMessage
+
+    with pytest.raises(AgentKitError, match="durability='exit' is refused"):
+        sqlite_app.runtime.graph.invoke({"messages": [HumanMessage("Hi, I am Jane Doe, 94107")]},
+                                        {"configurable": {"thread_id": "t"}}, durability="exit")
+
+
+# -- approvals are bound to the action -----------------------------------------------------------
+
+def test_an_approval_naming_another_action_hash_executes_nothing(sqlite_app) -> None:  # type: ignore[no-untyped-def]
+    rt: AgentRuntime = sqlite_app.runtime
+    sqlite_app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
+    (pending,) = rt.state("t").interrupts
+    forged = {"decisions": [{"type": "approve"}], "approver": "lee", "action_hash": "0" * 64}
+    rt.graph.invoke(Command(resume={pending.id: forged}), {"configurable": {"thread_id": "t"}}, durability="sync")
+    assert sqlite_app.shop.refunds(1001) == []
+    assert rt.result("t").status == "paused"  # refused in the node and asked again
+    assert [e.kind for e in sqlite_app.store.audit.entries("t")][-2:] == ["refused", "approval_requested"]
+    rt.approve("t", approver="lee")
+    assert len(sqlite_app.shop.refunds(1001)) == 1
