@@ -18,7 +18,8 @@ from typing import Any
 
 from . import Result
 
-MODULES = ("auto_allowed", "approval_round_trip", "policy_decision", "inbox", "audit", "checkpoint_growth")
+MODULES = ("auto_allowed", "approval_round_trip", "policy_decision", "inbox", "audit", "checkpoint_growth",
+           "scale_out")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -90,18 +91,26 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: list[Result] = []
+    scale_lines: list[str] = []
     for name in names:
         print(f"\n== {name}{' (quick)' if args.quick else ''}", flush=True)
         t0 = time.perf_counter()
-        results.append(import_module(f"bench.{name}").run(quick=args.quick))
+        got = import_module(f"bench.{name}").run(quick=args.quick)
+        if isinstance(got, list):  # scale_out: several BENCH lines, one per backend and process count
+            scale_lines += got
+        else:
+            results.append(got)
         print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
     total = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"date": date, "quick": args.quick, "seconds": total, "machine": info,
-           "results": [r.to_json() for r in results]}
+           "results": [r.to_json() for r in results], "scale_out": scale_lines}
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
     plot(results, RESULTS / "bench.png", f"agent_kit benchmarks, {date}{' (quick)' if args.quick else ''}")
     print("\n" + table(results, info, date))
+    if scale_lines:
+        print("\nscale-out (approvals/s; anchor = SQLite with the same process count):")
+        print("\n".join(scale_lines))
     print(f"\n{len(results)} benchmarks in {total:.0f} s; wrote {RESULTS / 'latest.json'} and {RESULTS / 'bench.png'}")
     return 0
 
