@@ -554,4 +554,22 @@ def load_policy(path: str | Path) -> Policy:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"policy file {str(p)!r} is not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "approvers_file" in data:
+        data = dict(data)
+        extra = _read_approvers(p, data.pop("approvers_file"))
+        data["approvers"] = {**extra, **(data.get("approvers") or {})}
     return Policy.from_dict(data, source=str(p))
+
+
+def _read_approvers(policy_path: Path, name: Any) -> dict[str, Any]:
+    """Approvers kept in their own file (named by the policy, relative to it): name -> roles."""
+    path = policy_path.parent / str(name)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PolicyError(f"invalid policy in {policy_path}: approvers_file: cannot read {str(path)!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"invalid policy in {policy_path}: approvers_file: {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"invalid policy in {policy_path}: approvers_file: {str(path)!r} must map names to lists of roles")
+    return data

@@ -135,3 +135,17 @@ def test_public_names_are_sorted_and_complete():
         "create_permissioned_agent", "load_policy", "register", "layer_of")}
     exported = {n for n in public if not isinstance(getattr(agent_kit, n), type(agent_kit))}
     assert exported <= set(agent_kit.__all__)
+
+
+def test_approvers_can_live_in_a_file_the_policy_names(tmp_path):
+    (tmp_path / "people.yaml").write_text("ava: [lead]\nbo: [boss]\n")
+    data = copy.deepcopy(POLICY)
+    del data["approvers"]
+    data["approvers_file"] = "people.yaml"
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(data))
+    p = load_policy(tmp_path / "policy.yaml")
+    assert p.roles_of("ava") == {"lead"} and p.can_act_as("bo", "lead")
+    data["approvers_file"] = "missing.yaml"
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(PolicyError, match="approvers_file"):
+        load_policy(tmp_path / "policy.yaml")
