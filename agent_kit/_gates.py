@@ -296,14 +296,15 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
     key = idempotency_key(thread, action["tool_call_id"], action["hash"])
     draft_id: Any
     if spec.draft is not None:
-        record_, created = layer.store.ledger.begin(key, thread_id=thread, tool_call_id=action["tool_call_id"],
-                                                    tool=spec.name, action_hash=action["hash"], args=action["args"])
-        if record_.status == "done":
-            draft_id = record_.result
-        else:
-            call_args = {**action["args"], **{arg: context.get(k) for arg, k in spec.inject.items()}}
-            draft_id = spec.draft(**call_args, idempotency_key=key)
-            layer.store.ledger.finish(key, result=draft_id)
+        call_args = {**action["args"], **{arg: context.get(k) for arg, k in spec.inject.items()}, "idempotency_key": key}
+        try:
+            draft_id = layer.store.ledger.run_reconcilable(
+                key, lambda: spec.draft(**call_args), thread_id=thread,  # type: ignore[misc]
+                tool_call_id=action["tool_call_id"], tool=spec.name, action_hash=action["hash"], args=action["args"])
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return _tool_failed(layer, action, config, exc, key=key)
     else:
         draft_id = layer.store.drafts.save(thread, spec.name, action["args"], action["hash"], key)
     layer.audit("drafted", action, config, actor="agent", key=f"{base}:drafted",

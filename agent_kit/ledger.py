@@ -9,8 +9,12 @@ becomes ``unknown`` and is reconciled through the key, never re-run blindly.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from langgraph.errors import GraphBubbleUp
 
 from ._canonical import canonical_json
 from ._db import Database, Row, Tx, utc_now
@@ -146,6 +150,30 @@ class ExecutionLedger:
         """The thread's records, oldest first."""
         rows = self._db.fetchall(_SELECT + " WHERE thread_id = ? ORDER BY started_at, key", (thread_id,))
         return [_record(row) for row in rows]
+
+    def run_reconcilable(self, key: str, call: Callable[[], Any], *, thread_id: str, tool_call_id: str, tool: str,
+                         action_hash: str, args: dict[str, Any]) -> Any:
+        """Run ``call`` through the ledger, for a call that reconciles by its idempotency key.
+
+        A finished key returns its recorded result without calling again. Otherwise (new, or
+        cut off by a crash, or failed before) the call runs with the same key, which the system
+        of record answers with the original result if it already acted. A failure is recorded
+        and raised.
+        """
+        record, _ = self.begin(key, thread_id=thread_id, tool_call_id=tool_call_id, tool=tool,
+                               action_hash=action_hash, args=args)
+        if record.status == "done":
+            return record.result
+        started = time.perf_counter()
+        try:
+            result = call()
+        except GraphBubbleUp:  # flow control (an interrupt) is not a failure of the call
+            raise
+        except Exception as exc:
+            self.finish(key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000)
+            raise
+        self.finish(key, result=result, duration_ms=(time.perf_counter() - started) * 1000)
+        return result
 
     def mark_rolled_back(self, key: str, audit_seq: int) -> None:
         """Record that the action was rolled back (by the audit entry ``audit_seq``).

@@ -8,7 +8,6 @@ rollback (or two at once) is refused and the compensation happens once.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
@@ -68,18 +67,12 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         ckey = idempotency_key(thread, f"rollback:{entry_seq}", chash)
         if comp.takes_idempotency_key:
             call["idempotency_key"] = ckey
-        crecord, _ = store.ledger.begin(ckey, thread_id=thread, tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
-                                        action_hash=chash, args=args)
-        if crecord.status == "done":
-            result = crecord.result
-        else:
-            started = time.perf_counter()
-            try:
-                result = comp.tool.invoke(call)
-            except Exception as exc:
-                store.ledger.finish(ckey, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000)
-                raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
-            store.ledger.finish(ckey, result=result, duration_ms=(time.perf_counter() - started) * 1000)
+        try:
+            result = store.ledger.run_reconcilable(ckey, lambda: comp.tool.invoke(call), thread_id=thread,
+                                                   tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
+                                                   action_hash=chash, args=args)
+        except Exception as exc:
+            raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
         audit_entry = store.audit.append(
             "rolled_back", actor=approver, thread_id=thread, tool=spec.name, action_hash=entry.action_hash,
             data={"entry": entry_seq, "compensation": comp.name, "args": args, "result_hash": result_hash(result),
