@@ -67,16 +67,11 @@ def tool_message(action: Mapping[str, Any], content: Any, *, error: bool = False
 class ActionRouter:
     """Deciding and routing actions; mixed into :class:`agent_kit.graph.PermissionLayer`."""
 
+    # Provided by the layer this is mixed into.
     registry: ToolRegistry
     escalation_receivers: tuple[str, ...]
-
-    @property
-    def policy(self) -> Policy:  # pragma: no cover - provided by the layer
-        raise NotImplementedError
-
-    @property
-    def store(self) -> Any:  # pragma: no cover - provided by the layer
-        raise NotImplementedError
+    policy: Policy
+    store: Any
 
     # -- audit -------------------------------------------------------------------------------
     def audit(self, kind: str, action: Mapping[str, Any] | None, config: RunnableConfig, *, actor: str,

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -291,7 +291,7 @@ class PolicyDocument(_Strict):
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApprovalRequirement:
     role: str
     count: int = 1
@@ -300,9 +300,12 @@ class ApprovalRequirement:
         return {"role": self.role, "count": self.count}
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What policy decided for one call: the mode, the gate, and the rule that fired."""
+class Decision(NamedTuple):
+    """What policy decided for one call: the mode, the gate, and the rule that fired.
+
+    Immutable; a named tuple because it is made on every call (about 4x cheaper to build than a
+    frozen dataclass).
+    """
 
     tool: str
     mode: Mode | None
@@ -476,10 +479,9 @@ class Policy:
                 continue
             if rrank > rank or (rrank == rank and not decided_by_rule):
                 mode, rank, decided_by, decided_by_rule, reason = rmode, rrank, rid, True, rreason
-        base = dict(tool=tool, policy_version=self.version, fired=tuple(fired), approval_expiry=expiry,
-                    visible_fields=entry.visible_fields)
+        version, fired_t, visible = self.version, tuple(fired), entry.visible_fields
         if deny is not None:
-            return Decision(mode=None, outcome="deny", rule=deny[0], reason=deny[1], **base)  # type: ignore[arg-type]
+            return Decision(tool, None, "deny", deny[0], deny[1], version, fired_t, (), (), expiry, visible)
         if not approvals:
             reqs: tuple[ApprovalRequirement, ...] = ()
         elif len(approvals) == 1:
@@ -489,15 +491,16 @@ class Policy:
                 approvals.items(), key=lambda kv: (-len(self._role_closure.get(kv[0], ())), kv[0])))
         if mode is Mode.EXECUTE_GATED and not reqs and not verification:
             # A gated call with nothing named to gate it: the policy did not say who approves.
-            return Decision(mode=mode, outcome="deny", rule=decided_by, reason=(
-                f"{tool} is execute_gated but no rule names an approver role or a verification; denied"), **base)  # type: ignore[arg-type]
+            return Decision(tool, mode, "deny", decided_by,
+                            f"{tool} is execute_gated but no rule names an approver role or a verification; denied",
+                            version, fired_t, (), (), expiry, visible)
         outcome: Outcome
         if mode is Mode.EXECUTE_GATED:
             outcome = "verify" if verification else "approve"
         else:
             outcome = _OUTCOME[mode]
-        return Decision(mode=mode, outcome=outcome, rule=decided_by, reason=reason, approvals=reqs,
-                        verification=tuple(verification), **base)  # type: ignore[arg-type]
+        return Decision(tool, mode, outcome, decided_by, reason, version, fired_t, reqs, tuple(verification),
+                        expiry, visible)
 
     def rollback_requirement(self, tool: str) -> ApprovalRequirement | None:
         entry = self.document.tools.get(tool)

@@ -108,9 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
     plot(results, RESULTS / "bench.png", f"agent_kit benchmarks, {date}{' (quick)' if args.quick else ''}")
     print("\n" + table(results, info, date))
-    if scale_lines:
-        print("\nscale-out (approvals/s; anchor = SQLite with the same process count):")
-        print("\n".join(scale_lines))
     print(f"\n{len(results)} benchmarks in {total:.0f} s; wrote {RESULTS / 'latest.json'} and {RESULTS / 'bench.png'}")
     return 0
 
