@@ -25,7 +25,7 @@ from langgraph.types import Command, interrupt
 from agent_kit._actions import refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import idempotency_key, result_hash
 from agent_kit._visibility import filter_fields
-from agent_kit.errors import ResumeError
+from agent_kit.errors import ApprovalError, ResumeError
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
 
 if TYPE_CHECKING:
@@ -72,19 +72,57 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
     while True:
         iid = _next_interrupt_id(answered)
         request = {**request, "interrupt_id": iid}
-        layer.store.inbox.put(_pending_item(layer, request, config))
-        layer.audit(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
-                    data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at", "summary")})
+        # An answer is already in the task (given with this resume, or earlier): the interrupt was
+        # published when it was first raised; publishing again would list an answered one.
+        replay = _answers_stored() > answered
+        if not replay:
+            layer.store.inbox.put(_pending_item(layer, request, config))
+            layer.audit(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
+                        data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at", "summary")})
         answer = interrupt(request)
         answered += 1
+        audit, thread = layer.store.audit, thread_of(config)
+        if audit.by_key(f"{thread}:{iid}:refused") is not None:
+            continue  # refused when it came in; the refusal stands on every re-entry
         try:
+            if audit.by_key(f"{thread}:{iid}:decided") is None and request["kind"] != "verification":
+                # A fresh answer (not one accepted in an earlier run of this node); verification
+                # answers come from the thread's customer, not from a signed-in operator.
+                answer = _as_authenticated(answer, config)
             decision = check_resume(answer, request, roles_of=layer.policy.roles_of)
         except ResumeError as exc:
+            layer.store.inbox.remove(iid)
             layer.audit("refused", action, config, actor=_who(answer), key=f"{iid}:refused", interrupt_id=iid,
                         data={"error": str(exc)})
             continue
         layer.store.inbox.remove(iid)
         return decision, iid, answered
+
+
+def _answers_stored() -> int:
+    """How many interrupt answers this task already holds (answers replayed on re-entry)."""
+    from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
+    from langgraph.config import get_config
+
+    return len(get_config()["configurable"][CONFIG_KEY_SCRATCHPAD].resume)
+
+
+def _as_authenticated(answer: Any, config: RunnableConfig) -> Any:
+    """Where the graph is served with authentication, the approver is the authenticated user.
+
+    A payload naming someone else is refused; one naming nobody is taken as the user's.
+    """
+    conf = config.get("configurable") or {}
+    user = conf.get("langgraph_auth_user")
+    identity = getattr(user, "identity", None) or (user.get("identity") if isinstance(user, Mapping) else None)
+    if not identity or not isinstance(answer, Mapping):
+        return answer
+    given = answer.get("approver")
+    if given is None:
+        return {**answer, "approver": str(identity)}
+    if given != identity:
+        raise ApprovalError(f"the payload names approver {given!r}, but the authenticated user is {identity!r}")
+    return answer
 
 
 def _who(answer: Any) -> str:

@@ -177,6 +177,11 @@ class AuditLog:
         row = self._db.fetchone("SELECT seq, hash, body FROM audit WHERE seq = ?", (seq,))
         return _entry(row) if row else None
 
+    def by_key(self, key: str) -> AuditEntry | None:
+        """The entry carrying dedupe ``key``, or None."""
+        row = self._db.fetchone("SELECT seq, hash, body FROM audit WHERE key = ?", (key,))
+        return _entry(row) if row else None
+
     def head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last entry; ``(0, GENESIS)`` when the log is empty."""
         row = self._db.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")

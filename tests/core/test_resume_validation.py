@@ -163,3 +163,17 @@ def test_durability_exit_is_refused(paused):
     with pytest.raises(AgentKitError, match="exit"):
         paused.runtime.graph.invoke({"messages": [("user", "pay")]}, {"configurable": {"thread_id": "t2"}},
                                     durability="exit")
+
+
+def test_served_graph_takes_the_approver_from_the_authenticated_user(paused):
+    """Behind LangGraph Server's auth, a payload cannot name someone other than the signed-in user."""
+    graph = paused.runtime.graph
+    (intr,) = paused.runtime.state("t").interrupts
+    as_sam = {"configurable": {"thread_id": "t", "langgraph_auth_user": {"identity": "sam"}}}
+    graph.invoke(Command(resume={intr.id: {"decisions": [{"type": "approve"}], "approver": "lee"}}), as_sam)
+    assert paused.bank.payments() == [] and "refused" in paused.kinds()
+    (again,) = paused.runtime.state("t").interrupts
+    graph.invoke(Command(resume={again.id: {"decisions": [{"type": "approve"}]}}), as_sam)
+    assert paused.bank.payments() == [("ann", 50.0, 0)]
+    approved = paused.store.audit.entries("t", kind="approved")
+    assert [e.actor for e in approved] == ["sam"]
