@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 STORY: list[tuple[str, str]] = [
-    ("read_only: verify the customer (two details, checked in the back office)", "Hi, I'm Jane Doe, zip 94107"),
+    ("read_only: verify the customer (name and zip, checked in the back office)", "Hi, I'm Jane Doe, zip 94107"),
     ("read_only: an order, with hidden fields", "Where is my order 1001?"),
     ("recommend_only: a recommendation, nothing runs", "What do you recommend for order 1001? It arrived damaged."),
     ("draft_only: a reply drafted, not sent", "Draft a reply about the late delivery"),

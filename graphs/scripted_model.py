@@ -381,8 +381,8 @@ def parse_customer_message(message: str) -> tuple[list[_Request], list[str]]:
 # Reading tool results
 # ---------------------------------------------------------------------------------------------
 
-_VERIFY_ASK = ("Before I can do that, I need to confirm who you are: please send two of these: the email "
-               "address on your account, your full name, your zip code.")
+_VERIFY_ASK = ("Before I can do that, I need to confirm who you are: please send the email address on your "
+               "account, or your full name and zip code.")
 _STATUS_KEYS = ("status", "outcome", "decision", "result", "state")
 _DENIED = {"denied", "rejected", "refused", "error", "failed", "failure", "not_allowed", "forbidden", "blocked",
            "deny", "reject", "invalid"}
@@ -791,17 +791,18 @@ class CustomerServiceModel(BaseChatModel):
 
 
 def _complete_identity(args: dict[str, Any], earlier: Sequence[str]) -> None:
-    """Add details the customer stated in earlier messages, newest first, until two are known.
+    """Add details the customer stated in earlier messages, newest first, until they identify.
 
-    Verification needs two details; a customer who gave the email before and the zip now means
-    both. A message that itself gives two is taken as it stands (it may correct an earlier one).
+    The back office takes the email alone, or the name and the zip: a customer who gave the name
+    before and the zip now means both. An email, or a message that gives both, stands as it is.
     """
     for text in reversed(earlier):
+        if "email" in args or {"name", "zip"} <= set(args):
+            return
         found, _ = _identity(" ".join(text.split()), False)
         for key, value in (found.args.items() if found else ()):
-            if len(args) >= 2:
-                return
-            args.setdefault(key, value)
+            if key != "email":
+                args.setdefault(key, value)
 
 
 def _blocked_for_verification(history: list[BaseMessage]) -> list[_Request]:

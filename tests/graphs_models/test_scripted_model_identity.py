@@ -34,10 +34,10 @@ def test_things_that_are_not_identity_details(model: Runnable[Any, AIMessage], t
     assert all(c["args"].get("name") is None and c["args"].get("zip") is None for c in reply.tool_calls)
 
 
-def test_a_single_detail_is_completed_from_an_earlier_message(model: Runnable[Any, AIMessage]) -> None:
-    conversation: list[BaseMessage] = [HumanMessage("I'm jane@example.com"), AIMessage("Please send one more.")]
+def test_a_name_is_completed_by_a_zip_from_an_earlier_message(model: Runnable[Any, AIMessage]) -> None:
+    conversation: list[BaseMessage] = [HumanMessage("My name is Jane Doe"), AIMessage("And your zip code?")]
     reply = model.invoke([*conversation, HumanMessage("zip 94107")])
-    assert reply.tool_calls[0]["args"] == {"zip": "94107", "email": "jane@example.com"}
+    assert reply.tool_calls[0]["args"] == {"zip": "94107", "name": "Jane Doe"}
 
 
 def test_two_new_details_replace_earlier_ones(model: Runnable[Any, AIMessage]) -> None:

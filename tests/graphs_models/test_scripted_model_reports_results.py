@@ -9,8 +9,8 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
 
-VERIFY_ASK = ("Before I can do that, I need to confirm who you are: please send two of these: the email "
-              "address on your account, your full name, your zip code.")
+VERIFY_ASK = ("Before I can do that, I need to confirm who you are: please send the email address on your "
+              "account, or your full name and zip code.")
 
 
 def _after(model: Runnable[Any, AIMessage], text: str, *contents: str | dict[str, Any],
