@@ -51,11 +51,29 @@ def checkpoint_of(config: RunnableConfig) -> str | None:
 def actor_of(config: RunnableConfig) -> str:
     """Who drives this invocation: the runtime's actor, else LangGraph Server's user, else the customer."""
     conf = config.get("configurable") or {}
+    identity = auth_identity(config)
+    if identity:  # where the graph is served with auth, the signed-in user, whatever the client says
+        return identity
     if conf.get(ACTOR_KEY):
         return str(conf[ACTOR_KEY])
-    user = conf.get("langgraph_auth_user")
+    return "customer"
+
+
+def auth_identity(config: RunnableConfig) -> str | None:
+    """The authenticated user's identity where LangGraph Server serves the graph with auth."""
+    user = (config.get("configurable") or {}).get("langgraph_auth_user")
     identity = getattr(user, "identity", None) or (user.get("identity") if isinstance(user, Mapping) else None)
-    return str(identity) if identity else "customer"
+    return str(identity) if identity else None
+
+
+def call_id(action: Mapping[str, Any]) -> str:
+    """The call's identity for keys: the AI message's id and the tool call id.
+
+    Models may reuse tool call ids across turns (some number them per message); qualifying them
+    by the message keeps a later, equal request from being taken for an earlier one.
+    """
+    turn = action.get("turn")
+    return f"{turn}/{action['tool_call_id']}" if turn else str(action["tool_call_id"])
 
 
 def tool_message(action: Mapping[str, Any], content: Any, *, error: bool = False) -> ToolMessage:
@@ -70,6 +88,7 @@ class ActionRouter:
     # Provided by the layer this is mixed into.
     registry: ToolRegistry
     escalation_receivers: tuple[str, ...]
+    compensations: frozenset[str]
     policy: Policy
     store: Any
 
@@ -87,11 +106,11 @@ class ActionRouter:
 
     # -- deciding ----------------------------------------------------------------------------
     def new_action(self, tool: str, args: Any, tool_call_id: str, *, requested_by: str,
-                   context: Mapping[str, Any]) -> dict[str, Any]:
+                   context: Mapping[str, Any], turn: str | None = None) -> dict[str, Any]:
         """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason."""
         now = datetime.now(UTC)
         action: dict[str, Any] = {
-            "tool_call_id": tool_call_id, "tool": tool, "args": args if isinstance(args, dict) else {},
+            "tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": args if isinstance(args, dict) else {},
             "requested_by": requested_by, "requested_at": now_iso(now),
             "grants": {"verified": [], "approvals": []},
         }
@@ -99,6 +118,8 @@ class ActionRouter:
         problem: str | None = None
         if spec is None:
             problem = f"tool {tool!r} is not registered; it is denied by default"
+        elif tool in self.compensations:
+            problem = f"{tool} reverses other actions; it runs only through a permissioned rollback"
         elif not isinstance(args, dict):
             problem = f"arguments for {tool} must be an object, got {type(args).__name__}"
         else:
@@ -143,7 +164,7 @@ class ActionRouter:
         grants = action["grants"]
         out = decision.outcome
         if out == "deny":
-            self.audit("denied", action, config, actor="policy", key=f"{action['tool_call_id']}:{action['hash'][:16]}:denied",
+            self.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:denied",
                        data={"reason": decision.reason, "rule": decision.rule})
             return Command(update={"messages": [tool_message(action, f"Denied: {decision.reason}", error=True)],
                                    "strikes": 1}, goto="agent")
@@ -168,7 +189,8 @@ class ActionRouter:
         if last is None or not last.tool_calls:
             return Command(goto="agent")
         requester = actor_of(config)
-        actions = [self.new_action(tc["name"], tc.get("args"), tc["id"] or "", requested_by=requester, context=context)
+        actions = [self.new_action(tc["name"], tc.get("args"), tc["id"] or "", requested_by=requester, context=context,
+                                   turn=last.id)
                    for tc in last.tool_calls]
         denials = sum(1 for a in actions if a["decision"]["outcome"] == "deny")
         strikes = int(state.get("strikes") or 0)
@@ -205,8 +227,9 @@ class ActionRouter:
         if last is None:
             return Command(goto="__end__")
         tc = last.tool_calls[-1]
-        action = self.new_action(tc["name"], tc.get("args"), f"{tc['id']}:handoff", requested_by=actor_of(config),
-                                 context=context)
+        action = self.new_action(tc["name"], tc.get("args"), str(tc["id"]), requested_by=actor_of(config),
+                                 context=context, turn=f"{last.id}/handoff")
+        action["handoff"] = True  # no open tool call: the whole run goes to a person
         cmd = self._escalate_turn([action], context, config, int(state.get("strikes") or 0))
         return Command(update={"strikes": "reset"}, goto=cmd.goto)
 

@@ -11,9 +11,11 @@ Rules every node here keeps:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +24,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
-from agent_kit._actions import refuse_exit_durability, thread_of, tool_message
-from agent_kit._canonical import idempotency_key, result_hash
+from agent_kit._actions import auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
+from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._visibility import filter_fields
 from agent_kit.errors import ApprovalError, ResumeError
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
@@ -85,11 +87,15 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
         if audit.by_key(f"{thread}:{iid}:refused") is not None:
             continue  # refused when it came in; the refusal stands on every re-entry
         try:
-            if audit.by_key(f"{thread}:{iid}:decided") is None and request["kind"] != "verification":
+            decided = audit.by_key(f"{thread}:{iid}:decided")
+            if decided is None and request["kind"] != "verification":
                 # A fresh answer (not one accepted in an earlier run of this node); verification
                 # answers come from the thread's customer, not from a signed-in operator.
                 answer = _as_authenticated(answer, config)
-            decision = check_resume(answer, request, roles_of=layer.policy.roles_of)
+            # Expiry by this server's clock: now for a fresh answer, the recorded time for one
+            # accepted before; never by a time the client wrote.
+            when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
+            decision = check_resume(answer, request, roles_of=layer.policy.roles_of, now=when)
         except ResumeError as exc:
             layer.store.inbox.remove(iid)
             layer.audit("refused", action, config, actor=_who(answer), key=f"{iid}:refused", interrupt_id=iid,
@@ -112,9 +118,7 @@ def _as_authenticated(answer: Any, config: RunnableConfig) -> Any:
 
     A payload naming someone else is refused; one naming nobody is taken as the user's.
     """
-    conf = config.get("configurable") or {}
-    user = conf.get("langgraph_auth_user")
-    identity = getattr(user, "identity", None) or (user.get("identity") if isinstance(user, Mapping) else None)
+    identity = auth_identity(config)
     if not identity or not isinstance(answer, Mapping):
         return answer
     given = answer.get("approver")
@@ -132,7 +136,8 @@ def _who(answer: Any) -> str:
 def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
     action, context = dict(task["action"]), dict(task["context"])
     decision = layer.decide(action, context)
-    grants = {**action["grants"], "verified": list(action["grants"]["verified"])}
+    grants = {**action["grants"], "verified": list(action["grants"]["verified"]),
+              "verified_at": dict(action["grants"].get("verified_at") or {})}
     answered = 0
     context_update: dict[str, Any] = {}
     for kind in decision.verification:
@@ -148,7 +153,10 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
         if ok and kind == "confirm":
             ok = (d.message or "yes").strip().lower().rstrip(".!") in YES_WORDS
         if ok and kind == "identity":
-            found = layer.identity_verifier(d.message or "") if layer.identity_verifier else None
+            try:
+                found = layer.identity_verifier(d.message or "") if layer.identity_verifier else None
+            except Exception as exc:  # a failed check verifies nobody, and must not wedge the thread
+                found, detail["error"] = None, str(exc)
             ok = bool(found)
             if found:
                 context_update.update(found)
@@ -161,6 +169,7 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
                                    "context": context_update, "strikes": 1}, goto="agent")
         layer.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail)
         grants["verified"].append(kind)
+        grants["verified_at"][kind] = iid
     action["grants"] = grants
     cmd = layer.route(action, context, config)
     if context_update:
@@ -198,13 +207,13 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
         if d.type == "edit":
             assert d.edited_action is not None
             edited = layer.new_action(d.edited_action["name"], d.edited_action["args"], action["tool_call_id"],
-                                      requested_by=d.actor, context=context)
+                                      requested_by=d.actor, context=context, turn=action.get("turn"))
             layer.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                         data={**data, "new_tool": edited["tool"], "new_args": edited["args"],
                               "new_action_hash": edited["hash"], "new_decision": edited["decision"]["outcome"]})
             # An edit is a new action, requested by the editor: it is decided again from scratch.
             return layer.route(edited, context, config)
-        given.append({"approver": d.actor, "role": d.role, "at": d.decided_at})
+        given.append({"approver": d.actor, "role": d.role, "at": d.decided_at, "interrupt_id": iid})
         layer.audit("approved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                     data={**data, "approvals": len(given), "needed": decision.approvals_needed})
     action["grants"] = {**action["grants"], "approvals": given}
@@ -220,7 +229,7 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy")
     layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                 data={"note": d.message, "resolution": d.resolution, "role": d.role})
-    handoff = action["tool_call_id"].endswith(":handoff")  # no open tool call: a run-level hand-off
+    handoff = bool(action.get("handoff"))  # no open tool call: a run-level hand-off
     if d.resolution == "return":
         text = f"Not run: escalated. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
         msg = HumanMessage(content=f"[operator {d.actor}] {d.message}", name="operator") if handoff else tool_message(
@@ -242,25 +251,26 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         return cmd
     action = goto.arg["action"]
     spec = layer.registry[action["tool"]]
+    problem = _not_on_record(layer, spec, action, config)
+    if problem is not None:
+        return _tool_failed(layer, action, config, f"not run: {problem}")
     decision = action["decision"]
     thread = thread_of(config)
     call_args = {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
-    context_update: dict[str, Any] = {}
     if decision["mode"] == "read_only":
         try:
-            result = spec.tool.invoke(call_args)
+            result = _plain(spec.tool.invoke(call_args))
         except GraphBubbleUp:
             raise
         except Exception as exc:
             return _tool_failed(layer, action, config, exc)
         visible, hidden = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
-        layer.audit("read", action, config, actor="agent", key=f"{action['tool_call_id']}:{action['hash'][:16]}:read",
+        layer.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
-        if spec.on_result is not None:
-            context_update = dict(spec.on_result(result))
-        return Command(update={"messages": [tool_message(action, visible)], "context": context_update}, goto="agent")
+        return Command(update={"messages": [tool_message(action, visible)],
+                               "context": _context_from(layer, spec, action, result, config)}, goto="agent")
 
-    key = idempotency_key(thread, action["tool_call_id"], action["hash"])
+    key = idempotency_key(thread, call_id(action), action["hash"])
     if spec.takes_idempotency_key:
         call_args["idempotency_key"] = key
     ledger = layer.store.ledger
@@ -278,7 +288,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         crash_point("before_effect")
         started = time.perf_counter()
         try:
-            result = spec.tool.invoke(call_args)
+            result = _plain(spec.tool.invoke(call_args))
         except GraphBubbleUp:
             raise
         except Exception as exc:
@@ -291,17 +301,65 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
                 data={"args_hash": action["hash"], "result_hash": result_hash(result), "idempotency_key": key,
                       "duration_ms": record.duration_ms, "approvals": action["grants"]["approvals"],
                       "verified": action["grants"]["verified"], "reconciled": not created})
-    if spec.on_result is not None:
-        context_update = dict(spec.on_result(result))
+    context_update = _context_from(layer, spec, action, result, config)
     visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
     return Command(update={"messages": [tool_message(action, visible)], "context": context_update}, goto="agent")
 
 
+def _plain(result: Any) -> Any:
+    """A tool's result as plain JSON, which the ledger, the audit trail and the model all take."""
+    if hasattr(result, "model_dump"):
+        result = result.model_dump(mode="json")
+    try:
+        return json.loads(json.dumps(result))
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(result, default=lambda v: v.model_dump(mode="json") if hasattr(
+            v, "model_dump") else str(v)))
+
+
+def _context_from(layer: PermissionLayer, spec: Any, action: Mapping[str, Any], result: Any,
+                  config: RunnableConfig) -> dict[str, Any]:
+    """The tool's trusted context updates; a failing hook adds nothing (the effect stands, recorded)."""
+    if spec.on_result is None:
+        return {}
+    try:
+        return dict(spec.on_result(result) or {})
+    except Exception as exc:
+        layer.audit("failed", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:on_result",
+                    data={"error": f"on_result: {exc}"})
+        return {}
+
+
+def _not_on_record(layer: PermissionLayer, spec: Any, action: Mapping[str, Any], config: RunnableConfig) -> str | None:
+    """Why an action must not run although its payload says it may: a forged or stale payload.
+
+    The action's hash must match its arguments, and every approval and verification it carries
+    must be in the audit trail, given for this very action.
+    """
+    try:
+        spec.validate_args(action["args"])
+    except ValueError as exc:
+        return str(exc)
+    if action["hash"] != action_hash(action["tool"], action["args"]):
+        return "the action's hash does not match its arguments"
+    thread, audit = thread_of(config), layer.store.audit
+    grants = action.get("grants") or {}
+    for g in grants.get("approvals") or []:
+        e = audit.by_key(f"{thread}:{g.get('interrupt_id')}:decided")
+        if e is None or e.kind != "approved" or e.actor != g.get("approver") or e.action_hash != action["hash"]:
+            return f"the approval by {g.get('approver')!r} is not on record for this action"
+    for kind in grants.get("verified") or []:
+        e = audit.by_key(f"{thread}:{(grants.get('verified_at') or {}).get(kind)}:decided")
+        if e is None or e.kind != "verified" or e.action_hash != action["hash"]:
+            return f"the customer's {kind} verification is not on record for this action"
+    return None
+
+
 def _tool_failed(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any, *,
                  key: str | None = None, recorded: bool = False) -> Command:
     layer.audit("failed", action, config, actor="agent",
-                key=f"{key or action['tool_call_id'] + ':' + action['hash'][:16]}:failed",
+                key=f"{key or call_id(action) + ':' + action['hash'][:16]}:failed",
                 data={"error": str(exc), "idempotency_key": key})
     return Command(update={"messages": [tool_message(action, f"Error: {exc}", error=True)], "strikes": 1},
                    goto="agent")
@@ -321,9 +379,15 @@ def _outcome_unknown(layer: PermissionLayer, action: dict[str, Any], context: di
 
 def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
     action, context = dict(task["action"]), dict(task["context"])
+    # Decided again under the current policy: a payload that is not a recommendation or a draft
+    # now goes where policy sends it.
+    cmd = layer.route(action, context, config)
+    if getattr(cmd.goto, "node", None) != "record":
+        return cmd
+    action = cmd.goto.arg["action"]  # type: ignore[union-attr]
     spec = layer.registry[action["tool"]]
     decision = action["decision"]
-    base = f"{action['tool_call_id']}:{action['hash'][:16]}"
+    base = f"{call_id(action)}:{action['hash'][:16]}"
     if decision["outcome"] == "recommend":
         layer.audit("recommended", action, config, actor="agent", key=f"{base}:recommended",
                     data={"args": action["args"], "reason": decision["reason"]})
@@ -331,7 +395,7 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
                 "recommendation": {"tool": action["tool"], "args": action["args"]}}
         return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
     thread = thread_of(config)
-    key = idempotency_key(thread, action["tool_call_id"], action["hash"])
+    key = idempotency_key(thread, call_id(action), action["hash"])
     draft_id: Any
     if spec.draft is not None:
         call_args = {**action["args"], **{arg: context.get(k) for arg, k in spec.inject.items()}, "idempotency_key": key}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,10 +29,19 @@ def filter_fields(value: Any, visible: Iterable[str] | None) -> tuple[Any, list[
 def _filter(value: Any, tree: dict[str, Any], prefix: str, hidden: list[str]) -> Any:
     if not tree:  # the whole value is visible
         return value
-    if isinstance(value, list):
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    if isinstance(value, (list, tuple)):
         return [_filter(v, tree, prefix, hidden) for v in value]
     if not isinstance(value, dict):
-        return value
+        # Fields were named but this value has none to pick: show nothing rather than all of it.
+        hidden.append(prefix.rstrip(".") or "*")
+        return None
     out: dict[str, Any] = {}
     for key, sub in value.items():
         path = f"{prefix}{key}"

@@ -94,7 +94,8 @@ class PermissionLayer(ActionRouter):
         visible = [s.tool for s in registry.values() if s.name in self._policy.tools and not _is_compensation(registry, s)]
         self.model = model
         self.bound_model = model.bind_tools(visible) if visible else model
-        self.escalation_receivers = tuple(escalation_receivers or self._policy.document.escalation.receivers)
+        self._receivers = tuple(escalation_receivers or ())
+        self.compensations = frozenset(s.compensation.tool for s in registry.values() if s.compensation)
 
     # -- shared parts ------------------------------------------------------------------------
     def _mtime(self) -> float | None:
@@ -112,6 +113,11 @@ class PermissionLayer(ActionRouter):
                 self._policy = load_policy(self._policy_path)
                 self._policy_mtime = mtime
         return self._policy
+
+    @property
+    def escalation_receivers(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Who may resolve escalations: as given, else the current policy's receivers."""
+        return self._receivers or tuple(self.policy.document.escalation.receivers)
 
     @property
     def store(self) -> Any:
@@ -134,7 +140,10 @@ class PermissionLayer(ActionRouter):
             update["strikes"] = "reset"
             update["status"] = "active"
             if self.observe is not None:
-                update["context"] = dict(self.observe(_text(last)))
+                try:
+                    update["context"] = dict(self.observe(_text(last)) or {})
+                except Exception:  # a failing classifier adds nothing; it must not wedge the thread
+                    update["context"] = {}
         elif _unanswered(messages):
             return {}  # a sibling call is still on its way; the last one to finish wakes us again
         if not isinstance(last, HumanMessage) and int(state.get("strikes") or 0) >= self.policy.max_strikes:

@@ -133,8 +133,11 @@ def check_resume(
     if not isinstance(actor, str) or not actor.strip():
         raise ApprovalError("an identified approver is required (give --as NAME / approver=...)")
     decided_at = payload.get("decided_at") or now_iso(now)
-    if not isinstance(decided_at, str):
-        raise ResumeError("'decided_at' must be an ISO-8601 time")
+    try:
+        if not isinstance(decided_at, str) or _parse_time(decided_at).tzinfo is None:
+            raise ValueError(decided_at)
+    except ValueError:
+        raise ResumeError(f"'decided_at' must be an ISO-8601 time with a zone, got {decided_at!r}") from None
 
     if kind == "verification":
         if actor != CUSTOMER:

@@ -110,8 +110,11 @@ class Condition(_Strict):
                 node = request[root]
                 if key not in node:
                     return False
+                actual = node[key]
+                if actual != actual:  # NaN compares false with every limit: the rule applies
+                    return True
                 try:
-                    return bool(cmp(node[key], expected))  # type: ignore[misc]
+                    return bool(cmp(actual, expected))  # type: ignore[misc]
                 except TypeError:
                     return True
 
@@ -130,6 +133,8 @@ class Condition(_Strict):
                 return actual is _MISSING or actual != want
             if actual is _MISSING:
                 return False
+            if actual != actual:  # NaN: fail closed
+                return True
             try:
                 return bool(cmp(actual, want))  # type: ignore[misc]
             except TypeError:
@@ -152,6 +157,8 @@ class Condition(_Strict):
             return actual is _MISSING or actual != expected
         if actual is _MISSING:
             return False
+        if actual != actual:  # NaN: fail closed
+            return True
         try:
             if self.op == "eq":
                 return bool(actual == expected)

@@ -8,6 +8,7 @@ trusted values injected into it from the run's context (never from the model).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +116,21 @@ class ToolSpec:
         unknown = sorted(set(args) - known)
         if unknown:
             raise ValueError(f"invalid arguments for {self.name}: unknown argument(s) {', '.join(unknown)}")
-        return {k: v for k, v in model.model_dump(mode="json").items() if k in args or v is not None}
+        out = {k: v for k, v in model.model_dump(mode="json").items() if k in args or v is not None}
+        if _non_finite(out):
+            # NaN compares false with every limit, so it would slip past each threshold rule.
+            raise ValueError(f"invalid arguments for {self.name}: numbers must be finite (no NaN or infinity)")
+        return out
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _arg_names(tool: BaseTool) -> set[str]:

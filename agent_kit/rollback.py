@@ -41,6 +41,10 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
     need = layer.policy.rollback_requirement(spec.name)
     if need is None:
         raise RollbackError(f"the policy names nobody who may roll back {spec.name}; add `rollback: {{role: ...}}` to its entry")
+    if need.count > 1:
+        # Rollback takes one approver; a policy asking for more is not met by one: fail closed.
+        raise RollbackError(f"rolling back {spec.name} needs {need.count} approvers with role {need.role}; "
+                            "agent-kit rollback takes one, so it is refused")
     if not layer.policy.can_act_as(approver, need.role):
         roles = ", ".join(sorted(layer.policy.roles_of(approver))) or "none"
         raise RollbackError(f"{approver!r} (roles: {roles}) may not roll back {spec.name}; it needs role {need.role}")
@@ -67,6 +71,11 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         ckey = idempotency_key(thread, f"rollback:{entry_seq}", chash)
         if comp.takes_idempotency_key:
             call["idempotency_key"] = ckey
+        prior = store.ledger.get(ckey)
+        if prior is not None and prior.status in ("started", "unknown") and not comp.can_reconcile:
+            store.ledger.mark_unknown(ckey)
+            raise RollbackError(f"an earlier {comp.name} for entry {entry_seq} was cut off and its outcome is "
+                                "unknown; it is not run again blindly: check the system of record")
         try:
             result = store.ledger.run_reconcilable(ckey, lambda: comp.tool.invoke(call), thread_id=thread,
                                                    tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
