@@ -88,10 +88,12 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
             continue  # refused when it came in; the refusal stands on every re-entry
         try:
             decided = audit.by_key(f"{thread}:{iid}:decided")
-            if decided is None and request["kind"] != "verification":
-                # A fresh answer (not one accepted in an earlier run of this node); verification
-                # answers come from the thread's customer, not from a signed-in operator.
-                answer = _as_authenticated(answer, config)
+            if decided is None:  # a fresh answer, not one accepted in an earlier run of this node
+                if request["kind"] != "verification":
+                    answer = _as_authenticated(answer, config)
+                elif auth_identity(config) not in (None, request.get("requested_by")):
+                    # The customer answers their own verification; a signed-in operator cannot.
+                    raise ApprovalError(f"only {request.get('requested_by')!r}, who asked for this action, can answer it")
             # Expiry by this server's clock: now for a fresh answer, the recorded time for one
             # accepted before; never by a time the client wrote.
             when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
@@ -230,12 +232,15 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                 data={"note": d.message, "resolution": d.resolution, "role": d.role})
     handoff = bool(action.get("handoff"))  # no open tool call: a run-level hand-off
+    # An effect cut off by a crash may have happened: say so, so nobody takes it for "not run".
+    head = ("Outcome unknown (it may have run; do not retry it)" if action["decision"].get("rule") == "outcome_unknown"
+            else "Not run: escalated")
     if d.resolution == "return":
-        text = f"Not run: escalated. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
+        text = f"{head}. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
         msg = HumanMessage(content=f"[operator {d.actor}] {d.message}", name="operator") if handoff else tool_message(
             action, text, error=True)
         return Command(update={"messages": [msg]}, goto="agent")
-    text = f"Not run: escalated. A person ({d.actor}) closed the case: {d.message}"
+    text = f"{head}. A person ({d.actor}) closed the case: {d.message}"
     update: dict[str, Any] = {"status": "closed", "context": {"closing_note": d.message}}
     update["messages"] = [] if handoff else [tool_message(action, text, error=True)]
     return Command(update=update, goto="agent")

@@ -180,3 +180,24 @@ def test_a_reused_tool_call_id_in_a_later_turn_is_a_new_effect(kit_factory):
     kit.runtime.send("t", "pay again")
     assert kit.bank.payments() == [("ann", 5.0, 0), ("ann", 5.0, 0)]
     assert kit.kinds().count("executed") == 2
+
+
+def test_served_graph_lets_only_the_requesting_customer_answer_a_verification(kit_factory):
+    from langchain_core.messages import HumanMessage
+
+    policy = copy.deepcopy(POLICY)
+    policy["tools"]["close_account"]["rules"] = [{"id": "confirm", "verification": "confirm"}]
+    kit = kit_factory([tool_call("close_account", {"account": "a"}), "ok"], policy)
+    graph = kit.runtime.graph
+
+    def cfg(user: str) -> dict:
+        return {"configurable": {"thread_id": "s", "langgraph_auth_user": {"identity": user}}}
+
+    graph.invoke({"messages": [HumanMessage("close my account")]}, cfg("jane"))
+    (intr,) = graph.get_state(cfg("jane")).interrupts
+    yes = {"decisions": [{"type": "approve", "message": "yes"}], "approver": "customer"}
+    graph.invoke(Command(resume={intr.id: yes}), cfg("mallory"))
+    assert kit.bank.closed() == [] and "refused" in kit.kinds("s")
+    (again,) = graph.get_state(cfg("jane")).interrupts
+    graph.invoke(Command(resume={again.id: yes}), cfg("jane"))
+    assert kit.bank.closed() == ["a"]
