@@ -9,7 +9,6 @@ listed by (kind, thread, request time), which are indexed.
 from __future__ import annotations
 
 import gc
-import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal

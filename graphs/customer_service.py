@@ -143,7 +143,7 @@ def build_graph(
     )
 
 
-from graphs.demo import demo  # noqa: E402  (agent-kit demo finds the story beside the graph)
+from graphs.demo import demo  # noqa: E402, F401  (agent-kit demo finds the story beside the graph)
 
 _graph: CompiledStateGraph | None = None
 
