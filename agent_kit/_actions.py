@@ -45,7 +45,9 @@ def thread_of(config: RunnableConfig) -> str:
 
 
 def checkpoint_of(config: RunnableConfig) -> str | None:
-    return (config.get("configurable") or {}).get("checkpoint_id")
+    """The checkpoint the running step started from (what a resume or an audit reader can load)."""
+    conf = config.get("configurable") or {}
+    return conf.get("checkpoint_id") or (conf.get("checkpoint_map") or {}).get("")
 
 
 def actor_of(config: RunnableConfig) -> str:

@@ -76,6 +76,10 @@ def test_gated_call_pauses_with_a_hitl_request_and_runs_once_after_approval(kit_
     assert result.status == "replied" and result.reply == "paid"
     assert kit.bank.payments() == [("ann", 50.0, 0)]
     assert kit.kinds() == ["approval_requested", "approved", "executed"]
+    entries = kit.store.audit.entries("t")
+    assert all(e.checkpoint_id and e.policy_version and e.at and e.thread_id == "t" for e in entries)
+    assert {e.actor for e in entries} == {"policy", "lee", "agent"}
+    assert entries[1].interrupt_id == intr.id and entries[1].data["role"] == "lead"
     assert kit.runtime.pending("t") == []
 
 
