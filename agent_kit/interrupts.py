@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from agent_kit.errors import ApprovalError, ResumeError
@@ -41,10 +41,6 @@ def now_iso(now: datetime | None = None) -> str:
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def expiry_after(seconds: int, start: datetime | None = None) -> str:
-    return now_iso((start or datetime.now(UTC)) + timedelta(seconds=seconds))
 
 
 def build_request(kind: Kind, action: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
