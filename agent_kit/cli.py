@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""  # type: ignore[attr-defined]
         err.print(f"error: {where}{exc.format_message()} (see --help)", markup=False)
         sys.exit(exc.exit_code)
-    except click_exc.Abort:
+    except typer.Abort:
         err.print("error: aborted", markup=False)
         sys.exit(1)
     except AgentKitError as exc:  # raised outside a command (e.g. while loading options)

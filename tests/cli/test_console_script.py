@@ -49,3 +49,18 @@ def test_operator_round_trip_through_the_console_script(script: CLI) -> None:
     assert bad.code == 1 and "unknown approver 'mallory'" in bad.one_error_line()
     ok = script("approve", "s1", "--as", "lee", "--json")
     assert ok.code == 0 and ok.json()["status"] == "replied" and "refunded $80.00" in ok.json()["reply"]
+
+
+def test_output_piped_into_a_closed_reader_ends_without_a_traceback(home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "agent-kit"
+    proc = subprocess.Popen([str(exe), "--home", str(home), "pending"], cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    assert proc.stdout is not None
+    proc.stdout.close()  # like `agent-kit pending | head -0`
+    _, stderr = proc.communicate(timeout=60)
+    assert b"Traceback" not in stderr
+    assert b"AttributeError" not in stderr
