@@ -139,3 +139,16 @@ async def test_permission_flow_under_ainvoke_with_async_checkpointer(tmp_path, m
         await g.ainvoke(Command(resume={intr.id: payload}), cfg)
     assert [x["amount"] for x in Shop.at_home(tmp_path).refunds(1001)] == [80.0]
     store.close()
+
+
+def test_readme_command_line_example_runs(tmp_path):
+    import os
+    from pathlib import Path
+
+    text = (ROOT / "README.md").read_text()
+    script = re.search(r"```bash\nagent-kit chat(.*?)```", text, re.S).group(0).strip("`").removeprefix("bash\n")
+    env = {**os.environ, "AGENT_KIT_HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                         timeout=180, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "refunded $80.00" in out.stdout and "audit chain intact" in out.stdout
