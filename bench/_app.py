@@ -93,12 +93,3 @@ LOOKUP = tool_call("lookup", {"account": "a1"})
 PAY = tool_call("pay", {"to": "ann", "amount": 50})
 
 
-def synchronous_normal(*conns: Any) -> None:
-    """``PRAGMA synchronous=NORMAL`` (WAL: no fsync per commit) on the given connections."""
-    for c in conns:
-        c.execute("PRAGMA synchronous=NORMAL")
-
-
-def store_conns(store: Store) -> list[Any]:
-    """This thread's connections of a store: its checkpointer's and its own tables'."""
-    return [store.checkpointer().conn, store._db.connection()]  # type: ignore[attr-defined]

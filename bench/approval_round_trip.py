@@ -21,7 +21,7 @@ from langgraph.types import Command
 from agent_kit import AgentRuntime
 
 from . import Result, interleave, median, report
-from ._app import PAY, bare_saver, ours_graph, pay, scripted, store_conns, synchronous_normal
+from ._app import PAY, bare_saver, ours_graph, pay, scripted
 
 NAME = "approval_round_trip"
 GOAL = 1.0
@@ -51,20 +51,14 @@ def run(quick: bool = False) -> Result:
             assert out["messages"][-1].content == "paid", out["messages"][-1]
 
         a, b = interleave(run_ours, run_lc, rounds=rounds, warmup=warmup)
-        synchronous_normal(*store_conns(store), saver.conn)
-        na, nb = interleave(lambda i: run_ours(10_000 + i), lambda i: run_lc(10_000 + i),
-                            rounds=rounds, warmup=warmup)
         store.close()
     ours_m, lc_m = median(a), median(b)
     ratio = ours_m / lc_m
     res = Result(NAME, ours_m, lc_m, "us", f"<={GOAL}x", ratio <= GOAL,
                  "AgentRuntime.send + approve", "create_agent + HumanInTheLoopMiddleware",
-                 extra={"rounds": rounds, "durability": "sync", "normal_sync_ours_us": median(na),
-                        "normal_sync_anchor_us": median(nb), "normal_sync_ratio": median(na) / median(nb)})
+                 extra={"rounds": rounds, "durability": "sync"})
     return report(res, [
         f"pause + approve + execute + reply, new thread per round, durability=sync, {rounds} rounds",
         f"agent_kit runtime   median {ours_m:8.0f} us",
         f"LangChain HITL      median {lc_m:8.0f} us",
-        f"with synchronous=NORMAL on both: agent_kit {median(na):.0f} us, LangChain {median(nb):.0f} us, "
-        f"ratio {median(na) / median(nb):.2f}",
     ])

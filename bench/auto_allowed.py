@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage
 from agent_kit import AgentRuntime
 
 from . import Result, interleave, median, report
-from ._app import LOOKUP, bare_graph, bare_saver, ours_graph, store_conns, synchronous_normal
+from ._app import LOOKUP, bare_graph, bare_saver, ours_graph
 
 NAME = "auto_allowed"
 GOAL = 1.25
@@ -37,25 +37,16 @@ def run(quick: bool = False) -> Result:
         runtime = AgentRuntime(ours, store=store)
         rt, _ = interleave(lambda i: runtime.send(f"r{i}", "what is my balance?"), lambda i: None,
                            rounds=max(rounds // 3, 10), warmup=3)
-        # Without an fsync per commit (synchronous=NORMAL on every connection of both sides):
-        # what is left is CPU, not the disk.
-        synchronous_normal(*store_conns(store), bare.checkpointer.conn)
-        na, nb = interleave(lambda i: run_ours(10_000 + i), lambda i: run_bare(10_000 + i),
-                            rounds=rounds, warmup=warmup)
         store.close()
     ours_m, bare_m = median(a), median(b)
     ratio = ours_m / bare_m
     res = Result(NAME, ours_m, bare_m, "us", f"<={GOAL}x", ratio <= GOAL,
                  "create_permissioned_agent + SqliteSaver", "StateGraph + ToolNode + SqliteSaver",
                  extra={"rounds": rounds, "runtime_send_us": median(rt), "durability": "sync",
-                        "normal_sync_ours_us": median(na), "normal_sync_anchor_us": median(nb),
-                        "normal_sync_ratio": median(na) / median(nb),
                         "ours_p90_us": sorted(a)[int(len(a) * .9)], "anchor_p90_us": sorted(b)[int(len(b) * .9)]})
     return report(res, [
         f"one read_only call + reply, new thread per invoke, durability=sync, {rounds} rounds",
         f"agent_kit graph.invoke   median {ours_m:8.0f} us",
         f"bare LangGraph invoke    median {bare_m:8.0f} us",
         f"AgentRuntime.send        median {median(rt):8.0f} us (lease + settle on top of the invoke)",
-        f"with synchronous=NORMAL on both (no fsync per commit): agent_kit {median(na):.0f} us, "
-        f"bare {median(nb):.0f} us, ratio {median(na) / median(nb):.2f}",
     ])

@@ -20,7 +20,7 @@ from agent_kit import AgentRuntime
 from agent_kit.retention import RetentionPolicy, checkpoint_count, reclaim_space
 
 from . import Result, report
-from ._app import LOOKUP, bare_graph, bare_saver, ours_graph, store_conns, synchronous_normal
+from ._app import LOOKUP, bare_graph, bare_saver, ours_graph
 
 NAME = "checkpoint_growth"
 GOAL_MB = 5.0
@@ -36,7 +36,6 @@ def _settled_size(path: Path) -> int:
 def _ours(home: Path, turns: int, retention: RetentionPolicy | None) -> dict[str, Any]:
     graph, store = ours_graph(home, LOOKUP, "done", with_checkpointer=False)
     runtime = AgentRuntime(graph, store=store)
-    synchronous_normal(*store_conns(store))  # size, not speed, is measured here
     t0 = time.perf_counter()
     for i in range(turns):
         assert runtime.send("t", f"turn {i}").reply == "done"
@@ -62,7 +61,6 @@ def run(quick: bool = False) -> Result:
         home = Path(tmp)
         path = home / "bare" / "bare.sqlite"
         saver = bare_saver(path)
-        synchronous_normal(saver.conn)
         bare = bare_graph(saver, LOOKUP)
         cfg = {"configurable": {"thread_id": "t"}}
         t0 = time.perf_counter()
