@@ -5,12 +5,16 @@ decided outside the model, gives each action its mode; approvals are bound to th
 and an identified approver; every effect happens once and every decision is audited.
 """
 
+import typing as _typing
+
 from agent_kit.errors import (
     AgentKitError,
     ApprovalError,
     AuditError,
     CheckpointError,
     LedgerError,
+    MissingExtraError,
+    ModelError,
     PolicyError,
     RegistrationError,
     ResumeError,
@@ -19,12 +23,52 @@ from agent_kit.errors import (
     StaleInterruptError,
     StorageError,
 )
-from agent_kit.graph import AgentState, PermissionLayer, create_permissioned_agent, layer_of
-from agent_kit.modes import Mode
-from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
-from agent_kit.registry import Compensation, ToolRegistry, ToolSpec, register
-from agent_kit.retention import RetentionPolicy, prune_checkpoints
-from agent_kit.runtime import AgentRuntime, TurnResult
+
+if _typing.TYPE_CHECKING:
+    from agent_kit.graph import AgentState, PermissionLayer, create_permissioned_agent, layer_of
+    from agent_kit.modes import Mode
+    from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
+    from agent_kit.registry import Compensation, ToolRegistry, ToolSpec, register
+    from agent_kit.retention import RetentionPolicy, prune_checkpoints
+    from agent_kit.runtime import AgentRuntime, TurnResult
+
+# The rest is imported on first use (PEP 562), so that `import agent_kit.errors` (the CLI's
+# `--help`, a tool module) does not pay for LangGraph and LangChain.
+_LAZY: dict[str, str] = {
+    "AgentRuntime": "agent_kit.runtime",
+    "AgentState": "agent_kit.graph",
+    "ApprovalRequirement": "agent_kit.policy",
+    "Compensation": "agent_kit.registry",
+    "Decision": "agent_kit.policy",
+    "Mode": "agent_kit.modes",
+    "PermissionLayer": "agent_kit.graph",
+    "Policy": "agent_kit.policy",
+    "RetentionPolicy": "agent_kit.retention",
+    "ToolRegistry": "agent_kit.registry",
+    "ToolSpec": "agent_kit.registry",
+    "TurnResult": "agent_kit.runtime",
+    "create_permissioned_agent": "agent_kit.graph",
+    "layer_of": "agent_kit.graph",
+    "load_policy": "agent_kit.policy",
+    "prune_checkpoints": "agent_kit.retention",
+    "register": "agent_kit.registry",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agent_kit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AgentKitError",
@@ -37,7 +81,9 @@ __all__ = [
     "Compensation",
     "Decision",
     "LedgerError",
+    "MissingExtraError",
     "Mode",
+    "ModelError",
     "PermissionLayer",
     "Policy",
     "PolicyError",

@@ -25,12 +25,14 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import psycopg
-from psycopg import conninfo as pg_conninfo
-
+from ._extras import require
 from .errors import StorageError
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -98,11 +100,24 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _psycopg() -> ModuleType:
+    """psycopg, from the ``postgres`` extra (imported on first use: SQLite never needs it)."""
+    return require("postgres", "psycopg")
+
+
+def _conninfo(url: str) -> dict[str, Any] | None:
+    """The parsed parts of a Postgres URL, or None when psycopg cannot parse it."""
+    pg = _psycopg()
+    try:
+        return dict(pg.conninfo.conninfo_to_dict(url))
+    except pg.Error:
+        return None
+
+
 def describe_url(url: str) -> str:
     """``host:port/dbname`` of a Postgres URL, for error messages (never the password)."""
-    try:
-        info = pg_conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
+    info = _conninfo(url)
+    if info is None:
         return "an unparsable URL"
     host = str(info.get("host") or info.get("hostaddr") or "localhost")
     return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
@@ -122,12 +137,7 @@ def postgres_connect_kwargs(schema: str | None, url: str | None = None) -> dict[
 def _url_options(url: str | None) -> str:
     if not url:
         return ""
-    from psycopg import conninfo
-
-    try:
-        return str(conninfo.conninfo_to_dict(url).get("options") or "")
-    except psycopg.Error:
-        return ""
+    return str((_conninfo(url) or {}).get("options") or "")
 
 
 class Tx:
@@ -198,6 +208,8 @@ class Database:
             raise StorageError(f"unsupported database URL {url.split('@')[-1]!r}: expected postgresql://...")
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise StorageError(f"invalid schema name {schema!r}: use letters, digits and _")
+        _psycopg()
+        require("postgres", "langgraph.checkpoint.postgres")
         db = cls("postgres", url=url, schema=schema)
         if schema is not None:
             # Created before search_path points at it; the lock keeps concurrent openers apart.
@@ -213,9 +225,10 @@ class Database:
         assert self.url is not None
         kwargs = postgres_connect_kwargs(self.schema if with_schema else None, self.url)
         kwargs.update(extra)
+        pg = _psycopg()
         try:
-            return psycopg.connect(self.url, **kwargs)
-        except psycopg.Error as exc:
+            return pg.connect(self.url, **kwargs)  # type: ignore[no-any-return]
+        except pg.Error as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StorageError(
                 f"cannot connect to PostgreSQL at {describe_url(self.url)}: {first}"
@@ -286,13 +299,18 @@ class Database:
             try:
                 with self.transaction(lock=lock) as tx:
                     return fn(tx)
-            except (sqlite3.OperationalError, psycopg.errors.SerializationFailure,
-                    psycopg.errors.DeadlockDetected) as exc:
+            except self._busy_errors() as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise
             # Backoff between retries of a busy write (jittered so processes do not re-collide).
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.25)
+
+    def _busy_errors(self) -> tuple[type[Exception], ...]:
+        if self.backend == "sqlite":
+            return (sqlite3.OperationalError,)
+        pg = _psycopg()
+        return (sqlite3.OperationalError, pg.errors.SerializationFailure, pg.errors.DeadlockDetected)
 
     def close(self) -> None:
         """Close every connection this object opened, in any thread."""
@@ -311,10 +329,7 @@ def _search_path(url: str | None) -> str:
     """The search_path a URL's ``options`` set, so advisory locks stay per schema."""
     if not url:
         return ""
-    try:
-        options = str(pg_conninfo.conninfo_to_dict(url).get("options") or "")
-    except psycopg.Error:
-        return ""
+    options = str((_conninfo(url) or {}).get("options") or "")
     found = re.search(r"search_path\s*=\s*([^\s]+)", options)
     return found.group(1) if found else ""
 

@@ -20,17 +20,33 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
-from rich.console import Console
 
 from agent_kit.errors import AgentKitError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Run, approve, audit and roll back permissioned LangGraph agents.")
-# No `file=`: rich then writes to whatever sys.stdout / sys.stderr are at the time (tests swap them).
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: ``--help`` never pays for importing rich."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            # No `file=`: rich then writes to whatever sys.stdout / sys.stderr are at the time (tests swap them).
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out: Any = _LazyConsole(stderr=False)
+err: Any = _LazyConsole(stderr=True)
 
 DEMO_MARKER = ".agent_kit_demo"
 """Marks a folder made by ``agent-kit demo``, so the demo only ever wipes its own folder."""
@@ -59,10 +75,10 @@ def _emit(data: Any) -> None:
 
 
 # -- shared options ------------------------------------------------------------------------------
-HomeOpt = Annotated[Optional[str], typer.Option("--home", help="Home folder (default: AGENT_KIT_HOME or ./.agent_kit).")]  # noqa: UP045
-DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", help="Postgres URL for every store (or AGENT_KIT_DB_URL).")]  # noqa: UP045
+HomeOpt = Annotated[Optional[str], typer.Option("--home", metavar="DIR", help="Home folder (default: AGENT_KIT_HOME or ./.agent_kit).")]  # noqa: UP045
+DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", metavar="URL", help="Postgres URL for every store (or AGENT_KIT_DB_URL).")]  # noqa: UP045
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="module:attr or ./file.py:attr of the graph (default: langgraph.json).")]  # noqa: UP045
+GraphOpt = Annotated[Optional[str], typer.Option("--graph", metavar="MODULE:ATTR", help="module:attr or ./file.py:attr of the graph (default: langgraph.json).")]  # noqa: UP045
 
 _COMMON = [
     inspect.Parameter("common_home", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=HomeOpt),
@@ -116,9 +132,9 @@ def _command(fn: Callable[..., None]) -> Callable[..., None]:
 
 @app.callback()
 def main_options(
-    home: Annotated[Optional[str], typer.Option("--home", envvar="AGENT_KIT_HOME",  # noqa: UP045
+    home: Annotated[Optional[str], typer.Option("--home", envvar="AGENT_KIT_HOME", metavar="DIR",  # noqa: UP045
                                                 help="Home folder (default ./.agent_kit).")] = None,
-    db_url: Annotated[Optional[str], typer.Option("--db-url", envvar="AGENT_KIT_DB_URL",  # noqa: UP045
+    db_url: Annotated[Optional[str], typer.Option("--db-url", envvar="AGENT_KIT_DB_URL", metavar="URL",  # noqa: UP045
                                                   help="Postgres URL for every store.")] = None,
     json_: JsonOpt = False,
     graph: GraphOpt = None,
@@ -192,9 +208,9 @@ def _show_pending_item(p: dict[str, Any]) -> None:
 # -- commands ------------------------------------------------------------------------------------
 @_command
 def chat(
-    thread: Annotated[Optional[str], typer.Option("--thread", help="Thread id (a new one if omitted).")] = None,  # noqa: UP045
-    message: Annotated[Optional[str], typer.Option("--message", "-m", help="One customer message; omit for a REPL.")] = None,  # noqa: UP045
-    as_: Annotated[str, typer.Option("--as", help="Who is writing (default: the customer).")] = "customer",
+    thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD", help="Thread id (a new one if omitted).")] = None,  # noqa: UP045
+    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="TEXT", help="One customer message; omit for a REPL.")] = None,  # noqa: UP045
+    as_: Annotated[str, typer.Option("--as", metavar="NAME", help="Who is writing (default: the customer).")] = "customer",
 ) -> None:
     """One customer turn, or a REPL without --message."""
     if message is not None and not message.strip():
@@ -221,8 +237,8 @@ def chat(
 
 @_command
 def pending(
-    kind: Annotated[Optional[str], typer.Option("--kind", help="approval, verification or escalation.")] = None,  # noqa: UP045
-    thread: Annotated[Optional[str], typer.Option("--thread", help="Only this thread.")] = None,  # noqa: UP045
+    kind: Annotated[Optional[str], typer.Option("--kind", metavar="KIND", help="approval, verification or escalation.")] = None,  # noqa: UP045
+    thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD", help="Only this thread.")] = None,  # noqa: UP045
 ) -> None:
     """Runs paused on a person (from the inbox index): kind, thread, interrupt id, action, hash, reason, expiry."""
     if kind and kind not in ("approval", "verification", "escalation"):
@@ -283,17 +299,18 @@ def _edited_action(rt: Any, thread: str, interrupt: str | None, edited: dict[str
     return {"name": edited.get("name") or action["name"], "args": {**action["args"], **args}}
 
 
-AsOpt = Annotated[Optional[str], typer.Option("--as", help="Your name as the policy lists it (its roles decide).")]  # noqa: UP045
-InterruptOpt = Annotated[Optional[str], typer.Option("--interrupt", help="Interrupt id (needed when several are pending).")]  # noqa: UP045
+AsOpt = Annotated[str, typer.Option("--as", metavar="NAME", help="Your name as the policy lists it (its roles decide).")]
+InterruptOpt = Annotated[Optional[str], typer.Option("--interrupt", metavar="ID", help="Interrupt id (needed when several are pending).")]  # noqa: UP045
 
 
 @_command
 def approve(
-    thread: Annotated[str, typer.Argument(help="The paused thread.")],
+    thread: Annotated[str, typer.Argument(metavar="THREAD", help="The paused thread.", show_default=False)],
+    *,
+    as_: AsOpt,
     interrupt: InterruptOpt = None,
-    as_: AsOpt = None,
     edit: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--edit", help='Edit, then approve: changed args as JSON (\'{"amount": 40}\', merged onto the pending '
+        "--edit", metavar="JSON", help='Edit, then approve: changed args as JSON (\'{"amount": 40}\', merged onto the pending '
                        'action) or a whole action (\'{"name": ..., "args": {...}}\').')] = None,
 ) -> None:
     """Approve (or edit and approve) a pending action and resume the run."""
@@ -308,10 +325,11 @@ def approve(
 
 @_command
 def reject(
-    thread: Annotated[str, typer.Argument(help="The paused thread.")],
+    thread: Annotated[str, typer.Argument(metavar="THREAD", help="The paused thread.", show_default=False)],
+    *,
+    as_: AsOpt,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why; the model is told.")],
     interrupt: InterruptOpt = None,
-    as_: AsOpt = None,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why; the model is told.")] = None,  # noqa: UP045
 ) -> None:
     """Reject a pending action; the model is told why."""
     approver = _need(as_, "--as NAME", "every decision is made by an identified person")
@@ -323,10 +341,11 @@ def reject(
 
 @_command
 def resolve(
-    thread: Annotated[str, typer.Argument(help="The escalated thread.")],
+    thread: Annotated[str, typer.Argument(metavar="THREAD", help="The escalated thread.", show_default=False)],
+    *,
+    as_: AsOpt,
+    note: Annotated[str, typer.Option("--note", metavar="TEXT", help="The resolution; the customer gets it as the reply.")],
     interrupt: InterruptOpt = None,
-    as_: AsOpt = None,
-    note: Annotated[Optional[str], typer.Option("--note", help="The resolution; the customer gets it as the reply.")] = None,  # noqa: UP045
     hand_back: Annotated[bool, typer.Option("--return", help="Hand the run back to the agent with the note.")] = False,
 ) -> None:
     """Close an escalated case, or hand it back to the agent with --return."""
@@ -337,15 +356,12 @@ def resolve(
     _show_turn(rt.resolve(thread, approver=approver, interrupt_id=interrupt, note=text, hand_back=hand_back))
 
 
-_DETAIL_KEYS = ("reason", "role", "note", "error", "message", "hidden_fields", "approvals", "compensation", "entry")
-
-
 @_command
 def audit(
-    thread: Annotated[Optional[str], typer.Argument(help="Only this thread.")] = None,  # noqa: UP045
+    thread: Annotated[Optional[str], typer.Argument(metavar="THREAD", help="Only this thread.", show_default=False)] = None,  # noqa: UP045
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 on any tampering.")] = False,
     expect_head: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--expect-head", help="A head hash exported earlier (catches truncation); implies --verify.")] = None,
+        "--expect-head", metavar="HASH", help="A head hash exported earlier (catches truncation); implies --verify.")] = None,
 ) -> None:
     """The audit trail, and whether its chain is intact."""
     log = _store().audit
@@ -365,17 +381,16 @@ def audit(
     if not entries:
         out.print("no audit entries" + (f" for thread {thread!r}" if thread else ""))
         return
-    for e in entries:
-        d = e.data or {}
-        detail = "; ".join(f"{k}={d[k]}" for k in _DETAIL_KEYS if d.get(k) not in (None, "", []))
-        out.print(f"{e.seq:>5}  {e.at[:19]}  {e.thread_id or '-'}  {e.kind:<22} {e.tool or '-':<18} "
-                  f"{e.actor:<10} {(e.action_hash or '-')[:10]:<10}  {detail}", markup=False)
+    from agent_kit._cli_render import print_audit
+
+    print_audit(out, entries)
 
 
 @_command
 def rollback(
-    entry: Annotated[int, typer.Argument(help="The audit seq of the 'executed' entry to reverse.")],
-    as_: AsOpt = None,
+    entry: Annotated[int, typer.Argument(metavar="ENTRY", help="The audit seq of the 'executed' entry to reverse.", show_default=False)],
+    *,
+    as_: AsOpt,
 ) -> None:
     """Run the registered compensation of an executed action (itself permissioned and audited)."""
     from agent_kit.rollback import rollback as do_rollback
@@ -392,7 +407,7 @@ def rollback(
 @_command
 def checklist(
     policy: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--policy", help="Check this policy file against the graph's tools instead of the graph's own.")] = None,
+        "--policy", metavar="FILE", help="Check this policy file against the graph's tools instead of the graph's own.")] = None,
 ) -> None:
     """The pre-deployment checklist; exit 1 where a question has no answer."""
     from agent_kit.checklist import build_checklist, to_markdown
@@ -417,7 +432,7 @@ def _drawable(layer: Any) -> Any:
 
 @_command
 def graph(
-    png: Annotated[Optional[Path], typer.Option("--png", help="Write a PNG here (needs pygraphviz; drawn offline).")] = None,  # noqa: UP045
+    png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE", help="Write a PNG here (needs pygraphviz; drawn offline).")] = None,  # noqa: UP045
 ) -> None:
     """The graph with its permission, verification, approval, escalation and execute nodes (Mermaid, or PNG)."""
     from agent_kit.graph import layer_of

@@ -11,6 +11,8 @@
     ├── AuditError            the audit trail cannot be written or read
     ├── CheckpointError       a checkpoint failed strict loading
     ├── StorageError          the store cannot be opened (bad URL, unreachable host)
+    ├── MissingExtraError     an optional part is used without its extra installed
+    ├── ModelError            the chat model failed (names the model and its server's URL)
     └── RollbackError         a rollback is refused (no compensation, already rolled back)
 
 Flow-control exceptions of LangGraph (``GraphBubbleUp`` and its subclasses) are never wrapped:
@@ -25,6 +27,8 @@ __all__ = [
     "AuditError",
     "CheckpointError",
     "LedgerError",
+    "MissingExtraError",
+    "ModelError",
     "PolicyError",
     "RegistrationError",
     "ResumeError",
@@ -77,6 +81,26 @@ class CheckpointError(AgentKitError):
 
 class StorageError(AgentKitError):
     """The store cannot be opened or reached."""
+
+
+class MissingExtraError(AgentKitError, ImportError):
+    """An optional part (Postgres, OpenAI) is used without its extra; the message says what to install."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+        """The extra to install (``pip install 'agent_kit[<extra>]'``)."""
+
+
+class ModelError(AgentKitError):
+    """The chat model failed to answer; the message names the model and the URL it was called at."""
+
+    def __init__(self, message: str, *, model: str, url: str | None) -> None:
+        super().__init__(message)
+        self.model = model
+        """The model's name (or its class when it has none)."""
+        self.url = url
+        """The server the model was called at, when the model says."""
 
 
 class RollbackError(AgentKitError):

@@ -25,13 +25,14 @@ from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMes
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _gates
 from agent_kit._actions import ActionRouter, refuse_exit_durability
-from agent_kit.errors import AgentKitError
+from agent_kit.errors import AgentKitError, ModelError
 from agent_kit.policy import Policy, load_policy
 from agent_kit.registry import ToolRegistry, ToolSpec
 
@@ -152,7 +153,14 @@ class PermissionLayer(ActionRouter):
             note = (state.get("context") or {}).get("closing_note", "A person has closed this case.")
             return {"messages": [AIMessage(content=note)]}
         prompt: list[BaseMessage] = [SystemMessage(content=self.system_prompt)] if self.system_prompt else []
-        response = self.bound_model.invoke(prompt + messages, config)
+        try:
+            response = self.bound_model.invoke(prompt + messages, config)
+        except GraphBubbleUp:
+            raise
+        except AgentKitError:
+            raise
+        except Exception as exc:  # a model server down or answering garbage: say which and where
+            raise model_error(self.model, exc) from exc
         update["messages"] = [response]
         return update
 
@@ -195,6 +203,32 @@ class PermissionLayer(ActionRouter):
         graph = self.builder().compile(checkpointer=checkpointer, **kw)  # type: ignore[arg-type]
         graph.agent_kit = self  # type: ignore[attr-defined]
         return graph
+
+
+def model_endpoint(model: Any) -> str | None:
+    """The URL a chat model calls, when it says (OpenAI-compatible clients keep it on the model
+    or its client), else None."""
+    for attr in ("openai_api_base", "base_url", "api_base", "endpoint_url", "endpoint"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    for holder in ("root_client", "client"):
+        value = getattr(getattr(model, holder, None), "base_url", None)
+        if value:
+            return str(value)
+    return None
+
+
+def model_error(model: Any, exc: BaseException) -> ModelError:
+    """A :class:`ModelError` for ``exc`` raised by ``model``: its name, its URL and the cause."""
+    name = str(getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__)
+    url = model_endpoint(model)
+    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    where = f" at {url}" if url else ""
+    return ModelError(f"the model {name}{where} failed: {type(exc).__name__}"
+                      + (f": {cause}" if cause else "")
+                      + (" (is a server running at that URL?)" if url else ""),
+                      model=name, url=url)
 
 
 def _is_compensation(registry: ToolRegistry, spec: ToolSpec) -> bool:

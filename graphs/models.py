@@ -6,6 +6,8 @@ import os
 
 from langchain_core.language_models import BaseChatModel
 
+from agent_kit.errors import MissingExtraError
+
 from graphs.scripted_model import CustomerServiceModel
 
 __all__ = ["MODEL_ENV", "make_model"]
@@ -32,6 +34,7 @@ def make_model(spec: str | None = None) -> BaseChatModel:
 
     Raises:
         ValueError: ``spec`` is neither form; the message shows it and the accepted forms.
+        MissingExtraError: an OpenAI model without the ``openai`` extra installed.
     """
     raw = spec if spec is not None else os.environ.get(MODEL_ENV, "")
     text = raw.strip()
@@ -45,8 +48,13 @@ def make_model(spec: str | None = None) -> BaseChatModel:
 
 
 def _openai(model: str) -> BaseChatModel:
-    # Imported here so the offline default never needs the OpenAI client's import time.
-    from langchain_openai import ChatOpenAI
+    # Imported here so the offline default never needs the OpenAI client (an extra) nor its import time.
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError:
+        raise MissingExtraError(
+            f"the model openai:{model} needs langchain-openai, which is not installed: "
+            "pip install 'agent_kit[openai]'", extra="openai") from None
 
     base_url = os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE") or None
     api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if base_url else None)

@@ -3,14 +3,12 @@ round trip from chat to approval to audit."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.cli.conftest import CLI
 
 
 def test_demo_runs_offline_twice_in_a_row_on_a_fresh_demo_home(script: CLI, home: Path) -> None:
-    started = time.monotonic()
     first = script("demo")
     assert first.code == 0, first.stderr
     assert "Traceback" not in first.stderr
@@ -25,7 +23,6 @@ def test_demo_runs_offline_twice_in_a_row_on_a_fresh_demo_home(script: CLI, home
     assert summary["audit_ok"] is True and summary["home"] == str(demo_home)
     statuses = [s["status"] for s in summary["steps"]]
     assert statuses[-1] == "escalated" and "paused" in statuses
-    assert time.monotonic() - started < 60
     # The printed operator commands work on the demo's home, and its trail starts afresh each run.
     pending = script("pending", "--json", with_home=False, extra_home=demo_home)
     assert [p["kind"] for p in pending.json()] == ["escalation"]

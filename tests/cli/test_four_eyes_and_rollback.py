@@ -111,7 +111,7 @@ def test_rollback_refusals_name_the_problem(cli: CLI, home: Path) -> None:
     seq = executed_refund(cli, home)
     cases = [(["rollback", "999", "--as", "lee"], 1, "no audit entry 999"),
              (["rollback", "1", "--as", "lee"], 1, "only 'executed' actions"),
-             (["rollback", str(seq)], 2, "missing --as NAME")]
+             (["rollback", str(seq)], 2, "Missing option '--as'")]
     for argv, code, says in cases:
         r = cli(*argv)
         assert r.code == code and says in r.one_error_line(), (argv, r.stderr)
