@@ -1,11 +1,12 @@
 # Each target does its own set-up: a local virtualenv, installed from this project's files.
-# The install uses uv when it can be had (on PATH, or bootstrapped from pip into .venv/.uv), which
-# makes a fresh clone's `make demo` take seconds rather than minutes; without it, plain pip.
+# The install uses uv when it can be had (on PATH, or bootstrapped once from pip into the user's
+# cache folder, where the next clone finds it), which makes a fresh clone's `make demo` take seconds
+# rather than minutes; without it (or with AGENT_KIT_NO_UV=1), plain pip.
 # `make demo` installs the library alone; `make test` / `make bench` add the dev and bench extras.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-UV_HOME := $(VENV)/.uv
+UV_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agent_kit/uv
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.installed-core
 
@@ -18,7 +19,7 @@ define install
 	if [ -z "$$uv" ] && [ -x $(UV_HOME)/bin/uv ]; then uv=$(UV_HOME)/bin/uv; fi; \
 	if [ -z "$$uv" ] && [ -z "$$AGENT_KIT_NO_UV" ]; then \
 	  echo "bootstrapping uv from pip into $(UV_HOME)"; \
-	  if $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_HOME) uv >/dev/null 2>&1 \
+	  if $(PYTHON) -m pip install --quiet --disable-pip-version-check --upgrade --target $(UV_HOME) uv >/dev/null 2>&1 \
 	      && [ -x $(UV_HOME)/bin/uv ]; then uv=$(UV_HOME)/bin/uv; \
 	  else echo "uv is not available; installing with pip"; fi; \
 	fi; \

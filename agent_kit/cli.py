@@ -217,14 +217,26 @@ def chat(
         _fail("--message is empty; give the customer's text", 2)
     rt = _runtime()
     tid = thread or f"t-{uuid.uuid4().hex[:8]}"
-    if message is not None:
-        _show_turn(rt.send(tid, message, actor=as_))
+    if opts.json:  # one JSON object a turn, never a stream
+        if message is not None:
+            _show_turn(rt.send(tid, message, actor=as_))
+            return
+        _json_repl(rt, tid, as_)
         return
-    if not opts.json:
-        out.print(f"[dim]thread {tid}; an empty line or Ctrl-D ends[/dim]")
+    from agent_kit._cli_chat import ChatView, repl
+
+    view = ChatView(out, rt, tid, as_, _show_pending_item)
+    if message is not None:
+        view.turn(message)
+        return
+    repl(out, err, view, history=_history_file(), show_pending=_show_pending_item,
+         show_audit=lambda: _print_audit(rt.store.audit.entries(tid), tid))
+
+
+def _json_repl(rt: Any, tid: str, as_: str) -> None:
     while True:
         try:
-            line = input("" if opts.json else "you> ")
+            line = input("")
         except (EOFError, KeyboardInterrupt):
             break
         if not line.strip():
@@ -233,6 +245,24 @@ def chat(
             _show_turn(rt.send(tid, line, actor=as_))
         except AgentKitError as exc:  # one bad turn does not end the conversation
             err.print(f"error: {exc}", markup=False)
+
+
+def _history_file() -> Path | None:
+    """The REPL's line history: in the home folder (None on Postgres without one)."""
+    from agent_kit.store import DEFAULT_HOME
+
+    if opts.db_url and not opts.home:
+        return None
+    return Path(opts.home or os.environ.get("AGENT_KIT_HOME") or DEFAULT_HOME) / "chat_history"
+
+
+def _print_audit(entries: list[Any], thread: str | None) -> None:
+    if not entries:
+        out.print("no audit entries" + (f" for thread {thread!r}" if thread else ""))
+        return
+    from agent_kit._cli_render import print_audit
+
+    print_audit(out, entries)
 
 
 @_command
@@ -378,12 +408,7 @@ def audit(
     if opts.json:
         _emit([e.to_json() for e in entries])
         return
-    if not entries:
-        out.print("no audit entries" + (f" for thread {thread!r}" if thread else ""))
-        return
-    from agent_kit._cli_render import print_audit
-
-    print_audit(out, entries)
+    _print_audit(entries, thread)
 
 
 @_command

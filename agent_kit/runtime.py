@@ -7,9 +7,11 @@ invoked: a refused payload changes nothing and the run stays paused and resumabl
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +24,7 @@ from agent_kit.errors import ApprovalError, ResumeError, StaleInterruptError
 from agent_kit.graph import PermissionLayer, layer_of
 from agent_kit.retention import RetentionPolicy
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
+from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
 
 __all__ = ["AgentRuntime", "TurnResult"]
 
@@ -121,30 +124,115 @@ class AgentRuntime:
     # -- acting --------------------------------------------------------------------------------
     def send(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> TurnResult:
         """One customer turn. While the run waits on the customer (verification), this answers it."""
-        if not isinstance(message, str) or not message.strip():
-            raise ResumeError("a chat message must be non-empty text")
+        _check_message(message)
         with self.store.leases.acquire(thread_id, owner=self.owner):
-            snap = self.state(thread_id)
-            if self._interrupted(thread_id, snap):
-                # A crash cut the last run off: finish it first (the message is most likely the
-                # customer retrying the answer that run was carrying); the caller sees the result.
-                self._invoke(None, thread_id, actor)
-                return self._settle(thread_id)
-            waiting = [i for i in snap.interrupts if i.value.get("kind") == "verification"]
-            if waiting:
-                target = waiting[0]
-                yes = message.strip().lower().rstrip(".!")
-                dtype = "approve" if target.value.get("verification") == "identity" else (
-                    "approve" if yes in YES_WORDS else "reject")
-                payload = {"decisions": [{"type": dtype, "message": message}], "approver": CUSTOMER,
-                           "action_hash": target.value["action_hash"], "decided_at": now_iso()}
-                check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
-                self._invoke(Command(resume={target.id: payload}), thread_id, actor)
-            elif snap.interrupts:
-                return self.result(thread_id)  # waiting on staff: nothing to add until they decide
-            else:
-                self._invoke({"messages": [HumanMessage(content=message)]}, thread_id, actor)
+            planned = self._plan_turn(thread_id, message)
+            if isinstance(planned, TurnResult):
+                return planned
+            self._invoke(planned.value, thread_id, actor)
             return self._settle(thread_id)
+
+    def stream(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> Iterator[StreamEvent]:
+        """One customer turn, as :meth:`send`, streamed: the model's tokens as the model server
+        sends them, each decision and effect as its audit entry is written, each pause on a
+        person as it is raised, and last a :class:`~agent_kit.streaming.TurnEnded` with the
+        result ``send`` would return.
+
+        The thread's lease is held until the stream is exhausted or closed; closing it early
+        stops the run where it is, as a crash would (the next call on the thread finishes it,
+        and no effect runs twice).
+        """
+        _check_message(message)
+        with self.store.leases.acquire(thread_id, owner=self.owner):
+            planned = self._plan_turn(thread_id, message)
+            if isinstance(planned, TurnResult):
+                yield TurnEnded(thread_id=thread_id, result=planned)
+                return
+            last_seq = max((e.seq for e in self.store.audit.entries(thread_id)), default=0)
+            paused: set[str] = set()
+            config = self._config(thread_id, actor)
+            for mode, chunk in self.graph.stream(planned.value, config, durability=self.durability,
+                                                 stream_mode=["messages", "updates"]):
+                if mode == "messages":
+                    token = _token(thread_id, chunk)
+                    if token is not None:
+                        yield token
+                    continue
+                for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
+                    last_seq = entry.seq
+                    event = event_of_audit_entry(entry)
+                    if event is not None:
+                        yield event
+                for intr in (chunk.get("__interrupt__") or ()) if isinstance(chunk, dict) else ():
+                    if intr.id not in paused and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
+                        paused.add(intr.id)
+                        yield Paused(thread_id=thread_id, pending=pending_view(thread_id, intr.id, intr.value))
+            result = self._settle(thread_id)
+            for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
+                event = event_of_audit_entry(entry)
+                if event is not None:
+                    yield event
+            for item in result.pending:
+                if item["interrupt_id"] not in paused:
+                    yield Paused(thread_id=thread_id, pending=item)
+            yield TurnEnded(thread_id=thread_id, result=result)
+
+    async def astream(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> AsyncIterator[StreamEvent]:
+        """:meth:`stream` for asyncio: the same events, the turn run in a worker thread (the
+        store's checkpointer is synchronous), so the event loop is never blocked."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            events = self.stream(thread_id, message, actor=actor)
+            try:
+                for event in events:
+                    loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
+                    if stop.is_set():
+                        break
+            except BaseException as exc:  # handed to the consumer, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            finally:
+                events.close()  # releases the lease in this thread, where it was taken
+                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+
+        worker = threading.Thread(target=produce, name=f"agent-kit-stream-{thread_id}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                what, item = await queue.get()
+                if what == "event":
+                    yield item
+                elif what == "error":
+                    raise item
+                else:
+                    return
+        finally:
+            stop.set()
+            await asyncio.to_thread(worker.join)
+
+    def _plan_turn(self, thread_id: str, message: str) -> TurnResult | _Planned:
+        """What a customer message does to the thread (under its lease): finish a run a crash
+        cut off, answer the verification it waits on, wait for staff, or start a new turn."""
+        snap = self.state(thread_id)
+        if self._interrupted(thread_id, snap):
+            # A crash cut the last run off: finish it first (the message is most likely the
+            # customer retrying the answer that run was carrying); the caller sees the result.
+            return _Planned(None)
+        waiting = [i for i in snap.interrupts if i.value.get("kind") == "verification"]
+        if waiting:
+            target = waiting[0]
+            yes = message.strip().lower().rstrip(".!")
+            dtype = "approve" if target.value.get("verification") == "identity" else (
+                "approve" if yes in YES_WORDS else "reject")
+            payload = {"decisions": [{"type": dtype, "message": message}], "approver": CUSTOMER,
+                       "action_hash": target.value["action_hash"], "decided_at": now_iso()}
+            check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
+            return _Planned(Command(resume={target.id: payload}))
+        if snap.interrupts:
+            return self.result(thread_id)  # waiting on staff: nothing to add until they decide
+        return _Planned({"messages": [HumanMessage(content=message)]})
 
     def approve(self, thread_id: str, *, approver: str, interrupt_id: str | None = None,
                 edit: Mapping[str, Any] | None = None) -> TurnResult:
@@ -256,6 +344,27 @@ class AgentRuntime:
         return result
 
 
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """The graph input a turn runs with (None: finish the run a crash cut off)."""
+
+    value: Any
+
+
+def _check_message(message: Any) -> None:
+    if not isinstance(message, str) or not message.strip():
+        raise ResumeError("a chat message must be non-empty text")
+
+
+def _token(thread_id: str, chunk: Any) -> Token | None:
+    """The text piece of a ``messages`` stream chunk from the agent node, if it has one."""
+    message, meta = chunk
+    if not isinstance(message, AIMessage) or (meta or {}).get("langgraph_node") != "agent":
+        return None
+    text = str(message.text)
+    return Token(thread_id=thread_id, text=text, message_id=message.id) if text else None
 
 
 def _waiting_reply(pending: list[dict[str, Any]]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from . import Result
 
 MODULES = ("auto_allowed", "approval_round_trip", "policy_decision", "inbox", "audit", "checkpoint_growth",
-           "scale_out")
+           "scale_out", "fresh_start")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -9,6 +9,12 @@ may be full OpenAI JSON bodies or the short forms built by ``tool_call_response`
         monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)
         ...
         assert stub.requests[0]["tools"]
+
+A request with ``"stream": true`` (as LangChain sends when the graph is streamed) is answered the
+way OpenAI streams: server-sent ``chat.completion.chunk`` events, the reply's text a word at a
+time, then ``data: [DONE]``. ``hold_after=N`` makes the stub send the first N text chunks of each
+streamed reply and then wait until :meth:`release` is called, so a test can see tokens arrive
+while the turn is still running, without any sleep; :attr:`holding` is set while it waits.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["OpenAIStub", "text_response", "tool_call_response", "tool_calls_response"]
+__all__ = ["OpenAIStub", "stream_chunks", "text_response", "tool_call_response", "tool_calls_response"]
 
 Responder = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -59,6 +65,28 @@ def _completion(message: dict[str, Any], finish_reason: str, model: str) -> dict
     }
 
 
+def stream_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Chat Completions body cut into the chunks OpenAI streams: the role, the text a word at a
+    time (keeping the spaces), each tool call whole, then the finish reason."""
+    choice = body["choices"][0]
+    message, finish = choice["message"], choice["finish_reason"]
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"],
+                "model": body["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
+                                                     "logprobs": None}]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    text = message.get("content") or ""
+    words = text.split(" ")
+    chunks += [chunk({"content": word + (" " if i < len(words) - 1 else "")}) for i, word in enumerate(words) if text]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": call["function"]}]}))
+    chunks.append(chunk({}, finish))
+    return chunks
+
+
 class OpenAIStub:
     """A scripted Chat Completions server on 127.0.0.1; use it as a context manager.
 
@@ -67,10 +95,17 @@ class OpenAIStub:
             once they run out), or a callable given each request's JSON that returns the body.
     """
 
-    def __init__(self, responses: Sequence[dict[str, Any]] | Responder) -> None:
+    def __init__(self, responses: Sequence[dict[str, Any]] | Responder, *, hold_after: int | None = None) -> None:
         if not callable(responses) and not responses:
             raise ValueError("OpenAIStub needs at least one response, or a callable")
         self._responses = responses
+        self.hold_after = hold_after
+        """Streamed replies stop after this many text chunks until :meth:`release` (None: never)."""
+        self.holding = threading.Event()
+        """Set while a streamed reply waits for :meth:`release`, its first chunks already sent."""
+        self._release = threading.Event()
+        self.streamed: list[list[dict[str, Any]]] = []
+        """The chunks of every streamed reply, in order."""
         self.requests: list[dict[str, Any]] = []
         """The JSON body of every request received, in order."""
         self.paths: list[str] = []
@@ -97,6 +132,15 @@ class OpenAIStub:
             index = min(len(self.requests), len(self._responses)) - 1
             return 200, self._responses[index]
 
+    def release(self) -> None:
+        """Let held streamed replies finish (and every later one run through)."""
+        self._release.set()
+
+    def _hold(self) -> None:
+        self.holding.set()
+        if not self._release.wait(timeout=120):
+            raise RuntimeError("OpenAIStub held a streamed reply for 120 s and nobody released it")
+
     def __enter__(self) -> OpenAIStub:
         stub = self
 
@@ -108,12 +152,35 @@ class OpenAIStub:
                 except ValueError:
                     body = {}
                 status, answer = stub._answer(self.path, body)
+                if status == 200 and body.get("stream"):
+                    self._stream(answer)
+                    return
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, answer: dict[str, Any]) -> None:
+                chunks = stream_chunks(answer)
+                with stub._lock:
+                    stub.streamed.append(chunks)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                texts = 0
+                for chunk in chunks:
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                    if chunk["choices"][0]["delta"].get("content"):
+                        texts += 1
+                        if stub.hold_after is not None and texts == stub.hold_after:
+                            stub._hold()
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
                 pass
