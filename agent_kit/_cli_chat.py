@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_kit._cli_render import audit_details
+from agent_kit._cli_render import audit_details, terminal_text
 
 __all__ = ["ChatView", "DecisionWatcher", "repl"]
 
@@ -94,7 +94,7 @@ class ChatView:
                         end_line()
                         self.out.print("[bold]agent:[/bold] ", end="")
                         open_message = event.message_id or ""
-                    self.out.print(event.text, end="", markup=False)
+                    self.out.print(terminal_text(event.text), end="", markup=False)
                     streamed[event.message_id] = streamed.get(event.message_id, "") + event.text
                 elif event.type == "turn_ended":
                     result = event.result
@@ -111,7 +111,8 @@ class ChatView:
             end_line()
         assert result is not None
         if result.reply and result.reply.strip() not in (t.strip() for t in streamed.values()):
-            self.out.print(f"[bold]agent:[/bold] {result.reply}")
+            self.out.print("[bold]agent:[/bold] ", end="")
+            self.out.print(terminal_text(result.reply), markup=False)
         for item in result.pending:
             if item["interrupt_id"] not in shown_pending:
                 self.show_pending(item)
@@ -142,7 +143,7 @@ class ChatView:
             if _key(result) != self.last_shown:
                 if self.last_shown is not None or lines:
                     if result.reply:
-                        lines.append(f"agent: {result.reply}")
+                        lines.append(f"agent: {terminal_text(result.reply)}")
                     lines.extend(f"⏸ {p['kind']} pending · interrupt {p['interrupt_id']}" for p in result.pending)
                     lines.append(f"thread {result.thread_id} · {result.status}")
                 self.last_shown = _key(result)

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["AUDIT_COLUMNS", "audit_details", "audit_rows", "audit_table", "print_audit", "value_text"]
+__all__ = ["AUDIT_COLUMNS", "audit_details", "audit_rows", "audit_table", "print_audit", "terminal_text", "value_text"]
 
 AUDIT_COLUMNS = ("seq", "time (UTC)", "thread", "kind", "tool", "actor", "action", "details")
 """The audit table's header row."""
@@ -30,6 +30,14 @@ def value_text(value: Any, limit: int = _MAX_TEXT) -> str:
     text = "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
                    for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def terminal_text(text: str) -> str:
+    """Text from the model or a customer, safe to write to a terminal: line breaks and tabs kept,
+    every other control or formatting character (escape sequences, NUL, bidi overrides) escaped,
+    so a reply can neither rewrite the operator's screen nor reorder what it shows."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def _args(args: Mapping[str, Any]) -> str:

@@ -175,7 +175,10 @@ def _show_turn(result: Any) -> None:
         _emit(result.to_json())
         return
     if result.reply:
-        out.print(f"[bold]agent:[/bold] {result.reply}")
+        from agent_kit._cli_render import terminal_text
+
+        out.print("[bold]agent:[/bold] ", end="")
+        out.print(terminal_text(result.reply), markup=False)
     for p in result.pending:
         _show_pending_item(p)
     out.print(f"[dim]thread {result.thread_id} · {result.status}[/dim]")

@@ -190,3 +190,19 @@ def test_chat_json_stays_one_object_with_a_streaming_model(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     turn = json.loads(done.stdout)
     assert turn["reply"] == REPLY and turn["status"] == "replied"
+
+
+@pytest.mark.parametrize("hostile", [
+    "\x1b[2J\x1b[H", "\x1b]0;owned\x07", "\u202eevil", "nul\x00here", "\x9b31m",
+], ids=["clear-screen", "set-title", "bidi-override", "nul", "c1-csi"])
+def test_a_streamed_reply_cannot_drive_the_operators_terminal(tmp_path: Path, hostile: str) -> None:
+    exe = Path(sys.executable).parent / "agent-kit"
+    with OpenAIStub([text_response(f"Hello {hostile} there")]) as stub:
+        done = subprocess.run([str(exe), "chat", "--thread", "t", "--message", "Hello"], cwd=ROOT,
+                              env=_cli_env(stub, tmp_path), capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert stub.requests[-1]["stream"] is True
+    shown = done.stdout.decode()
+    assert hostile not in shown
+    assert not any(ch in shown for ch in "\x1b\x00\x07\x9b\u202e")
+    assert hostile.encode("unicode_escape").decode("ascii") in shown
