@@ -9,10 +9,12 @@ BIN := $(VENV)/bin
 UV_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/agent_kit/uv
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.installed-core
+DEV_SPEC := .[dev,bench]
 
 .PHONY: demo test bench clean
 
-# $(call install,SPEC): make the venv if needed and install SPEC into it (editable).
+# $(call install,SPEC): make the venv if needed and install SPEC into it (editable). A SPEC with a
+# comma goes through a variable ($(DEV_SPEC)): `call` splits its arguments at commas.
 define install
 	@set -e; \
 	uv="$$(command -v uv || true)"; \
@@ -37,7 +39,7 @@ $(CORE_STAMP): pyproject.toml
 	touch $(CORE_STAMP)
 
 $(STAMP): pyproject.toml
-	$(call install,.[dev,bench])
+	$(call install,$(DEV_SPEC))
 	touch $(CORE_STAMP) $(STAMP)
 
 demo: $(CORE_STAMP)

@@ -113,3 +113,14 @@ def test_the_reference_app_is_not_importable_from_outside_the_repository(tmp_pat
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["None", "None"]
+
+
+@pytest.mark.parametrize(("target", "spec"), [(".venv/.installed-core", '-e "."'),
+                                              (".venv/.installed", '-e ".[dev,bench]"')],
+                         ids=["demo-installs-the-library", "test-installs-dev-and-bench"])
+def test_make_installs_from_the_projects_own_files(target: str, spec: str) -> None:
+    """What `make demo` / `make test` would run on a fresh clone (a dry run: nothing is installed)."""
+    done = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(spec) == 2  # with uv, and with the plain-pip fallback
+    assert '"$uv" pip install' in done.stdout and "-m pip install" in done.stdout
