@@ -96,15 +96,33 @@ class ActionRouter:
 
     # -- audit -------------------------------------------------------------------------------
     def audit(self, kind: str, action: Mapping[str, Any] | None, config: RunnableConfig, *, actor: str,
-              key: str, data: Mapping[str, Any] | None = None, interrupt_id: str | None = None) -> Any:
+              key: str, data: Mapping[str, Any] | None = None, interrupt_id: str | None = None,
+              close_inbox: str | None = None) -> Any:
+        """Append one entry for ``action``; with ``close_inbox``, that interrupt leaves the inbox in
+        the same transaction (a decision is recorded and unlisted together, or neither)."""
+        fields = self.audit_fields(kind, action, config, actor=actor, key=key, data=data, interrupt_id=interrupt_id)
+        if close_inbox is None:
+            return self.store.audit.append(**fields)
+
+        def decide_in(tx: Any) -> Any:
+            entry = self.store.audit.append_in(tx, **fields)
+            self.store.inbox.remove_in(tx, close_inbox)
+            return entry
+
+        return self.store.audit.write(decide_in)
+
+    def audit_fields(self, kind: str, action: Mapping[str, Any] | None, config: RunnableConfig, *, actor: str,
+                     key: str, data: Mapping[str, Any] | None = None,
+                     interrupt_id: str | None = None) -> dict[str, Any]:
+        """The keyword arguments of :meth:`AuditLog.append` for an entry about ``action``."""
         thread = thread_of(config)
-        return self.store.audit.append(
-            kind, actor=actor, thread_id=thread, tool=action["tool"] if action else None,
-            action_hash=action["hash"] if action else None, data=dict(data or {}),
-            checkpoint_id=checkpoint_of(config), interrupt_id=interrupt_id,
-            policy_version=(action or {}).get("decision", {}).get("policy_version", self.policy.version),
-            key=f"{thread}:{key}",
-        )
+        return {
+            "kind": kind, "actor": actor, "thread_id": thread, "tool": action["tool"] if action else None,
+            "action_hash": action["hash"] if action else None, "data": dict(data or {}),
+            "checkpoint_id": checkpoint_of(config), "interrupt_id": interrupt_id,
+            "policy_version": (action or {}).get("decision", {}).get("policy_version", self.policy.version),
+            "key": f"{thread}:{key}",
+        }
 
     # -- deciding ----------------------------------------------------------------------------
     def new_action(self, tool: str, args: Any, tool_call_id: str, *, requested_by: str,

@@ -2,11 +2,14 @@
 
 Rules every node here keeps:
 - nothing with an effect happens before ``interrupt()``: a node re-runs from its top on resume.
-  What does happen before it (the inbox row, the "requested" audit entry) is keyed by the
-  interrupt id, so re-running writes nothing new;
+  What does happen before it (the inbox row, the "requested" audit entry, written in one
+  transaction) is keyed by the interrupt id, so re-running writes nothing new; the row leaves the
+  inbox in the transaction that audits the decision;
 - an answer that fails :func:`check_resume` is recorded as refused and the node asks again with
   a fresh interrupt, so the run stays paused and resumable;
-- every effect goes through the ledger; every decision goes into the audit trail exactly once.
+- every effect goes through the ledger (:mod:`agent_kit._effects`): its intent is audited before it
+  runs, its outcome with its ledger record, and the grants it spends are consumed as it starts;
+  every decision goes into the audit trail exactly once.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
+from agent_kit import _effects
 from agent_kit._actions import auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._visibility import filter_fields
@@ -78,9 +82,7 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
         # published when it was first raised; publishing again would list an answered one.
         replay = _answers_stored() > answered
         if not replay:
-            layer.store.inbox.put(_pending_item(layer, request, config))
-            layer.audit(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
-                        data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at", "summary")})
+            _publish(layer, request, action, config, requested_kind, actor=actor)
         answer = interrupt(request)
         answered += 1
         audit, thread = layer.store.audit, thread_of(config)
@@ -99,12 +101,27 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
             when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
             decision = check_resume(answer, request, roles_of=layer.policy.roles_of, now=when)
         except ResumeError as exc:
-            layer.store.inbox.remove(iid)
             layer.audit("refused", action, config, actor=_who(answer), key=f"{iid}:refused", interrupt_id=iid,
-                        data={"error": str(exc)})
+                        data={"error": str(exc)}, close_inbox=iid)
             continue
-        layer.store.inbox.remove(iid)
+        # The inbox item leaves with the decision's audit entry (close_inbox=iid), in one transaction.
         return decision, iid, answered
+
+
+def _publish(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
+             requested_kind: str, *, actor: str) -> None:
+    """List the interrupt in the inbox and audit the request, in one transaction: both or neither."""
+    iid = request["interrupt_id"]
+    item = _pending_item(layer, request, config)
+    fields = layer.audit_fields(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
+                                data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at",
+                                                                  "summary")})
+
+    def publish_in(tx: Any) -> None:
+        layer.store.inbox.put_in(tx, item)
+        layer.store.audit.append_in(tx, **fields)
+
+    layer.store.audit.write(publish_in)
 
 
 def _answers_stored() -> int:
@@ -164,12 +181,14 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
                 context_update.update(found)
                 context.update(found)
         if not ok:
-            layer.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail)
+            layer.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid,
+                        data=detail, close_inbox=iid)
             text = ("Not done: the customer did not confirm this action" if kind == "confirm"
                     else "Not done: the customer's identity could not be verified")
             return Command(update={"messages": [tool_message(action, f"{text} ({d.message!r}).", error=True)],
                                    "context": context_update, "strikes": 1}, goto="agent")
-        layer.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail)
+        layer.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail,
+                    close_inbox=iid)
         grants["verified"].append(kind)
         grants["verified_at"][kind] = iid
     action["grants"] = grants
@@ -203,7 +222,8 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
         d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy")
         data = {"role": d.role, "message": d.message}
         if d.type == "reject":
-            layer.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data)
+            layer.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data,
+                        close_inbox=iid)
             msg = f"Rejected by {d.actor} ({d.role}): {d.message}"
             return Command(update={"messages": [tool_message(action, msg, error=True)], "strikes": 1}, goto="agent")
         if d.type == "edit":
@@ -212,12 +232,13 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
                                       requested_by=d.actor, context=context, turn=action.get("turn"))
             layer.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                         data={**data, "new_tool": edited["tool"], "new_args": edited["args"],
-                              "new_action_hash": edited["hash"], "new_decision": edited["decision"]["outcome"]})
+                              "new_action_hash": edited["hash"], "new_decision": edited["decision"]["outcome"]},
+                        close_inbox=iid)
             # An edit is a new action, requested by the editor: it is decided again from scratch.
             return layer.route(edited, context, config)
         given.append({"approver": d.actor, "role": d.role, "at": d.decided_at, "interrupt_id": iid})
         layer.audit("approved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
-                    data={**data, "approvals": len(given), "needed": decision.approvals_needed})
+                    data={**data, "approvals": len(given), "needed": decision.approvals_needed}, close_inbox=iid)
     action["grants"] = {**action["grants"], "approvals": given}
     return layer.route(action, context, config)
 
@@ -230,7 +251,7 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
                             required_role=receivers[0] if receivers else None)
     d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy")
     layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
-                data={"note": d.message, "resolution": d.resolution, "role": d.role})
+                data={"note": d.message, "resolution": d.resolution, "role": d.role}, close_inbox=iid)
     handoff = bool(action.get("handoff"))  # no open tool call: a run-level hand-off
     # An effect cut off by a crash may have happened: say so, so nobody takes it for "not run".
     head = ("Outcome unknown (it may have run; do not retry it)" if action["decision"].get("rule") == "outcome_unknown"
@@ -278,16 +299,29 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
     key = idempotency_key(thread, call_id(action), action["hash"])
     if spec.takes_idempotency_key:
         call_args["idempotency_key"] = key
-    ledger = layer.store.ledger
+    store = layer.store
+    grants = action["grants"]
     crash_point("before_intent")
-    record, created = ledger.begin(key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
-                                   action_hash=action["hash"], args=action["args"])
+    try:
+        # One transaction: the approval is consumed, the ledger record and the intent's audit
+        # entry are written; a grant already spent on another execution refuses it all.
+        record, created = _effects.start(
+            store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
+            action_hash=action["hash"], args=action["args"], grants=grant_ids(thread, action),
+            intent=layer.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
+                                      data={"idempotency_key": key, "args_hash": action["hash"],
+                                            "approvals": grants["approvals"], "verified": grants["verified"]}))
+    except _effects.GrantSpentError as exc:
+        return _refuse_respend(layer, action, config, exc)
     if record.status == "done":
         result = record.result
+        # Written with the result (recorded before this run was cut off); here for records of old.
+        layer.audit("executed", action, config, actor="agent", key=f"{key}:executed",
+                    data=_executed_data(action, key, result, record.duration_ms, reconciled=True))
     elif record.status == "failed":
         return _tool_failed(layer, action, config, record.error, key=key, recorded=True)
     elif record.status == "unknown" or (not created and not spec.can_reconcile):
-        ledger.mark_unknown(key)
+        store.ledger.mark_unknown(key)
         return _outcome_unknown(layer, action, context, config, key)
     else:
         crash_point("before_effect")
@@ -297,19 +331,45 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            ledger.finish(key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000)
-            return _tool_failed(layer, action, config, exc, key=key)
+            _effects.finish(store, key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
+                            entry=_failed_fields(layer, action, config, exc, key))
+            return _tool_message_failed(action, exc)
         crash_point("after_effect")
-        record = ledger.finish(key, result=result, duration_ms=(time.perf_counter() - started) * 1000)
+        duration = (time.perf_counter() - started) * 1000
+        record, _, _ = _effects.finish(
+            store, key, result=result, duration_ms=duration,
+            entry=layer.audit_fields("executed", action, config, actor="agent", key=f"{key}:executed",
+                                     data=_executed_data(action, key, result, duration, reconciled=not created)))
         crash_point("after_result")
-    layer.audit("executed", action, config, actor="agent", key=f"{key}:executed",
-                data={"args_hash": action["hash"], "result_hash": result_hash(result), "idempotency_key": key,
-                      "duration_ms": record.duration_ms, "approvals": action["grants"]["approvals"],
-                      "verified": action["grants"]["verified"], "reconciled": not created})
     context_update = _context_from(layer, spec, action, result, config)
     visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
     return Command(update={"messages": [tool_message(action, visible)], "context": context_update}, goto="agent")
+
+
+def grant_ids(thread: str, action: Mapping[str, Any]) -> list[str]:
+    """The grants an execution of ``action`` consumes: its approvals' and verifications' interrupts."""
+    grants = action.get("grants") or {}
+    ids = [str(g.get("interrupt_id")) for g in grants.get("approvals") or []]
+    ids += [str(i) for i in (grants.get("verified_at") or {}).values()]
+    return [f"{thread}:{i}" for i in ids]
+
+
+def _executed_data(action: Mapping[str, Any], key: str, result: Any, duration_ms: float | None, *,
+                   reconciled: bool) -> dict[str, Any]:
+    return {"args_hash": action["hash"], "result_hash": result_hash(result), "idempotency_key": key,
+            "duration_ms": duration_ms, "approvals": action["grants"]["approvals"],
+            "verified": action["grants"]["verified"], "reconciled": reconciled}
+
+
+def _refuse_respend(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig,
+                    exc: _effects.GrantSpentError) -> Command:
+    """A payload carrying grants another execution already consumed: nothing runs; it is audited."""
+    reason = str(exc)
+    layer.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:respent",
+                data={"reason": reason, "rule": "grant_spent", "spent": exc.spent})
+    return Command(update={"messages": [tool_message(action, f"Not run: {reason}", error=True)], "strikes": 1},
+                   goto="agent")
 
 
 def _plain(result: Any) -> Any:
@@ -363,9 +423,18 @@ def _not_on_record(layer: PermissionLayer, spec: Any, action: Mapping[str, Any],
 
 def _tool_failed(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any, *,
                  key: str | None = None, recorded: bool = False) -> Command:
-    layer.audit("failed", action, config, actor="agent",
-                key=f"{key or call_id(action) + ':' + action['hash'][:16]}:failed",
-                data={"error": str(exc), "idempotency_key": key})
+    layer.store.audit.append(**_failed_fields(layer, action, config, exc, key))
+    return _tool_message_failed(action, exc)
+
+
+def _failed_fields(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any,
+                   key: str | None) -> dict[str, Any]:
+    return layer.audit_fields("failed", action, config, actor="agent",
+                              key=f"{key or call_id(action) + ':' + action['hash'][:16]}:failed",
+                              data={"error": str(exc), "idempotency_key": key})
+
+
+def _tool_message_failed(action: Mapping[str, Any], exc: Any) -> Command:
     return Command(update={"messages": [tool_message(action, f"Error: {exc}", error=True)], "strikes": 1},
                    goto="agent")
 
@@ -401,22 +470,39 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
         return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
     thread = thread_of(config)
     key = idempotency_key(thread, call_id(action), action["hash"])
+    store = layer.store
+    drafted = layer.audit_fields("drafted", action, config, actor="agent", key=f"{base}:drafted",
+                                 data={"args": action["args"], "payload_hash": result_hash(action["args"])})
     draft_id: Any
     if spec.draft is not None:
+        # The draft tool writes to the system of record: it is an effect like any other.
         call_args = {**action["args"], **{arg: context.get(k) for arg, k in spec.inject.items()}, "idempotency_key": key}
-        try:
-            draft_id = layer.store.ledger.run_reconcilable(
-                key, lambda: spec.draft(**call_args), thread_id=thread,  # type: ignore[misc]
-                tool_call_id=action["tool_call_id"], tool=spec.name, action_hash=action["hash"], args=action["args"])
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            return _tool_failed(layer, action, config, exc, key=key)
+        record, created = _effects.start(
+            store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
+            action_hash=action["hash"], args=action["args"], grants=[],
+            intent=layer.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
+                                      data={"idempotency_key": key, "args_hash": action["hash"]}))
+        if record.status == "done":
+            draft_id = record.result
+        else:  # new, cut off, or failed before: the same key makes the back office answer the same draft
+            started = time.perf_counter()
+            try:
+                draft_id = _plain(spec.draft(**call_args))
+            except GraphBubbleUp:
+                raise
+            except Exception as exc:
+                _effects.finish(store, key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
+                                entry=_failed_fields(layer, action, config, exc, key))
+                return _tool_message_failed(action, exc)
+            _effects.finish(store, key, result=draft_id, duration_ms=(time.perf_counter() - started) * 1000,
+                            entry={**drafted, "data": {**drafted["data"], "draft": draft_id, "idempotency_key": key}})
     else:
-        draft_id = layer.store.drafts.save(thread, spec.name, action["args"], action["hash"], key)
-    layer.audit("drafted", action, config, actor="agent", key=f"{base}:drafted",
-                data={"args": action["args"], "draft": draft_id, "payload_hash": result_hash(action["args"])})
+        def save_in(tx: Any) -> Any:
+            saved = store.drafts.save_in(tx, thread, spec.name, action["args"], action["hash"], key)
+            store.audit.append_in(tx, **{**drafted, "data": {**drafted["data"], "draft": saved}})
+            return saved
+
+        draft_id = store.audit.write(save_in)
     text = {"status": "drafted", "note": "Saved as a draft for a person to review; nothing was sent.",
             "draft": draft_id}
     return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
-

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._canonical import canonical_json
 from ._db import Database, Tx, utc_now
@@ -37,13 +37,17 @@ __all__ = [
 
 AUDIT_KINDS: tuple[str, ...] = (
     "read", "recommended", "drafted", "verification_requested", "verified", "approval_requested",
-    "approved", "edited", "rejected", "escalated", "resolved", "denied", "executed", "rolled_back",
+    "approved", "edited", "rejected", "escalated", "resolved", "denied", "started", "executed", "rolled_back",
     "failed", "refused",
 )
-"""Every kind of audit entry, in the order an action usually meets them."""
+"""Every kind of audit entry, in the order an action usually meets them. ``started`` is an effect's
+intent, written with its ledger record before it runs; its outcome (``executed``, ``drafted``,
+``rolled_back`` or ``failed``) is written with the ledger's outcome."""
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first entry, and the head hash of an empty log."""
+
+T = TypeVar("T")
 
 _CHUNK = 20_000
 _COLUMNS = ("thread_id", "kind", "tool", "action_hash", "actor", "at", "key")
@@ -123,37 +127,30 @@ class AuditLog:
             AuditError: ``kind`` is not one of :data:`AUDIT_KINDS`, ``actor`` is empty, or
                 ``data`` is not JSON.
         """
-        if kind not in AUDIT_KINDS:
-            raise AuditError(f"unknown audit kind {kind!r}: use one of {', '.join(AUDIT_KINDS)}")
-        if not actor:
-            raise AuditError("an audit entry needs an actor: pass actor='name'")
-        try:
-            text = canonical_json(data or {})
-            text.encode()
-            data_value = json.loads(text)
-        except (TypeError, ValueError) as exc:
-            raise AuditError(f"audit data for {kind!r} is not JSON: {exc}") from None
-        if not isinstance(data_value, dict):
-            raise AuditError(f"audit data must be a dict, got {type(data).__name__}")
-        fields: dict[str, Any] = {
-            "thread_id": thread_id, "kind": kind, "tool": tool, "action_hash": action_hash,
-            "actor": actor, "data": data_value, "checkpoint_id": checkpoint_id,
-            "interrupt_id": interrupt_id, "policy_version": policy_version, "key": key,
-        }
+        fields = _fields(kind, actor=actor, thread_id=thread_id, tool=tool, action_hash=action_hash,
+                         data=data, checkpoint_id=checkpoint_id, interrupt_id=interrupt_id,
+                         policy_version=policy_version, key=key)
+        return self._db.write(lambda tx: _append_in(tx, fields), lock="audit")
 
-        def append_in(tx: Tx) -> AuditEntry:
-            if key is not None:
-                found = tx.fetchone("SELECT seq, hash, body FROM audit WHERE key = ?", (key,))
-                if found is not None:
-                    return _entry(found)
-            head = tx.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-            body = canonical_json({**fields, "seq": seq + 1, "prev_hash": prev, "at": utc_now()})
-            digest = hashlib.sha256((prev + body).encode()).hexdigest()
-            tx.execute("INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)", (seq + 1, digest, body))
-            return _entry((seq + 1, digest, body))
+    def append_in(self, tx: Tx, kind: str, *, actor: str, thread_id: str | None = None,
+                  tool: str | None = None, action_hash: str | None = None, data: dict[str, Any] | None = None,
+                  checkpoint_id: str | None = None, interrupt_id: str | None = None,
+                  policy_version: str | None = None, key: str | None = None) -> AuditEntry:
+        """Append one entry inside a transaction opened by :meth:`write`, so that it commits
+        (or rolls back) together with the caller's other writes in that transaction.
 
-        return self._db.write(append_in, lock="audit")
+        Raises:
+            AuditError: as :meth:`append`.
+        """
+        fields = _fields(kind, actor=actor, thread_id=thread_id, tool=tool, action_hash=action_hash,
+                         data=data, checkpoint_id=checkpoint_id, interrupt_id=interrupt_id,
+                         policy_version=policy_version, key=key)
+        return _append_in(tx, fields)
+
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in one write transaction that may append entries with :meth:`append_in`:
+        an effect's ledger record and its audit entry commit together, or neither does."""
+        return self._db.write(fn, lock="audit")
 
     def entries(self, thread_id: str | None = None, *, kind: str | None = None, after_seq: int = 0,
                 limit: int | None = None) -> list[AuditEntry]:
@@ -233,6 +230,42 @@ class AuditLog:
                         f"chain: entries after {expect - 1} were removed (truncated) or rewritten")
         return VerifyReport(True, expect - 1, expect - 1, prev.decode(), None, None)
 
+
+
+def _fields(kind: str, *, actor: str, thread_id: str | None, tool: str | None, action_hash: str | None,
+            data: dict[str, Any] | None, checkpoint_id: str | None, interrupt_id: str | None,
+            policy_version: str | None, key: str | None) -> dict[str, Any]:
+    if kind not in AUDIT_KINDS:
+        raise AuditError(f"unknown audit kind {kind!r}: use one of {', '.join(AUDIT_KINDS)}")
+    if not actor:
+        raise AuditError("an audit entry needs an actor: pass actor='name'")
+    try:
+        text = canonical_json(data or {})
+        text.encode()
+        data_value = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise AuditError(f"audit data for {kind!r} is not JSON: {exc}") from None
+    if not isinstance(data_value, dict):
+        raise AuditError(f"audit data must be a dict, got {type(data).__name__}")
+    return {
+        "thread_id": thread_id, "kind": kind, "tool": tool, "action_hash": action_hash,
+        "actor": actor, "data": data_value, "checkpoint_id": checkpoint_id,
+        "interrupt_id": interrupt_id, "policy_version": policy_version, "key": key,
+    }
+
+
+def _append_in(tx: Tx, fields: dict[str, Any]) -> AuditEntry:
+    key = fields["key"]
+    if key is not None:
+        found = tx.fetchone("SELECT seq, hash, body FROM audit WHERE key = ?", (key,))
+        if found is not None:
+            return _entry(found)
+    head = tx.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+    seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+    body = canonical_json({**fields, "seq": seq + 1, "prev_hash": prev, "at": utc_now()})
+    digest = hashlib.sha256((prev + body).encode()).hexdigest()
+    tx.execute("INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)", (seq + 1, digest, body))
+    return _entry((seq + 1, digest, body))
 
 def _bad(seq: int, prev: bytes, problem: str) -> VerifyReport:
     return VerifyReport(False, seq - 1, seq - 1, prev.decode(), seq, problem)

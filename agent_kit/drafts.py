@@ -43,18 +43,17 @@ class Drafts:
 
     def save(self, thread_id: str, tool: str, args: dict[str, Any], action_hash: str, key: str) -> int:
         """Save a draft once per ``key`` and return its id (the existing id if already saved)."""
-        args_text = canonical_json(args)
+        return self._db.write(lambda tx: self.save_in(tx, thread_id, tool, args, action_hash, key))
 
-        def save_in(tx: Tx) -> int:
-            tx.execute(
-                "INSERT INTO drafts (thread_id, tool, args, action_hash, key, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (thread_id, tool, args_text, action_hash, key, utc_now()))
-            row = tx.fetchone("SELECT id FROM drafts WHERE key = ?", (key,))
-            assert row is not None
-            return int(row[0])
-
-        return self._db.write(save_in)
+    def save_in(self, tx: Tx, thread_id: str, tool: str, args: dict[str, Any], action_hash: str, key: str) -> int:
+        """:meth:`save` inside the caller's transaction (with the draft's audit entry)."""
+        tx.execute(
+            "INSERT INTO drafts (thread_id, tool, args, action_hash, key, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (thread_id, tool, canonical_json(args), action_hash, key, utc_now()))
+        row = tx.fetchone("SELECT id FROM drafts WHERE key = ?", (key,))
+        assert row is not None
+        return int(row[0])
 
     def get(self, draft_id: int) -> Draft | None:
         row = self._db.fetchone(_SELECT + " WHERE id = ?", (draft_id,))

@@ -88,9 +88,17 @@ class Inbox:
         """Insert the item, or replace the one with the same ``interrupt_id``."""
         self._db.write(lambda tx: _put(tx, item))
 
+    def put_in(self, tx: Tx, item: PendingItem) -> None:
+        """:meth:`put` inside the caller's transaction (with the audit entry that asks)."""
+        _put(tx, item)
+
     def remove(self, interrupt_id: str) -> None:
         """Forget one interrupt (answered or abandoned); a missing one is ignored."""
         self._db.execute("DELETE FROM inbox WHERE interrupt_id = ?", (interrupt_id,))
+
+    def remove_in(self, tx: Tx, interrupt_id: str) -> None:
+        """:meth:`remove` inside the caller's transaction (with the audit entry of the decision)."""
+        tx.execute("DELETE FROM inbox WHERE interrupt_id = ?", (interrupt_id,))
 
     def remove_thread(self, thread_id: str) -> None:
         """Forget every pending interrupt of a thread."""

@@ -4,17 +4,17 @@ An effect's idempotency key (thread, tool call, action hash) is inserted with st
 ``started`` before the tool runs and the outcome is recorded after. On recovery a ``done``
 record returns its result instead of running again; a ``started`` record whose process died
 becomes ``unknown`` and is reconciled through the key, never re-run blindly.
+
+The grants an effect consumes (the interrupts of its approvals and verifications) are recorded
+beside it (``ledger_grants``), in the transaction that starts the effect: a grant serves one
+effect only, so an approval can never pay twice.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
-
-from langgraph.errors import GraphBubbleUp
 
 from ._canonical import canonical_json
 from ._db import Database, Row, Tx, utc_now
@@ -74,26 +74,51 @@ class ExecutionLedger:
         Raises:
             LedgerError: the key is recorded for a different action hash.
         """
-        args_text = _json(args, "args")
+        row, created = self._db.write(lambda tx: self._begin_row(tx, key, thread_id=thread_id,
+                                                                  tool_call_id=tool_call_id, tool=tool,
+                                                                  action_hash=action_hash, args=args))
+        return _checked(_record(row), key, action_hash, tool), created
 
-        def begin_in(tx: Tx) -> tuple[Row, bool]:
-            created = tx.execute(
-                "INSERT INTO ledger (key, thread_id, tool_call_id, tool, action_hash, args, status, "
-                "started_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?) ON CONFLICT (key) DO NOTHING",
-                (key, thread_id, tool_call_id, tool, action_hash, args_text, utc_now()),
-            ) == 1
-            row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
-            assert row is not None
-            return row, created
+    def begin_in(self, tx: Tx, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
+                 args: dict[str, Any]) -> tuple[LedgerRecord, bool]:
+        """:meth:`begin` inside the caller's transaction (see :meth:`AuditLog.write`)."""
+        row, created = self._begin_row(tx, key, thread_id=thread_id, tool_call_id=tool_call_id, tool=tool,
+                                       action_hash=action_hash, args=args)
+        return _checked(_record(row), key, action_hash, tool), created
 
-        row, created = self._db.write(begin_in)
-        record = _record(row)
-        if record.action_hash != action_hash:
-            raise LedgerError(
-                f"ledger key {key!r} is already used for action {record.action_hash[:12]} "
-                f"({record.tool}); this call is action {action_hash[:12]} ({tool}): a key belongs to "
-                "one action only, so derive it from the action hash")
-        return record, created
+    def _begin_row(self, tx: Tx, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
+                   args: dict[str, Any]) -> tuple[Row, bool]:
+        created = tx.execute(
+            "INSERT INTO ledger (key, thread_id, tool_call_id, tool, action_hash, args, status, "
+            "started_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?) ON CONFLICT (key) DO NOTHING",
+            (key, thread_id, tool_call_id, tool, action_hash, _json(args, "args"), utc_now()),
+        ) == 1
+        row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+        assert row is not None
+        return row, created
+
+    def spend_in(self, tx: Tx, grants: list[str], key: str) -> dict[str, str]:
+        """Consume each grant (an approval's or a verification's interrupt, ``thread:interrupt_id``)
+        for the effect ``key``, inside the transaction that starts that effect.
+
+        Returns:
+            The grants already consumed by *another* effect, with that effect's key: if any, the
+            caller must refuse the effect (raising rolls the whole transaction back). A grant
+            consumed by this same key (a resumed or recovered run) is fine.
+        """
+        spent: dict[str, str] = {}
+        for grant in grants:
+            tx.execute("INSERT INTO ledger_grants (grant_id, key, spent_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT (grant_id) DO NOTHING", (grant, key, utc_now()))
+            row = tx.fetchone("SELECT key FROM ledger_grants WHERE grant_id = ?", (grant,))
+            if row is not None and row[0] != key:
+                spent[grant] = str(row[0])
+        return spent
+
+    def spent_by(self, grant: str) -> str | None:
+        """The key of the effect that consumed ``grant``, or None if it is unused."""
+        row = self._db.fetchone("SELECT key FROM ledger_grants WHERE grant_id = ?", (grant,))
+        return str(row[0]) if row else None
 
     def finish(self, key: str, *, result: Any = None, error: str | None = None,
                duration_ms: float | None = None) -> LedgerRecord:
@@ -105,23 +130,25 @@ class ExecutionLedger:
         Raises:
             LedgerError: the key is unknown, or already ``done`` with another outcome.
         """
+        return self._db.write(lambda tx: self.finish_in(tx, key, result=result, error=error,
+                                                        duration_ms=duration_ms))
+
+    def finish_in(self, tx: Tx, key: str, *, result: Any = None, error: str | None = None,
+                  duration_ms: float | None = None) -> LedgerRecord:
+        """:meth:`finish` inside the caller's transaction (see :meth:`AuditLog.write`)."""
         status: LedgerStatus = "failed" if error is not None else "done"
         result_text = _json(result, "result")
-
-        def finish_in(tx: Tx) -> Row:
-            changed = tx.execute(
-                "UPDATE ledger SET status = ?, result = ?, error = ?, finished_at = ?, duration_ms = ? "
-                "WHERE key = ? AND status IN ('started', 'unknown', 'failed')",
-                (status, result_text, error, utc_now(), duration_ms, key))
-            row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
-            if row is None:
-                raise LedgerError(f"no ledger record for key {key!r}: call begin() first")
-            if not changed and (row[6], row[7], row[8]) != (status, result_text, error):
-                raise LedgerError(
-                    f"ledger key {key!r} is already {row[6]}; refusing to record a second outcome")
-            return row
-
-        return _record(self._db.write(finish_in))
+        changed = tx.execute(
+            "UPDATE ledger SET status = ?, result = ?, error = ?, finished_at = ?, duration_ms = ? "
+            "WHERE key = ? AND status IN ('started', 'unknown', 'failed')",
+            (status, result_text, error, utc_now(), duration_ms, key))
+        row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+        if row is None:
+            raise LedgerError(f"no ledger record for key {key!r}: call begin() first")
+        if not changed and (row[6], row[7], row[8]) != (status, result_text, error):
+            raise LedgerError(
+                f"ledger key {key!r} is already {row[6]}; refusing to record a second outcome")
+        return _record(row)
 
     def mark_unknown(self, key: str) -> LedgerRecord:
         """Mark a ``started`` record whose outcome was lost (its process died) as ``unknown``.
@@ -151,30 +178,6 @@ class ExecutionLedger:
         rows = self._db.fetchall(_SELECT + " WHERE thread_id = ? ORDER BY started_at, key", (thread_id,))
         return [_record(row) for row in rows]
 
-    def run_reconcilable(self, key: str, call: Callable[[], Any], *, thread_id: str, tool_call_id: str, tool: str,
-                         action_hash: str, args: dict[str, Any]) -> Any:
-        """Run ``call`` through the ledger, for a call that reconciles by its idempotency key.
-
-        A finished key returns its recorded result without calling again. Otherwise (new, or
-        cut off by a crash, or failed before) the call runs with the same key, which the system
-        of record answers with the original result if it already acted. A failure is recorded
-        and raised.
-        """
-        record, _ = self.begin(key, thread_id=thread_id, tool_call_id=tool_call_id, tool=tool,
-                               action_hash=action_hash, args=args)
-        if record.status == "done":
-            return record.result
-        started = time.perf_counter()
-        try:
-            result = call()
-        except GraphBubbleUp:  # flow control (an interrupt) is not a failure of the call
-            raise
-        except Exception as exc:
-            self.finish(key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000)
-            raise
-        self.finish(key, result=result, duration_ms=(time.perf_counter() - started) * 1000)
-        return result
-
     def mark_rolled_back(self, key: str, audit_seq: int) -> None:
         """Record that the action was rolled back (by the audit entry ``audit_seq``).
 
@@ -184,22 +187,36 @@ class ExecutionLedger:
             RollbackError: the action was already rolled back.
             LedgerError: the key is unknown.
         """
-        changed = self._db.execute(
+        self._db.write(lambda tx: self.mark_rolled_back_in(tx, key, audit_seq))
+
+    def mark_rolled_back_in(self, tx: Tx, key: str, audit_seq: int) -> None:
+        """:meth:`mark_rolled_back` inside the caller's transaction."""
+        changed = tx.execute(
             "UPDATE ledger SET rolled_back_by = ? WHERE key = ? AND rolled_back_by IS NULL",
             (audit_seq, key))
         if changed:
             return
-        record = self.get(key)
-        if record is None:
+        row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+        if row is None:
             raise LedgerError(f"no ledger record for key {key!r}")
+        record = _record(row)
         raise RollbackError(
             f"action {key!r} ({record.tool}) was already rolled back by audit entry {record.rolled_back_by}")
+
+
+def _checked(record: LedgerRecord, key: str, action_hash: str, tool: str) -> LedgerRecord:
+    if record.action_hash != action_hash:
+        raise LedgerError(
+            f"ledger key {key!r} is already used for action {record.action_hash[:12]} "
+            f"({record.tool}); this call is action {action_hash[:12]} ({tool}): a key belongs to "
+            "one action only, so derive it from the action hash")
+    return record
 
 
 def _json(value: Any, what: str) -> str:
     try:
         return canonical_json(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise LedgerError(f"ledger {what} is not JSON: {exc}") from None
 
 
@@ -225,6 +242,9 @@ def _create_sqlite_tables(db: sqlite_utils.Database) -> None:
         if_not_exists=True)
     db["ledger"].create_index(["thread_id", "started_at"], index_name="ledger_thread",  # type: ignore[union-attr]
                               if_not_exists=True)
+    db["ledger_grants"].create(  # type: ignore[union-attr]
+        {"grant_id": str, "key": str, "spent_at": str}, pk="grant_id", not_null={"key", "spent_at"},
+        if_not_exists=True)
 
 
 def _create_postgres_tables(tx: Tx) -> None:
@@ -235,3 +255,5 @@ def _create_postgres_tables(tx: Tx) -> None:
         "started_at TEXT NOT NULL, finished_at TEXT, duration_ms DOUBLE PRECISION, "
         "rolled_back_by BIGINT)")
     tx.execute("CREATE INDEX IF NOT EXISTS ledger_thread ON ledger (thread_id, started_at)")
+    tx.execute("CREATE TABLE IF NOT EXISTS ledger_grants (grant_id TEXT PRIMARY KEY, key TEXT NOT NULL, "
+               "spent_at TEXT NOT NULL)")

@@ -8,8 +8,10 @@ rollback (or two at once) is refused and the compensation happens once.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from agent_kit import _effects
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit.errors import RollbackError
 
@@ -76,17 +78,36 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
             store.ledger.mark_unknown(ckey)
             raise RollbackError(f"an earlier {comp.name} for entry {entry_seq} was cut off and its outcome is "
                                 "unknown; it is not run again blindly: check the system of record")
-        try:
-            result = store.ledger.run_reconcilable(ckey, lambda: comp.tool.invoke(call), thread_id=thread,
-                                                   tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
-                                                   action_hash=chash, args=args)
-        except Exception as exc:
-            raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
-        audit_entry = store.audit.append(
-            "rolled_back", actor=approver, thread_id=thread, tool=spec.name, action_hash=entry.action_hash,
-            data={"entry": entry_seq, "compensation": comp.name, "args": args, "result_hash": result_hash(result),
-                  "idempotency_key": ckey, "role": need.role},
-            policy_version=layer.policy.version, key=f"{thread}:rollback:{entry_seq}",
-        )
-        store.ledger.mark_rolled_back(key, audit_entry.seq)
+        detail = {"entry": entry_seq, "compensation": comp.name, "args": args, "idempotency_key": ckey,
+                  "role": need.role}
+        # The intent is on record before the compensation runs; its outcome, the audit entry and
+        # the original record's "rolled back" mark commit together.
+        record, _ = _effects.start(
+            store, ckey, thread_id=thread, tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
+            action_hash=chash, args=args, grants=[],
+            intent={"kind": "started", "actor": approver, "thread_id": thread, "tool": comp.name,
+                    "action_hash": chash, "data": detail, "policy_version": layer.policy.version,
+                    "key": f"{thread}:{ckey}:started"})
+        rolled_back = {"kind": "rolled_back", "actor": approver, "thread_id": thread, "tool": spec.name,
+                       "action_hash": entry.action_hash, "policy_version": layer.policy.version,
+                       "key": f"{thread}:rollback:{entry_seq}"}
+        if record.status == "done":
+            result = record.result
+            audit_entry = store.audit.append(**rolled_back, data={**detail, "result_hash": result_hash(result)})
+            if store.ledger.get(key).rolled_back_by is None:  # type: ignore[union-attr]
+                store.ledger.mark_rolled_back(key, audit_entry.seq)
+        else:
+            started = time.perf_counter()
+            try:
+                result = comp.tool.invoke(call)
+            except Exception as exc:
+                _effects.finish(store, ckey, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
+                                entry={"kind": "failed", "actor": approver, "thread_id": thread, "tool": comp.name,
+                                       "action_hash": chash, "data": {**detail, "error": str(exc)},
+                                       "policy_version": layer.policy.version, "key": f"{thread}:{ckey}:failed"})
+                raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
+            _, audit_entry, _ = _effects.finish(
+                store, ckey, result=result, duration_ms=(time.perf_counter() - started) * 1000,
+                entry={**rolled_back, "data": {**detail, "result_hash": result_hash(result)}},
+                also=lambda tx, e: store.ledger.mark_rolled_back_in(tx, key, e.seq))
     return {"entry": entry_seq, "compensation": comp.name, "args": args, "result": result, "audit_seq": audit_entry.seq}

@@ -169,7 +169,7 @@ def test_a_failing_result_hook_and_odd_results_do_not_wedge_the_thread(kit_facto
     rt = AgentRuntime(graph, store=kit.store)
     result = rt.send("w", "go")
     assert result.status == "replied" and result.reply == "done" and calls == [1]
-    assert [e.kind for e in kit.store.audit.entries("w")] == ["executed", "failed"]
+    assert [e.kind for e in kit.store.audit.entries("w")] == ["started", "executed", "failed"]
 
 
 def test_a_reused_tool_call_id_in_a_later_turn_is_a_new_effect(kit_factory):

@@ -16,7 +16,7 @@ def test_allowed_call_runs_once_and_is_audited(kit_factory):
     result = kit.runtime.send("t", "pay ann 5")
     assert result.status == "replied" and result.reply == "done"
     assert kit.bank.payments() == [("ann", 5.0, 0)]
-    assert kit.kinds() == ["executed"]
+    assert kit.kinds() == ["started", "executed"]
 
 
 def test_read_only_result_hides_fields_from_the_model_and_audits_them(kit_factory):
@@ -75,7 +75,7 @@ def test_gated_call_pauses_with_a_hitl_request_and_runs_once_after_approval(kit_
     result = kit.runtime.approve("t", approver="lee")
     assert result.status == "replied" and result.reply == "paid"
     assert kit.bank.payments() == [("ann", 50.0, 0)]
-    assert kit.kinds() == ["approval_requested", "approved", "executed"]
+    assert kit.kinds() == ["approval_requested", "approved", "started", "executed"]
     entries = kit.store.audit.entries("t")
     assert all(e.checkpoint_id and e.policy_version and e.at and e.thread_id == "t" for e in entries)
     assert {e.actor for e in entries} == {"policy", "lee", "agent"}

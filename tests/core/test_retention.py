@@ -72,7 +72,7 @@ def test_paused_thread_resumes_and_executes_once_after_prune(make_kit):
     result = kit.runtime.approve("t", approver="lee")
     assert result.status == "replied" and result.reply == "paid"
     assert kit.bank.payments() == [("ann", 50.0, 0)]
-    assert kit.kinds() == ["approval_requested", "approved", "executed"]
+    assert kit.kinds() == ["approval_requested", "approved", "started", "executed"]
     assert kit.store.audit.verify().ok
 
 

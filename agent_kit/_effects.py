@@ -1,0 +1,79 @@
+"""An effect's life in the store: started, then done or failed, each step with its audit entry.
+
+No effect exists without its entry:
+
+- **start**: one transaction consumes the grants the effect spends (its approvals' and
+  verifications' interrupts, see :meth:`ExecutionLedger.spend_in`), writes the ledger record
+  (``started``) and the audit entry of the intent (``started``). If any part fails, nothing is
+  written and the effect does not run; a grant already spent by another effect refuses it.
+- **finish**: one transaction records the outcome in the ledger and the audit entry of the
+  outcome (``executed``, ``drafted``, ``rolled_back``, ``failed``). If it fails after the effect
+  ran, the intent is on record; recovery finds the ``started`` record and reconciles it through its
+  idempotency key, or hands it to a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agent_kit._db import Tx
+from agent_kit.errors import AgentKitError
+
+if TYPE_CHECKING:
+    from agent_kit.ledger import LedgerRecord
+
+T = TypeVar("T")
+
+
+class GrantSpentError(AgentKitError):
+    """An approval or verification was already consumed by another effect; nothing ran."""
+
+    def __init__(self, spent: Mapping[str, str]) -> None:
+        self.spent = dict(spent)
+        """Grant (``thread:interrupt_id``) -> key of the effect that consumed it."""
+        grants = ", ".join(f"{g.rsplit(':', 1)[-1]} (used by {k})" for g, k in self.spent.items())
+        super().__init__(f"the grant(s) {grants} were already used by another execution; an approval "
+                         "pays for exactly one execution of exactly its action")
+
+
+def start(store: Any, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
+          args: dict[str, Any], grants: Sequence[str], intent: Mapping[str, Any]) -> tuple[LedgerRecord, bool]:
+    """Consume ``grants``, write the ledger's ``started`` record and audit ``intent``, atomically.
+
+    ``intent`` holds :meth:`AuditLog.append_in` keyword arguments (kind and all). Returns
+    ``(record, created)`` as :meth:`ExecutionLedger.begin`; the intent is appended only by the
+    call that creates the record.
+
+    Raises:
+        GrantSpentError: a grant was consumed by another effect (nothing was written).
+    """
+
+    def start_in(tx: Tx) -> tuple[LedgerRecord, bool]:
+        spent = store.ledger.spend_in(tx, list(grants), key)
+        if spent:
+            raise GrantSpentError(spent)
+        record, created = store.ledger.begin_in(tx, key, thread_id=thread_id, tool_call_id=tool_call_id,
+                                                tool=tool, action_hash=action_hash, args=args)
+        if created:
+            store.audit.append_in(tx, **intent)
+        return record, created
+
+    return store.audit.write(start_in)  # type: ignore[no-any-return]
+
+
+def finish(store: Any, key: str, *, entry: Mapping[str, Any], result: Any = None, error: str | None = None,
+           duration_ms: float | None = None, also: Callable[[Tx, Any], T] | None = None,
+           ) -> tuple[LedgerRecord, Any, T | None]:
+    """Record the outcome in the ledger and its audit ``entry`` in one transaction.
+
+    ``also(tx, audit_entry)`` runs in the same transaction (a rollback marks the original
+    record there). Returns ``(record, audit_entry, also's result)``.
+    """
+
+    def finish_in(tx: Tx) -> tuple[LedgerRecord, Any, T | None]:
+        record = store.ledger.finish_in(tx, key, result=result, error=error, duration_ms=duration_ms)
+        audit_entry = store.audit.append_in(tx, **entry)
+        return record, audit_entry, (also(tx, audit_entry) if also is not None else None)
+
+    return store.audit.write(finish_in)  # type: ignore[no-any-return]
