@@ -12,6 +12,7 @@ from agent_kit.errors import (
     ApprovalError,
     AuditError,
     CheckpointError,
+    CredentialError,
     LedgerError,
     MissingExtraError,
     ModelError,
@@ -25,6 +26,7 @@ from agent_kit.errors import (
 )
 
 if _typing.TYPE_CHECKING:
+    from agent_kit.credentials import Credentials
     from agent_kit.graph import AgentState, PermissionLayer, create_permissioned_agent, layer_of
     from agent_kit.modes import Mode
     from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
@@ -39,6 +41,7 @@ _LAZY: dict[str, str] = {
     "AgentState": "agent_kit.graph",
     "ApprovalRequirement": "agent_kit.policy",
     "Compensation": "agent_kit.registry",
+    "Credentials": "agent_kit.credentials",
     "Decision": "agent_kit.policy",
     "Mode": "agent_kit.modes",
     "PermissionLayer": "agent_kit.graph",
@@ -79,6 +82,8 @@ __all__ = [
     "AuditError",
     "CheckpointError",
     "Compensation",
+    "CredentialError",
+    "Credentials",
     "Decision",
     "LedgerError",
     "MissingExtraError",

@@ -104,9 +104,10 @@ def _set_options(home: str | None, db_url: str | None, json_: bool, graph: str |
         os.environ["AGENT_KIT_DB_URL"] = opts.db_url
 
 
-def _command(fn: Callable[..., None]) -> Callable[..., None]:
-    """Register ``fn`` as a command that also takes the shared options after its name, and that
-    turns every agent_kit error into one line on stderr."""
+def _command(fn: Callable[..., None], *, group: typer.Typer | None = None, name: str | None = None
+             ) -> Callable[..., None]:
+    """Register ``fn`` as a command (of ``group``, else the top level) that also takes the shared
+    options after its name, and that turns every agent_kit error into one line on stderr."""
     sig = inspect.signature(fn, eval_str=True)
     params = [*sig.parameters.values(), *_COMMON]
 
@@ -126,7 +127,7 @@ def _command(fn: Callable[..., None]) -> Callable[..., None]:
 
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    app.command(fn.__name__)(wrapper)
+    (group or app).command(name or fn.__name__)(wrapper)
     return fn
 
 
@@ -510,6 +511,85 @@ def demo() -> None:
     ref = graph_ref(opts.graph)
     story = load_object(ref.rsplit(":", 1)[0] + ":demo")
     story(_runtime(), console=out, as_json=opts.json)
+
+
+approvers_app = typer.Typer(no_args_is_help=True,
+                            help="Approvers' credentials for the web inbox and LangGraph Server auth.")
+app.add_typer(approvers_app, name="approvers")
+
+
+def _policy_approver(name: str) -> str:
+    """``name`` if the graph's policy lists it as an approver; else a clear refusal."""
+    from agent_kit.graph import layer_of
+
+    policy = layer_of(_load_graph()).policy
+    listed = sorted(policy.document.approvers)
+    if name not in policy.document.approvers:
+        _fail(f"{name!r} is not an approver in the policy ({policy.source or 'the graph policy'}); "
+              f"approvers: {', '.join(listed) or 'none'}", 1)
+    return name
+
+
+def _read_password(name: str) -> str:
+    """The new password: asked twice without echo on a terminal, else one line of stdin."""
+    import getpass
+
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"new password for {name}: ")
+        if getpass.getpass("again: ") != first:
+            _fail("the two passwords differ; nothing changed", 1)
+        return first
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+def approvers_set_password(
+    name: Annotated[str, typer.Argument(help="The approver, as the policy lists them.")],
+) -> None:
+    """Set an approver's password (read from stdin; not echoed on a terminal)."""
+    from agent_kit.credentials import Credentials
+
+    who = _policy_approver(name)
+    password = _read_password(who)
+    Credentials(_store()).set_password(who, password)
+    if opts.json:
+        _emit({"approver": who, "password_set": True})
+    else:
+        out.print(f"password set for {who}", markup=False)
+
+
+def approvers_token(
+    name: Annotated[str, typer.Argument(help="The approver, as the policy lists them.")],
+) -> None:
+    """Issue a bearer token for an approver; it is printed this once and stored only hashed."""
+    from agent_kit.credentials import Credentials
+
+    who = _policy_approver(name)
+    token = Credentials(_store()).issue_token(who)
+    if opts.json:
+        _emit({"approver": who, "token": token})
+    else:
+        sys.stdout.write(token + "\n")
+        err.print(f"token for {who}: shown this once; send it as 'Authorization: Bearer <token>' or "
+                  "'x-api-key: <token>'", markup=False)
+
+
+def approvers_revoke(
+    name: Annotated[str, typer.Argument(help="The approver whose tokens end.")],
+) -> None:
+    """Revoke every bearer token of an approver."""
+    from agent_kit.credentials import Credentials
+
+    count = Credentials(_store()).revoke_tokens(name)
+    if opts.json:
+        _emit({"approver": name, "revoked": count})
+    else:
+        out.print(f"revoked {count} token(s) of {name}", markup=False)
+
+
+_command(approvers_set_password, group=approvers_app, name="set-password")
+_command(approvers_token, group=approvers_app, name="token")
+_command(approvers_revoke, group=approvers_app, name="revoke")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,6 +13,7 @@
     ├── StorageError          the store cannot be opened (bad URL, unreachable host)
     ├── MissingExtraError     an optional part is used without its extra installed
     ├── ModelError            the chat model failed (names the model and its server's URL)
+    ├── CredentialError       a password or token is refused (too short, malformed name)
     └── RollbackError         a rollback is refused (no compensation, already rolled back)
 
 Flow-control exceptions of LangGraph (``GraphBubbleUp`` and its subclasses) are never wrapped:
@@ -26,6 +27,7 @@ __all__ = [
     "ApprovalError",
     "AuditError",
     "CheckpointError",
+    "CredentialError",
     "LedgerError",
     "MissingExtraError",
     "ModelError",
@@ -101,6 +103,10 @@ class ModelError(AgentKitError):
         """The model's name (or its class when it has none)."""
         self.url = url
         """The server the model was called at, when the model says."""
+
+
+class CredentialError(AgentKitError):
+    """A password, token or approver name is refused; the message says which and why."""
 
 
 class RollbackError(AgentKitError):

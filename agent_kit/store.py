@@ -2,7 +2,7 @@
 
 - SQLite (default): one file, ``$AGENT_KIT_HOME/agent_kit.sqlite`` (home defaults to
   ``./.agent_kit``), in WAL mode, for the checkpoints (``SqliteSaver``) and for the audit trail,
-  execution ledger, inbox, leases and drafts.
+  execution ledger, inbox, leases, drafts and approvers' credentials.
 - Postgres: ``AGENT_KIT_DB_URL=postgresql://...``: ``PostgresSaver`` and our tables in the same
   database and schema. ``Store.open(db_url=..., schema="name")`` creates that schema and uses
   it (tests get one each). A wrong or unreachable URL fails in :meth:`Store.open`.
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import sqlite_utils
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from . import audit, drafts, inbox, leases, ledger
+from . import audit, credentials, drafts, inbox, leases, ledger
 from ._db import BUSY_TIMEOUT_S, Database, Tx
 from .audit import AuditLog
 from .checkpoint import make_async_checkpointer, make_checkpointer, strict_serializer
@@ -43,7 +43,7 @@ SQLITE_FILE = "agent_kit.sqlite"
 SCHEMA_VERSION = 1
 """Version of agent_kit's tables; a store written by a newer version is refused."""
 
-_MODULES = (audit, ledger, inbox, leases, drafts)
+_MODULES = (audit, ledger, inbox, leases, drafts, credentials)
 
 
 class Store:
