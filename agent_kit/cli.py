@@ -482,6 +482,31 @@ def graph(
     out.print(f"wrote {png}")
 
 
+@_command
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8700,
+    secure_cookies: Annotated[bool, typer.Option(
+        "--secure-cookies", help="Mark the session cookie Secure (when served over HTTPS).")] = False,
+) -> None:
+    """The operators' web inbox over the same store and resume path (sign in with agent-kit approvers)."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        _fail(f"the web inbox needs the web extra ({exc.name} is missing): pip install 'agent_kit[web]'", 1)
+    from agent_kit.web import WebSettings, secret_key
+    from agent_kit.web import serve as run_server
+
+    rt = _runtime()
+    if host not in ("127.0.0.1", "localhost", "::1") and not secure_cookies:
+        err.print(f"note: serving on {host} without --secure-cookies; put it behind HTTPS before others use it",
+                  markup=False)
+    settings = WebSettings(secret_key=secret_key(rt.store.home), secure_cookies=secure_cookies)
+    out.print(f"agent_kit web inbox on http://{host}:{port}/ ({rt.store!r}); Ctrl-C stops it")
+    run_server(rt, host=host, port=port, settings=settings)
+
+
 def _fresh_demo_home(folder: Path) -> None:
     """Empty ``folder`` for a new demo run; refuse to wipe a folder the demo did not make."""
     if folder.exists():
