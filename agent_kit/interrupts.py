@@ -119,6 +119,8 @@ def check_resume(
     message = d.get("message")
     if message is not None and not isinstance(message, str):
         raise ResumeError(f"'message' must be text, got {type(message).__name__}")
+    _check_text(message, "the decision's message")
+    _check_text(d.get("edited_action"), "the edited action")
     given_hash = payload.get("action_hash")
     if given_hash is not None and given_hash != request["action_hash"]:
         raise ApprovalError(
@@ -185,6 +187,28 @@ def check_resume(
         edited = {"name": ea["name"], "args": dict(ea["args"])}
     return ResumeDecision(type=dtype, actor=actor, role=role, message=message, edited_action=edited,
                           decided_at=decided_at)
+
+
+def _check_text(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse text no backend can store faithfully (NUL, which Postgres rejects; lone surrogates,
+    which UTF-8 cannot encode) before it reaches the checkpoint, where it would wedge the run."""
+    if depth > 50:
+        raise ResumeError(f"{where} is nested more than 50 levels deep; send a flatter value")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ResumeError(f"{where} contains a NUL character (\\x00); remove it and decide again")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ResumeError(f"{where} contains a lone surrogate that is not valid Unicode text; "
+                              "remove it and decide again") from None
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_text(k, where, depth + 1)
+            _check_text(v, where, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_text(v, where, depth + 1)
 
 
 def approvals_complete(requirements: list[Mapping[str, Any]], given: list[Mapping[str, Any]], roles_of: Any) -> bool:

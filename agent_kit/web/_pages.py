@@ -164,7 +164,8 @@ def _refusal_status(exc: AgentKitError) -> int:
     if isinstance(exc, StaleInterruptError | RunBusyError):
         return 409
     if isinstance(exc, ApprovalError):
-        return 409 if "changed since you looked" in str(exc) else 403
+        # What the page showed is no longer what is pending (changed, or expired): a conflict.
+        return 409 if "changed since you looked" in str(exc) or "expired" in str(exc) else 403
     return 400
 
 
@@ -269,6 +270,13 @@ async def edit_confirm(request: Request, web: Web, me: Session) -> Response:
     except ValueError:
         return web.render(request, "error.html", me, status_code=400, title="Incomplete form",
                           message="The edit form lost its arguments; open the item and edit again.")
+    live = await run_in_threadpool(lambda: next(
+        (i for i in web.runtime.state(thread).interrupts if i.id == iid), None) if thread else None)
+    if live is not None and live.value["action_requests"][0]["name"] != tool:
+        # The page edits the arguments of the action it showed; another tool is not that action.
+        return await _refused(request, web, me, iid, thread, ApprovalError(
+            f"the edit names tool {tool!r}, but the action shown is {live.value['action_requests'][0]['name']!r}; "
+            "the web inbox edits arguments only"))
     try:
         result = await run_in_threadpool(_decide, web, web.runtime.approve, thread, iid, action_hash,
                                          approver=me.name, edit={"name": tool, "args": args})

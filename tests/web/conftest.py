@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,18 @@ SECRET = "test-secret-key-" + "x" * 32
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
+_credentials: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
 def with_passwords(app: App) -> Any:
+    """The store's credentials with every approver's password set (once per store: scrypt is slow)."""
     from agent_kit.credentials import Credentials
 
-    creds = Credentials(app.store)
-    for name, password in PASSWORDS.items():
-        creds.set_password(name, password)
+    creds = _credentials.get(app.store)
+    if creds is None:
+        creds = _credentials[app.store] = Credentials(app.store)
+        for name, password in PASSWORDS.items():
+            creds.set_password(name, password)
     return creds
 
 
@@ -132,3 +139,11 @@ def login(client: Any, name: str, password: str | None = None) -> Any:
     page = client.get("/login")
     return client.post("/login", data={"csrf": csrf_of(page.text), "name": name,
                                        "password": password or PASSWORDS[name], "next": "/"})
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords set in these tests use a low scrypt cost (each row records its own parameters, so
+    checking them stays correct); the real cost is the credentials tests' business. Sign-ins happen
+    dozens of times here, on a shared machine."""
+    monkeypatch.setattr("agent_kit.credentials.SCRYPT_N", 2 ** 10)
