@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from agent_kit.errors import AgentKitError, ApprovalError, RunBusyError, StaleInterruptError
+from agent_kit.errors import AgentKitError, ApprovalError, RollbackError, RunBusyError, StaleInterruptError
 from agent_kit.web import _views as views
 from agent_kit.web._dashboard import figures
 from agent_kit.web._security import Session
@@ -163,6 +163,8 @@ async def item_status(request: Request, web: Web, me: Session) -> Response:
 def _refusal_status(exc: AgentKitError) -> int:
     if isinstance(exc, StaleInterruptError | RunBusyError):
         return 409
+    if isinstance(exc, RollbackError):
+        return 409 if "already rolled back" in str(exc) else 403
     if isinstance(exc, ApprovalError):
         # What the page showed is no longer what is pending (changed, or expired): a conflict.
         return 409 if "changed since you looked" in str(exc) or "expired" in str(exc) else 403

@@ -307,3 +307,17 @@ def test_session_cookie_flags_and_security_headers(app: App, secure: bool) -> No
     assert "httponly" in cookie and "samesite=lax" in cookie and ("secure" in cookie) == secure
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_second_rollback_is_refused_and_the_compensation_runs_once(app: App) -> None:
+    app.say("t1", JANE, "Refund $30 on order 1001")
+    [entry] = [e for e in app.store.audit.entries("t1") if e.kind == "executed"]
+    lee, lee_csrf = signed_in(app, "lee")
+    sam, sam_csrf = signed_in(app, "sam")
+    assert "Roll back entry" in lee.get(f"/audit/{entry.seq}/rollback").text  # the confirmation step
+    assert app.shop.refunds(1001)[0]["status"] == "issued"
+    assert lee.post(f"/audit/{entry.seq}/rollback", data={"csrf": lee_csrf}).status_code == 303
+    again = sam.post(f"/audit/{entry.seq}/rollback", data={"csrf": sam_csrf})
+    assert again.status_code == 409 and "already rolled back" in again.text
+    assert [r["status"] for r in app.shop.refunds(1001)] == ["reversed"]
+    assert [e.actor for e in app.store.audit.entries("t1") if e.kind == "rolled_back"] == ["lee"]
