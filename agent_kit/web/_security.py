@@ -8,7 +8,8 @@
   cookie before anyone signs in); a POST without the right one is refused.
 - Sign-in attempts are limited per name and per client address: after ``max_failures`` failures
   within ``window_s`` seconds that name (or address) is refused until the window has passed,
-  even with the right password.
+  even with the right password. The count is kept in each server process (``agent-kit serve``
+  runs one); behind several workers, limit sign-ins at the proxy too.
 """
 
 from __future__ import annotations

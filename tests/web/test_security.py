@@ -151,7 +151,8 @@ class _Later(datetime):
         return datetime.now(tz) + timedelta(days=2)
 
 
-@pytest.mark.parametrize("stale", ["decided_elsewhere", "action_changed", "expired", "other_thread", "rejected_elsewhere"])
+@pytest.mark.parametrize("stale", ["decided_elsewhere", "action_changed", "expired", "other_thread", "rejected_elsewhere",
+                                   "same_form_sent_twice"])
 def test_a_decision_on_a_stale_item_is_refused_with_the_reason_and_nothing_executes(
         app: App, stale: str, monkeypatch: pytest.MonkeyPatch) -> None:
     item = paused_refund(app)
@@ -159,6 +160,8 @@ def test_a_decision_on_a_stale_item_is_refused_with_the_reason_and_nothing_execu
     form = decide_form(item, csrf)
     if stale == "decided_elsewhere":
         app.runtime.approve("t1", approver="sam")  # through the CLI's path, while lee's page was open
+    elif stale == "same_form_sent_twice":  # a double click, or a replayed request
+        assert client.post(f"/items/{item['interrupt_id']}/decide", data=form).status_code == 303
     elif stale == "rejected_elsewhere":
         app.runtime.reject("t1", approver="sam", reason="duplicate")
     elif stale == "action_changed":
@@ -175,12 +178,12 @@ def test_a_decision_on_a_stale_item_is_refused_with_the_reason_and_nothing_execu
     text = re.sub(r"\s+", " ", resp.text)
     assert "Refused, nothing was decided" in text
     reason = {"decided_elsewhere": "not pending", "rejected_elsewhere": "not pending", "action_changed": "changed",
-              "expired": "expired", "other_thread": "not pending"}[stale]
+              "expired": "expired", "other_thread": "not pending", "same_form_sent_twice": "not pending"}[stale]
     assert reason in text
     assert [(r["amount"], r["status"]) for r in app.shop.refunds()] == before
     approvals = [e for e in app.store.audit.entries() if e.kind == "approved" and e.actor == "lee"]
-    assert approvals == []
-    if stale in ("decided_elsewhere", "rejected_elsewhere"):
+    assert len(approvals) == (1 if stale == "same_form_sent_twice" else 0)
+    if stale in ("decided_elsewhere", "rejected_elsewhere", "same_form_sent_twice"):
         assert 'data-testid="stale"' in text and "The run is now" in text  # the current state is shown
     else:
         assert app.store.inbox.get(item["interrupt_id"]) is not None  # still pending, still decidable
