@@ -18,6 +18,7 @@ __all__ = ["EXTRAS", "require"]
 EXTRAS: dict[str, tuple[str, str]] = {
     "postgres": ("psycopg", "a Postgres store (AGENT_KIT_DB_URL / --db-url)"),
     "openai": ("langchain_openai", "an OpenAI-compatible model (AGENT_KIT_MODEL=openai:...)"),
+    "web": ("starlette", "the web inbox (agent-kit serve)"),
 }
 """Each extra: the module that shows it is installed, and what needs it."""
 

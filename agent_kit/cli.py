@@ -490,11 +490,10 @@ def serve(
         "--secure-cookies", help="Mark the session cookie Secure (when served over HTTPS).")] = False,
 ) -> None:
     """The operators' web inbox over the same store and resume path (sign in with agent-kit approvers)."""
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        _fail(f"the web inbox needs the web extra ({exc.name} is missing): pip install 'agent_kit[web]'", 1)
+    from agent_kit._extras import require
+
+    for module in ("starlette", "uvicorn", "jinja2", "itsdangerous", "multipart"):
+        require("web", module)
     from agent_kit.web import WebSettings, secret_key
     from agent_kit.web import serve as run_server
 
