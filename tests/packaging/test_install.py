@@ -42,6 +42,9 @@ def test_the_wheel_holds_only_agent_kit(wheel: Path) -> None:
     top = {n.split("/", 1)[0] for n in names}
     assert top == {"agent_kit", "agent_kit-0.1.0.dist-info"}
     assert "agent_kit/cli.py" in names
+    # the web inbox's templates and vendored static files travel with it
+    assert {"agent_kit/web/templates/item.html", "agent_kit/web/static/htmx-2.0.10.min.js",
+            "agent_kit/web/static/app.css"} <= set(names)
 
 
 def test_pip_install_into_an_empty_folder_installs_only_agent_kit(wheel: Path, tmp_path: Path) -> None:
