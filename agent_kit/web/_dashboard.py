@@ -79,7 +79,7 @@ def figures(store: Any, now: datetime, *, points: int = 24) -> Figures:
     series: dict[str, list[tuple[datetime, int]]] = {}
     if events:
         # From just before the first request to now: the whole story, however long it took.
-        span = max(now - events[0][0], timedelta(minutes=2))
+        span = max(now - events[0][0], timedelta(seconds=30))
         start = now - span * 1.05
         step = (now - start) / max(1, points - 1)
         roles = sorted({r for _, r, _ in events})
