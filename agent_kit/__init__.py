@@ -27,10 +27,10 @@ from agent_kit.errors import (
 
 if _typing.TYPE_CHECKING:
     from agent_kit.credentials import Credentials
-    from agent_kit.graph import AgentState, PermissionLayer, create_permissioned_agent, layer_of
+    from agent_kit.graph import AgentState, PermissionLayer, RunContext, create_permissioned_agent, layer_of
     from agent_kit.modes import Mode
     from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
-    from agent_kit.registry import Compensation, ToolRegistry, ToolSpec, register
+    from agent_kit.registry import Compensation, ToolRegistry, ToolSpec, error_in_result, register
     from agent_kit.retention import RetentionPolicy, prune_checkpoints
     from agent_kit.runtime import AgentRuntime, TurnResult
 
@@ -47,10 +47,12 @@ _LAZY: dict[str, str] = {
     "PermissionLayer": "agent_kit.graph",
     "Policy": "agent_kit.policy",
     "RetentionPolicy": "agent_kit.retention",
+    "RunContext": "agent_kit.graph",
     "ToolRegistry": "agent_kit.registry",
     "ToolSpec": "agent_kit.registry",
     "TurnResult": "agent_kit.runtime",
     "create_permissioned_agent": "agent_kit.graph",
+    "error_in_result": "agent_kit.registry",
     "layer_of": "agent_kit.graph",
     "load_policy": "agent_kit.policy",
     "prune_checkpoints": "agent_kit.retention",
@@ -97,12 +99,14 @@ __all__ = [
     "RetentionPolicy",
     "RollbackError",
     "RunBusyError",
+    "RunContext",
     "StaleInterruptError",
     "StorageError",
     "ToolRegistry",
     "ToolSpec",
     "TurnResult",
     "create_permissioned_agent",
+    "error_in_result",
     "layer_of",
     "load_policy",
     "prune_checkpoints",

@@ -19,7 +19,7 @@ from langgraph.types import Command, Send
 
 from agent_kit._canonical import action_hash, canonical_json
 from agent_kit.errors import AgentKitError
-from agent_kit.interrupts import approvals_complete, now_iso
+from agent_kit.interrupts import CUSTOMER, approvals_complete, now_iso
 from agent_kit.modes import Mode
 from agent_kit.policy import Decision, Policy
 
@@ -59,6 +59,20 @@ def actor_of(config: RunnableConfig) -> str:
     if conf.get(ACTOR_KEY):
         return str(conf[ACTOR_KEY])
     return "customer"
+
+
+HANDOFF_MARK = "agent_kit_handoff"
+"""Marks the message an operator's hand-back adds (it is not the end user speaking)."""
+
+
+def is_handoff(message: Any) -> bool:
+    return bool(getattr(message, "additional_kwargs", {}).get(HANDOFF_MARK))
+
+
+def requester_of(state: Mapping[str, Any], config: RunnableConfig) -> str:
+    """Who the run's calls are requested by: the conversation's end user, as the agent node
+    recorded them from the last customer message; never whoever resumed the run."""
+    return str(state.get("requester") or CUSTOMER)
 
 
 def auth_identity(config: RunnableConfig) -> str | None:
@@ -126,8 +140,10 @@ class ActionRouter:
 
     # -- deciding ----------------------------------------------------------------------------
     def new_action(self, tool: str, args: Any, tool_call_id: str, *, requested_by: str,
-                   context: Mapping[str, Any], turn: str | None = None) -> dict[str, Any]:
-        """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason."""
+                   context: Mapping[str, Any], turn: str | None = None,
+                   invalid: str | None = None) -> dict[str, Any]:
+        """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason
+        (``invalid``: why the model's call could not even be parsed)."""
         now = datetime.now(UTC)
         action: dict[str, Any] = {
             "tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": args if isinstance(args, dict) else {},
@@ -136,7 +152,9 @@ class ActionRouter:
         }
         spec = self.registry.get(tool)
         problem: str | None = None
-        if spec is None:
+        if invalid is not None:
+            problem = invalid
+        elif spec is None:
             problem = f"tool {tool!r} is not registered; it is denied by default"
         elif tool in self.compensations:
             problem = f"{tool} reverses other actions; it runs only through a permissioned rollback"
@@ -206,12 +224,17 @@ class ActionRouter:
         messages = state.get("messages", [])
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
         context = dict(state.get("context") or {})
-        if last is None or not last.tool_calls:
+        if last is None or not (last.tool_calls or last.invalid_tool_calls):
             return Command(goto="agent")
-        requester = actor_of(config)
+        requester = requester_of(state, config)
         actions = [self.new_action(tc["name"], tc.get("args"), tc["id"] or "", requested_by=requester, context=context,
                                    turn=last.id)
                    for tc in last.tool_calls]
+        # Calls the model wrote but that could not be parsed (an OpenAI-compatible server's
+        # `invalid_tool_calls`): refused like invalid arguments, so the model hears why.
+        actions += [self.new_action(str(bad.get("name") or "unknown"), None, bad_call_id(bad, i),
+                                    requested_by=requester, context=context, turn=last.id, invalid=_unparsable(bad))
+                    for i, bad in enumerate(last.invalid_tool_calls)]
         denials = sum(1 for a in actions if a["decision"]["outcome"] == "deny")
         strikes = int(state.get("strikes") or 0)
         if strikes + denials >= self.policy.max_strikes:
@@ -247,7 +270,7 @@ class ActionRouter:
         if last is None:
             return Command(goto="__end__")
         tc = last.tool_calls[-1]
-        action = self.new_action(tc["name"], tc.get("args"), str(tc["id"]), requested_by=actor_of(config),
+        action = self.new_action(tc["name"], tc.get("args"), str(tc["id"]), requested_by=requester_of(state, config),
                                  context=context, turn=f"{last.id}/handoff")
         action["handoff"] = True  # no open tool call: the whole run goes to a person
         cmd = self._escalate_turn([action], context, config, int(state.get("strikes") or 0))
@@ -258,6 +281,19 @@ class ActionRouter:
         who = context.get("customer_name") or context.get("customer_id") or "an unverified customer"
         return (f"{who} asked for {action['tool']}({canonical_json(action['args'])}); "
                 f"policy {d['policy_version']}: {d['reason']}")
+
+
+def bad_call_id(bad: Mapping[str, Any], index: int) -> str:
+    """The id an unparsable call is answered under (its own, or one made from its position)."""
+    return str(bad.get("id") or f"invalid_call_{index}")
+
+
+def _unparsable(bad: Mapping[str, Any]) -> str:
+    raw = str(bad.get("args") or "")
+    shown = raw if len(raw) <= 200 else raw[:200] + "…"
+    why = bad.get("error") or "its arguments are not valid JSON"
+    return (f"the call to {bad.get('name') or 'an unnamed tool'} could not be parsed ({why}); arguments as "
+            f"written: {shown!r}; send the call again with arguments as one JSON object")
 
 
 def _decision_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:

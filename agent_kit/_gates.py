@@ -28,7 +28,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
 from agent_kit import _effects
-from agent_kit._actions import auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
+from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._visibility import filter_fields
 from agent_kit.errors import ApprovalError, ResumeError
@@ -65,8 +65,17 @@ def _pending_item(layer: PermissionLayer, request: Mapping[str, Any], config: Ru
         approvals=list(request.get("approvals_given") or []), requested_by=request.get("requested_by"),
         requested_at=request["requested_at"], expires_at=request.get("expires_at"),
         summary=request.get("summary"), tool_call_id=request["tool_call_id"],
-        policy_version=request["policy_version"],
+        policy_version=request["policy_version"], question=request["action_requests"][0].get("description"),
+        receivers=request.get("receivers"), served_by=_served_by(config),
     )
+
+
+def _served_by(config: RunnableConfig) -> dict[str, str] | None:
+    """Where LangGraph Server runs this graph, the ids it puts in the run's configuration."""
+    conf = config.get("configurable") or {}
+    if conf.get("graph_id") is None and conf.get("assistant_id") is None:
+        return None
+    return {"graph_id": str(conf.get("graph_id") or ""), "assistant_id": str(conf.get("assistant_id") or "")}
 
 
 def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
@@ -258,8 +267,8 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
             else "Not run: escalated")
     if d.resolution == "return":
         text = f"{head}. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
-        msg = HumanMessage(content=f"[operator {d.actor}] {d.message}", name="operator") if handoff else tool_message(
-            action, text, error=True)
+        msg = HumanMessage(content=f"[operator {d.actor}] {d.message}", name="operator",
+                           additional_kwargs={HANDOFF_MARK: True}) if handoff else tool_message(action, text, error=True)
         return Command(update={"messages": [msg]}, goto="agent")
     text = f"{head}. A person ({d.actor}) closed the case: {d.message}"
     update: dict[str, Any] = {"status": "closed", "context": {"closing_note": d.message}}
@@ -290,6 +299,9 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
             raise
         except Exception as exc:
             return _tool_failed(layer, action, config, exc)
+        failure = spec.failure_of(result)
+        if failure is not None:
+            return _tool_failed(layer, action, config, failure)
         visible, hidden = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
         layer.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
@@ -336,6 +348,11 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
             return _tool_message_failed(action, exc)
         crash_point("after_effect")
         duration = (time.perf_counter() - started) * 1000
+        failure = spec.failure_of(result)
+        if failure is not None:  # the tool reported failure in its result: a failed effect, not a success
+            _effects.finish(store, key, error=failure, duration_ms=duration,
+                            entry=_failed_fields(layer, action, config, failure, key))
+            return _tool_message_failed(action, failure)
         record, _, _ = _effects.finish(
             store, key, result=result, duration_ms=duration,
             entry=layer.audit_fields("executed", action, config, actor="agent", key=f"{key}:executed",

@@ -38,7 +38,7 @@ __all__ = [
 AUDIT_KINDS: tuple[str, ...] = (
     "read", "recommended", "drafted", "verification_requested", "verified", "approval_requested",
     "approved", "edited", "rejected", "escalated", "resolved", "denied", "started", "executed", "rolled_back",
-    "failed", "refused", "credentials_changed",
+    "failed", "refused", "credentials_changed", "message_held", "message_delivered",
 )
 """Every kind of audit entry, in the order an action usually meets them. ``started`` is an effect's
 intent, written with its ledger record before it runs; its outcome (``executed``, ``drafted``,

@@ -188,25 +188,45 @@ def _show_turn(result: Any) -> None:
 def _show_pending_item(p: dict[str, Any]) -> None:
     act = p["action"]
     home = f" --home {opts.home}" if opts.home else ""
-    out.print(f"[yellow]⏸ {p['kind']}[/yellow] thread {p['thread_id']} · interrupt {p['interrupt_id']}")
-    out.print(f"  action:  {act['name']}({_args_text(act['args'])})  hash {p['action_hash'][:16]}…", markup=False)
-    out.print(f"  reason:  {p.get('reason')}  ·  rule: {p.get('rule')}", markup=False)
+    tid, iid = p["thread_id"], p["interrupt_id"]
+    out.print(f"[yellow]⏸ {p['kind']}[/yellow] thread {tid} · interrupt {iid}")
+    out.print(f"  action:  {act['name']}({_args_text(act['args'])})", markup=False)
+    out.print(f"  hash:    {p['action_hash']}", markup=False)
+    out.print(f"  asks:    {p.get('question') or p.get('reason')}", markup=False)
+    if p.get("rule"):
+        out.print(f"  rule:    {p.get('rule')} · requested by {p.get('requested_by') or 'the customer'}", markup=False)
+    served = p.get("served_by")
     if p["kind"] == "approval":
         need = p.get("approvals_needed") or 1
         got = len(p.get("approvals") or [])
         who = ", ".join(a.get("approver", "?") for a in p.get("approvals") or [])
-        out.print(f"  needs:   role {p.get('required_role')} ({got}/{need} approvals{': ' + who if who else ''})"
-                  f" · expires {p.get('expires_at')}", markup=False)
-        out.print(f"  approve: agent-kit{home} approve {p['thread_id']} --interrupt {p['interrupt_id']} --as NAME",
-                  markup=False)
-        out.print(f"  reject:  agent-kit{home} reject {p['thread_id']} --interrupt {p['interrupt_id']} --as NAME "
-                  "--reason TEXT", markup=False)
+        out.print(f"  acts:    a {p.get('required_role')} ({got}/{need} approvals{': ' + who if who else ''}; not "
+                  f"{p.get('requested_by') or 'the requester'}) · expires {p.get('expires_at')}", markup=False)
     elif p["kind"] == "escalation":
+        roles = p.get("receivers") or ([p["required_role"]] if p.get("required_role") else [])
         out.print(f"  summary: {p.get('summary')}", markup=False)
-        out.print(f"  resolve: agent-kit{home} resolve {p['thread_id']} --as NAME --note TEXT [--return]",
+        out.print(f"  acts:    a {' or '.join(roles) or 'person'}, who resolves the case", markup=False)
+    else:
+        out.print(f"  acts:    the customer ({p.get('requested_by') or 'customer'}), who answers in the chat",
+                  markup=False)
+    if served:
+        decision = {"approval": '{"type": "approve"}', "escalation": '{"type": "respond", "message": NOTE}'}.get(
+            p["kind"])
+        if decision is None:
+            out.print("  resume:  served by LangGraph Server: the customer answers in their chat there", markup=False)
+        else:
+            out.print(f"  resume:  served by LangGraph Server (graph {served.get('graph_id') or '?'}): POST "
+                      f"/threads/{tid}/runs with command.resume = {{\"{iid}\": {{\"decisions\": [{decision}], "
+                      f"\"action_hash\": \"{p['action_hash']}\"}}}}, signed in as the approver", markup=False)
+        return
+    if p["kind"] == "approval":
+        out.print(f"  approve: agent-kit{home} approve {tid} --interrupt {iid} --as NAME", markup=False)
+        out.print(f"  reject:  agent-kit{home} reject {tid} --interrupt {iid} --as NAME --reason TEXT", markup=False)
+    elif p["kind"] == "escalation":
+        out.print(f"  resolve: agent-kit{home} resolve {tid} --interrupt {iid} --as NAME --note TEXT [--return]",
                   markup=False)
     else:
-        out.print(f"  waiting on the customer, who answers in the chat: {p.get('question')}", markup=False)
+        out.print(f"  answer:  agent-kit{home} chat --thread {tid} --message TEXT", markup=False)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -273,13 +293,18 @@ def _print_audit(entries: list[Any], thread: str | None) -> None:
 def pending(
     kind: Annotated[Optional[str], typer.Option("--kind", metavar="KIND", help="approval, verification or escalation.")] = None,  # noqa: UP045
     thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD", help="Only this thread.")] = None,  # noqa: UP045
+    ids: Annotated[bool, typer.Option("--ids", help="Only the interrupt ids, one a line (for scripts).")] = False,
 ) -> None:
-    """Runs paused on a person (from the inbox index): kind, thread, interrupt id, action, hash, reason, expiry."""
+    """Runs paused on a person (from the inbox index): what each waits for, who must act and how."""
     if kind and kind not in ("approval", "verification", "escalation"):
         _fail(f"unknown kind {kind!r}; use approval, verification or escalation", 2)
     inbox = _store().inbox
     items = inbox.for_thread(thread) if thread else inbox.list(kind=kind)
     items = [i for i in items if kind is None or i.kind == kind]
+    if ids:
+        for i in items:
+            sys.stdout.write(f"{i.interrupt_id}\n")
+        return
     if opts.json:
         _emit([i.to_json() for i in items])
         return
@@ -292,6 +317,11 @@ def pending(
 
 def _check_thread(rt: Any, thread: str) -> None:
     if not rt.exists(thread):
+        served = [i for i in rt.store.inbox.for_thread(thread) if i.served_by]
+        if served:
+            graph = served[0].served_by.get("graph_id") or "?"
+            _fail(f"thread {thread!r} is run by LangGraph Server (graph {graph}), not by this command line: resume "
+                  f"it there (POST /threads/{thread}/runs with command.resume; see agent-kit pending)", 1)
         _fail(f"unknown thread {thread!r}: nothing has run on it (see agent-kit pending)", 1)
 
 
@@ -311,30 +341,61 @@ def _parse_edit(edit: str) -> dict[str, Any]:
     return edited
 
 
-def _edited_action(rt: Any, thread: str, interrupt: str | None, edited: dict[str, Any]) -> dict[str, Any]:
-    """The full edited action: ``{"name", "args"}`` as given, or bare args merged onto the pending
-    action's (``--edit '{"amount": 40}'`` changes the amount only)."""
+def _edited_action(rt: Any, thread: str, interrupt: str | None, hash_: str | None,
+                   edited: dict[str, Any]) -> dict[str, Any]:
+    """The full edited action: ``{"name", "args"}`` as given, or bare args merged onto the named
+    pending action's (``--edit '{"amount": 40}'`` changes the amount only)."""
     if "args" in edited and set(edited) <= {"name", "args"} and isinstance(edited["args"], dict) \
             and isinstance(edited.get("name"), str):
         return edited
-    live = [p for p in rt.result(thread).pending if p["kind"] == "approval"]
-    if interrupt is not None:
-        live = [p for p in live if p["interrupt_id"] == interrupt]
-        if not live:
-            _fail(f"interrupt {interrupt!r} is not a pending approval on thread {thread!r} "
-                  "(already decided, or from another thread); see agent-kit pending", 1)
-    if not live:
-        _fail(f"thread {thread!r} has no pending approval to edit", 1)
-    if len(live) > 1:
-        ids = ", ".join(f"{p['interrupt_id']} ({p['action']['name']})" for p in live)
-        _fail(f"thread {thread!r} has {len(live)} pending approvals; name one with --interrupt: {ids}", 2)
+    live = [p for p in rt.result(thread).pending if p["kind"] == "approval"
+            and (interrupt is None or p["interrupt_id"] == interrupt)
+            and (hash_ is None or p["action_hash"].startswith(hash_.strip().lower()))]
+    if len(live) != 1:
+        _fail(f"{'--interrupt ' + interrupt if interrupt else '--hash ' + str(hash_)} does not name one pending "
+              f"approval on thread {thread!r} (already decided, or it changed); see agent-kit pending", 1)
     action = live[0]["action"]
     args = edited["args"] if "args" in edited and isinstance(edited["args"], dict) else edited
     return {"name": edited.get("name") or action["name"], "args": {**action["args"], **args}}
 
 
 AsOpt = Annotated[str, typer.Option("--as", metavar="NAME", help="Your name as the policy lists it (its roles decide).")]
-InterruptOpt = Annotated[Optional[str], typer.Option("--interrupt", metavar="ID", help="Interrupt id (needed when several are pending).")]  # noqa: UP045
+InterruptOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--interrupt", metavar="ID", help="The interrupt id `agent-kit pending` shows: the decision lands on it only.")]
+HashOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--hash", metavar="HASH", help="The action hash `agent-kit pending` shows (16 or more hex digits): refused if the "
+                   "pending action is no longer that one.")]
+
+
+def _on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _chosen(rt: Any, thread: str, interrupt: str | None, hash_: str | None, kind: str,
+            verb: str) -> tuple[str | None, str | None]:
+    """The interrupt id and action hash a decision names. Without either, the one pending item is
+    shown and the operator confirms it on a terminal; with no terminal, nothing is decided."""
+    if interrupt is not None or hash_ is not None:
+        return interrupt, hash_
+    live = [p for p in rt.result(thread).pending if p["kind"] == kind]
+    if not live:
+        _fail(f"thread {thread!r} has no pending {kind} (see agent-kit pending)", 1)
+    if len(live) > 1:
+        ids = ", ".join(f"{p['interrupt_id']} ({p['action']['name']})" for p in live)
+        _fail(f"thread {thread!r} has {len(live)} pending {kind}s; name one with --interrupt: {ids}", 2)
+    p = live[0]
+    if not _on_terminal():
+        _fail(f"name the {kind} you decide with --interrupt ID or --hash HASH as agent-kit pending shows them "
+              f"(here: --interrupt {p['interrupt_id']}); without them the action is shown for you to confirm, "
+              "which needs a terminal", 2)
+    act = p["action"]
+    err.print(f"{kind} on thread {thread}, interrupt {p['interrupt_id']}:", markup=False)
+    err.print(f"  action:  {act['name']}({_args_text(act['args'])})", markup=False)
+    err.print(f"  hash:    {p['action_hash']}", markup=False)
+    err.print(f"  reason:  {p.get('reason')}  ·  requested by {p.get('requested_by')}", markup=False)
+    if not typer.confirm(f"{verb} exactly this?", default=False, err=True):
+        _fail("nothing decided", 1)
+    return p["interrupt_id"], p["action_hash"]
 
 
 @_command
@@ -343,18 +404,20 @@ def approve(
     *,
     as_: AsOpt,
     interrupt: InterruptOpt = None,
+    hash_: HashOpt = None,
     edit: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--edit", metavar="JSON", help='Edit, then approve: changed args as JSON (\'{"amount": 40}\', merged onto the pending '
                        'action) or a whole action (\'{"name": ..., "args": {...}}\').')] = None,
 ) -> None:
-    """Approve (or edit and approve) a pending action and resume the run."""
+    """Approve (or edit and approve) the pending action named by --interrupt or --hash, and resume the run."""
     approver = _need(as_, "--as NAME", "every decision is made by an identified person")
     edited = _parse_edit(edit) if edit is not None else None
     rt = _runtime()
     _check_thread(rt, thread)
+    interrupt, hash_ = _chosen(rt, thread, interrupt, hash_, "approval", "Approve")
     if edited is not None:
-        edited = _edited_action(rt, thread, interrupt, edited)
-    _show_turn(rt.approve(thread, approver=approver, interrupt_id=interrupt, edit=edited))
+        edited = _edited_action(rt, thread, interrupt, hash_, edited)
+    _show_turn(rt.approve(thread, approver=approver, interrupt_id=interrupt, action_hash=hash_, edit=edited))
 
 
 @_command
@@ -364,13 +427,15 @@ def reject(
     as_: AsOpt,
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why; the model is told.")],
     interrupt: InterruptOpt = None,
+    hash_: HashOpt = None,
 ) -> None:
-    """Reject a pending action; the model is told why."""
+    """Reject the pending action named by --interrupt or --hash; the model is told why."""
     approver = _need(as_, "--as NAME", "every decision is made by an identified person")
     why = _need(reason, "--reason TEXT", "the model is told why the action was rejected")
     rt = _runtime()
     _check_thread(rt, thread)
-    _show_turn(rt.reject(thread, approver=approver, interrupt_id=interrupt, reason=why))
+    interrupt, hash_ = _chosen(rt, thread, interrupt, hash_, "approval", "Reject")
+    _show_turn(rt.reject(thread, approver=approver, interrupt_id=interrupt, action_hash=hash_, reason=why))
 
 
 @_command
@@ -380,14 +445,17 @@ def resolve(
     as_: AsOpt,
     note: Annotated[str, typer.Option("--note", metavar="TEXT", help="The resolution; the customer gets it as the reply.")],
     interrupt: InterruptOpt = None,
+    hash_: HashOpt = None,
     hand_back: Annotated[bool, typer.Option("--return", help="Hand the run back to the agent with the note.")] = False,
 ) -> None:
-    """Close an escalated case, or hand it back to the agent with --return."""
+    """Close the escalated case named by --interrupt or --hash, or hand it back to the agent with --return."""
     approver = _need(as_, "--as NAME", "every decision is made by an identified person")
     text = _need(note, "--note TEXT", "the resolution is recorded and the customer gets it")
     rt = _runtime()
     _check_thread(rt, thread)
-    _show_turn(rt.resolve(thread, approver=approver, interrupt_id=interrupt, note=text, hand_back=hand_back))
+    interrupt, hash_ = _chosen(rt, thread, interrupt, hash_, "escalation", "Resolve")
+    _show_turn(rt.resolve(thread, approver=approver, interrupt_id=interrupt, action_hash=hash_, note=text,
+                          hand_back=hand_back))
 
 
 @_command

@@ -17,6 +17,7 @@ is decided later. The agent node waits until every call of its last message has 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -31,12 +32,12 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _gates
-from agent_kit._actions import ActionRouter, refuse_exit_durability
+from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
 from agent_kit.errors import AgentKitError, ModelError
 from agent_kit.policy import Policy, load_policy
 from agent_kit.registry import ToolRegistry, ToolSpec
 
-__all__ = ["AgentState", "PermissionLayer", "create_permissioned_agent"]
+__all__ = ["AgentState", "PermissionLayer", "RunContext", "create_permissioned_agent"]
 
 
 def _merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
@@ -63,6 +64,36 @@ class AgentState(TypedDict, total=False):
     """Denials, rejections and tool errors since the customer last wrote."""
     status: str
     """``active``, or ``closed`` once a person closed an escalated case."""
+    requester: str
+    """Who the conversation acts for: whoever sent its last customer message (the end user, or
+    the service that started the run). Never a person who resumed it: approvers only decide."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Run-scoped data, passed as LangGraph's ``context`` (``graph.invoke(..., context=...)``).
+
+    Attributes:
+        store: the :class:`agent_kit.store.Store` this run's audit entries, ledger records and
+            inbox rows go to. None: the graph's own store.
+    """
+
+    store: Any = None
+
+
+def _run_store() -> Any:
+    """The store given in the current run's context, if the code runs inside a run and one was given."""
+    from langgraph.runtime import get_runtime
+
+    from agent_kit.store import Store
+
+    try:
+        context = get_runtime().context
+    except RuntimeError:  # not inside a graph run
+        return None
+    store = getattr(context, "store", None)
+    # Only a store object: a served graph's client may send a context, but never a store.
+    return store if isinstance(store, Store) else None
 
 
 class PermissionLayer(ActionRouter):
@@ -92,7 +123,8 @@ class PermissionLayer(ActionRouter):
         self.system_prompt = system_prompt
         self.observe = observe
         self.identity_verifier = identity_verifier
-        visible = [s.tool for s in registry.values() if s.name in self._policy.tools and not _is_compensation(registry, s)]
+        visible = [s.model_tool for s in registry.values()
+                   if s.name in self._policy.tools and not _is_compensation(registry, s)]
         self.model = model
         self.bound_model = model.bind_tools(visible) if visible else model
         self._receivers = tuple(escalation_receivers or ())
@@ -122,14 +154,16 @@ class PermissionLayer(ActionRouter):
 
     @property
     def store(self) -> Any:
+        """The store this run writes to: the one its caller passed in the run's context (each
+        :class:`AgentRuntime` passes its own), else the graph's, else opened from the environment."""
+        run_store = _run_store()
+        if run_store is not None:
+            return run_store
         if self._store is None:
             from agent_kit.store import Store
 
             self._store = Store.open()
         return self._store
-
-    def use_store(self, store: Any) -> None:
-        self._store = store
 
     # -- nodes -------------------------------------------------------------------------------
     def agent(self, state: AgentState, config: RunnableConfig) -> Any:
@@ -140,6 +174,8 @@ class PermissionLayer(ActionRouter):
         if isinstance(last, HumanMessage):
             update["strikes"] = "reset"
             update["status"] = "active"
+            if not is_handoff(last):  # an operator's hand-back note does not change who asks
+                update["requester"] = actor_of(config)
             if self.observe is not None:
                 try:
                     update["context"] = dict(self.observe(_text(last)) or {})
@@ -185,7 +221,7 @@ class PermissionLayer(ActionRouter):
     # -- building ----------------------------------------------------------------------------
     def builder(self) -> StateGraph:
         """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
-        g: StateGraph = StateGraph(AgentState, input_schema=InputState)
+        g: StateGraph = StateGraph(AgentState, input_schema=InputState, context_schema=RunContext)
         g.add_node("agent", self.agent, destinations=("escalation",))
         g.add_node("permission", self.permission,
                    destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
@@ -249,7 +285,8 @@ def _unanswered(messages: Sequence[BaseMessage]) -> bool:
         if isinstance(m, ToolMessage):
             answered.add(m.tool_call_id)
         elif isinstance(m, AIMessage):
-            return any(tc["id"] not in answered for tc in m.tool_calls)
+            return any(tc["id"] not in answered for tc in m.tool_calls) or any(
+                bad_call_id(b, i) not in answered for i, b in enumerate(m.invalid_tool_calls))
         else:
             return False
     return False
@@ -258,7 +295,7 @@ def _unanswered(messages: Sequence[BaseMessage]) -> bool:
 def _after_agent(state: AgentState) -> str:
     messages = state.get("messages", [])
     last = messages[-1] if messages else None
-    if isinstance(last, AIMessage) and last.tool_calls and state.get("status") != "closed":
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls) and state.get("status") != "closed":
         return "permission"
     return END
 
@@ -313,3 +350,14 @@ def layer_of(graph: Any) -> PermissionLayer:
         )
     return layer
 
+
+
+def with_checkpointer(graph: CompiledStateGraph, checkpointer: BaseCheckpointSaver) -> CompiledStateGraph:
+    """The compiled graph on another checkpointer: a copy (never compiled again), the graph given
+    left as it was."""
+    layer = layer_of(graph)
+    if graph.checkpointer is checkpointer:
+        return graph
+    copy = graph.copy(update={"checkpointer": checkpointer})
+    copy.agent_kit = layer  # type: ignore[attr-defined]
+    return copy

@@ -59,6 +59,13 @@ class PendingItem:
     summary: str | None = None
     tool_call_id: str | None = None
     policy_version: str | None = None
+    question: str | None = None
+    """What the person is asked, as the run asked it (for a verification: the customer's question)."""
+    receivers: list[str] | None = None
+    """For an escalation: the roles (or people) who may resolve it."""
+    served_by: dict[str, str] | None = None
+    """``{"graph_id", "assistant_id"}`` when LangGraph Server runs the thread: it is resumed there,
+    not through ``agent-kit``."""
 
     def __post_init__(self) -> None:
         if self.kind not in PENDING_KINDS:

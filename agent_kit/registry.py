@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from agent_kit.errors import RegistrationError
 from agent_kit.modes import Mode
 
-__all__ = ["Compensation", "ToolRegistry", "ToolSpec", "register"]
+__all__ = ["Compensation", "ToolRegistry", "ToolSpec", "error_in_result", "register"]
 
 IDEMPOTENCY_ARG = "idempotency_key"
 """A tool that takes this argument gets the ledger's idempotency key, never the model's value."""
@@ -69,6 +69,24 @@ class ToolSpec:
     reconcilable: bool | None = None
     """Whether a retry with the same idempotency key returns the original result. Default: the
     tool takes an ``idempotency_key`` argument."""
+    failure: Callable[[Any], str | bool | None] | None = None
+    """Tells a failed result from a good one, for tools that report failure in what they return
+    (``"Error: ..."``, ``{"ok": false}``) rather than by raising: returns the reason (or True) when
+    the result is a failure. Such a call is recorded as failed in the ledger and the audit trail,
+    the model is told, and it counts as a strike. See :func:`error_in_result`."""
+
+    def failure_of(self, result: Any) -> str | None:
+        """Why this result is a failure, or None. A check that raises counts as a failure too:
+        a result nobody could classify is never recorded as a success."""
+        if self.failure is None:
+            return None
+        try:
+            verdict = self.failure(result)
+        except Exception as exc:  # noqa: BLE001  (the tool ran; its outcome could not be told)
+            return f"the failure check of {self.name} raised {type(exc).__name__}: {exc}"
+        if verdict is None or verdict is False:
+            return None
+        return verdict if isinstance(verdict, str) and verdict else f"{self.name} reported a failure in its result"
 
     @property
     def name(self) -> str:
@@ -85,7 +103,18 @@ class ToolSpec:
     @property
     def model_schema(self) -> type[BaseModel] | dict[str, Any]:
         """The arguments the model may set (injected ones are hidden)."""
+        if isinstance(self.tool.args_schema, dict):
+            return _model_json_schema(self.tool.args_schema, set(self.inject) | {IDEMPOTENCY_ARG})
         return self.tool.tool_call_schema
+
+    @property
+    def model_tool(self) -> BaseTool | dict[str, Any]:
+        """The tool as the model is shown it: for a JSON-schema tool, its schema without the
+        arguments agent_kit fills in (an OpenAI-format tool, which every chat model binds)."""
+        if not isinstance(self.tool.args_schema, dict):
+            return self.tool
+        return {"type": "function", "function": {"name": self.name, "description": self.tool.description,
+                                                 "parameters": self.model_schema}}
 
     def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Check the model's arguments against the tool's schema.
@@ -99,12 +128,9 @@ class ToolSpec:
         extra = sorted(k for k in args if k in hidden)
         if extra:
             raise ValueError(f"argument(s) {', '.join(extra)} are set by agent_kit, not by the caller")
+        if isinstance(self.tool.args_schema, dict):  # a tool wrapped from a JSON schema
+            return _check_json_args(self.name, _model_json_schema(self.tool.args_schema, hidden), args)
         schema = self.tool.tool_call_schema
-        if isinstance(schema, dict):  # a JSON schema: check required keys only
-            missing = [k for k in schema.get("required", []) if k not in args]
-            if missing:
-                raise ValueError(f"missing required argument(s): {', '.join(missing)}")
-            return dict(args)
         try:
             model = schema.model_validate(dict(args))
         except ValidationError as exc:
@@ -123,6 +149,21 @@ class ToolSpec:
         return out
 
 
+def error_in_result(result: Any) -> str | None:
+    """A ready failure check for tools that report errors in their result: text starting with
+    ``Error``, or an object with ``"ok": false``, ``"success": false`` or an ``"error"`` value.
+
+    Use it as ``register(tool, mode, failure=error_in_result)``.
+    """
+    if isinstance(result, str):
+        text = result.strip()
+        return text if text[:5].lower() == "error" else None
+    if isinstance(result, Mapping):
+        if result.get("ok") is False or result.get("success") is False or result.get("error"):
+            return str(result.get("error") or result.get("message") or result)
+    return None
+
+
 def _non_finite(value: Any) -> bool:
     if isinstance(value, float):
         return not math.isfinite(value)
@@ -134,8 +175,83 @@ def _non_finite(value: Any) -> bool:
 
 
 def _arg_names(tool: BaseTool) -> set[str]:
+    if isinstance(tool.args_schema, dict):
+        return set(tool.args_schema.get("properties") or {})
     schema = tool.get_input_schema()
     return set(getattr(schema, "model_fields", {}) or {})
+
+
+def _model_json_schema(schema: Mapping[str, Any], hidden: set[str]) -> dict[str, Any]:
+    """A tool's JSON schema without the arguments agent_kit fills in."""
+    out = dict(schema)
+    props = {k: v for k, v in (schema.get("properties") or {}).items() if k not in hidden}
+    out["properties"] = props
+    if "required" in schema:
+        out["required"] = [k for k in schema["required"] if k not in hidden]
+    return out
+
+
+def _json_validator(name: str, schema: Mapping[str, Any]) -> Any:
+    """A validator for a tool's JSON schema; a schema that is not valid JSON Schema is refused."""
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+
+    cls = validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        raise RegistrationError(f"tool {name!r} has an invalid JSON schema: {exc.message}") from None
+    if schema.get("type", "object") != "object":
+        raise RegistrationError(f"tool {name!r}: its JSON schema must describe an object of arguments, "
+                                f"got type {schema.get('type')!r}")
+    return cls(schema)
+
+
+def _check_json_args(name: str, schema: dict[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
+    """Check arguments against a JSON schema: types, enums, required keys, formats of numbers.
+
+    Unknown arguments are refused unless the schema itself allows them
+    (``additionalProperties`` given); numbers must be finite.
+    """
+    strict = schema if "additionalProperties" in schema else {**schema, "additionalProperties": False}
+    problems = []
+    try:
+        errors = sorted(_json_validator(name, strict).iter_errors(dict(args)), key=lambda e: list(e.absolute_path))
+    except RegistrationError:
+        raise
+    except Exception as exc:  # e.g. a $ref that cannot be resolved: what cannot be checked does not run
+        raise ValueError(f"invalid arguments for {name}: its schema could not be checked "
+                         f"({type(exc).__name__}: {exc})") from None
+    for e in errors:
+        where = ".".join(str(x) for x in e.absolute_path) or "args"
+        problems.append(f"{where}: {e.message}")
+    if problems:
+        raise ValueError(f"invalid arguments for {name}: {'; '.join(problems)}")
+    if _non_finite(args):
+        raise ValueError(f"invalid arguments for {name}: numbers must be finite (no NaN or infinity)")
+    return dict(args)
+
+
+def _langgraph_injected(tool: BaseTool) -> dict[str, str]:
+    """Arguments the tool expects LangGraph's ``ToolNode`` to inject (``InjectedState``,
+    ``InjectedStore``, ``InjectedToolCallId``, ``ToolRuntime``), by name -> the marker's name."""
+    from typing import Annotated, get_args, get_origin
+
+    from langchain_core.tools import InjectedToolArg
+    from langchain_core.tools.base import _DirectlyInjectedToolArg, get_all_basemodel_annotations
+
+    if isinstance(tool.args_schema, dict) or tool.args_schema is None:
+        return {}
+    found: dict[str, str] = {}
+    for arg, annotation in get_all_basemodel_annotations(tool.args_schema).items():
+        markers = list(get_args(annotation)[1:]) if get_origin(annotation) is Annotated else []
+        base = get_args(annotation)[0] if markers else annotation
+        for marker in [base, *markers]:
+            cls = marker if isinstance(marker, type) else type(marker)
+            if issubclass(cls, _DirectlyInjectedToolArg) or (issubclass(cls, InjectedToolArg)
+                                                             and cls is not InjectedToolArg):
+                found[arg] = cls.__name__
+    return found
 
 
 def _as_tool(obj: BaseTool | Callable[..., Any]) -> BaseTool:
@@ -165,6 +281,7 @@ def register(
     on_result: Callable[[Any], Mapping[str, Any]] | None = None,
     draft: Callable[..., Any] | None = None,
     reconcilable: bool | None = None,
+    failure: Callable[[Any], str | bool | None] | None = None,
 ) -> ToolSpec:
     """Declare a tool's mode, reach and reversal.
 
@@ -185,14 +302,22 @@ def register(
         raise RegistrationError(f"tool {base.name!r} is read_only but declares changes {changes_t}")
     if compensation is not None and irreversible:
         raise RegistrationError(f"tool {base.name!r} has a compensation and is marked irreversible; pick one")
+    if isinstance(base.args_schema, dict):
+        _json_validator(base.name, base.args_schema)
     names = _arg_names(base)
     for arg in inject or {}:
         if arg not in names:
             raise RegistrationError(f"tool {base.name!r} has no argument {arg!r} to inject")
+    for arg, marker in _langgraph_injected(base).items():
+        if arg not in (inject or {}):
+            raise RegistrationError(
+                f"tool {base.name!r} takes {arg!r} as {marker}, which LangGraph's ToolNode injects; agent_kit runs "
+                "each tool itself after policy, ledger and audit, and does not provide it: take the values you need "
+                f"as ordinary arguments and fill them from the run's trusted context with inject={{{arg!r}: KEY}}")
     return ToolSpec(
         tool=base, mode=m, reads=tuple(reads), changes=changes_t, system=system,
         compensation=compensation, irreversible=irreversible, inject=dict(inject or {}),
-        facts=facts, on_result=on_result, draft=draft, reconcilable=reconcilable,
+        facts=facts, on_result=on_result, draft=draft, reconcilable=reconcilable, failure=failure,
     )
 
 

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,8 +20,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from agent_kit._actions import ACTOR_KEY
-from agent_kit.errors import ApprovalError, ResumeError, StaleInterruptError
-from agent_kit.graph import PermissionLayer, layer_of
+from agent_kit._decisions import Named, Target, describe, named
+from agent_kit.errors import AgentKitError, ApprovalError, ResumeError, StaleInterruptError
+from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.retention import RetentionPolicy
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
@@ -55,6 +56,7 @@ def pending_view(thread_id: str, interrupt_id: str, value: Mapping[str, Any]) ->
         "requested_at": value.get("requested_at"), "expires_at": value.get("expires_at"),
         "summary": value.get("summary"), "approvals_needed": value.get("approvals_needed", 0),
         "approvals": value.get("approvals_given", []), "question": req.get("description"),
+        "receivers": value.get("receivers"),
     }
 
 
@@ -75,13 +77,18 @@ class AgentRuntime:
                  durability: Literal["sync", "async"] = "sync",
                  retention: RetentionPolicy | None = RetentionPolicy()) -> None:
         self.layer: PermissionLayer = layer_of(graph)
-        if store is not None:
-            self.layer.use_store(store)
-        self.store = self.layer.store
+        # The graph and its layer are never changed: this runtime's store reaches the nodes
+        # through the run's context, and its checkpointer through a copy of the compiled graph
+        # (not compiled again), so several runtimes can share one graph, each with its own store.
+        from agent_kit.store import Store
+
+        if store is not None and not isinstance(store, Store):
+            raise AgentKitError(f"store must be an agent_kit.store.Store (Store.open(...)), got {type(store).__name__}")
+        self.store = store if store is not None else self.layer.store
         if durability not in ("sync", "async"):
             raise ResumeError(f"durability {durability!r} is refused for permissioned graphs; use 'sync' or 'async'")
         self.durability = durability
-        self.graph = self.layer.compile(checkpointer=checkpointer or self.store.checkpointer())
+        self.graph = with_checkpointer(graph, checkpointer or self.store.checkpointer())
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.retention = retention
 
@@ -126,10 +133,11 @@ class AgentRuntime:
         """One customer turn. While the run waits on the customer (verification), this answers it."""
         _check_message(message)
         with self.store.leases.acquire(thread_id, owner=self.owner):
-            planned = self._plan_turn(thread_id, message)
+            planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
                 return planned
             self._invoke(planned.value, thread_id, actor)
+            self._mark_delivered(thread_id, planned.held)
             return self._settle(thread_id)
 
     def stream(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> Iterator[StreamEvent]:
@@ -144,15 +152,15 @@ class AgentRuntime:
         """
         _check_message(message)
         with self.store.leases.acquire(thread_id, owner=self.owner):
-            planned = self._plan_turn(thread_id, message)
+            planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
                 yield TurnEnded(thread_id=thread_id, result=planned)
                 return
             last_seq = max((e.seq for e in self.store.audit.entries(thread_id)), default=0)
             paused: set[str] = set()
             config = self._config(thread_id, actor)
-            for mode, chunk in self.graph.stream(planned.value, config, durability=self.durability,
-                                                 stream_mode=["messages", "updates"]):
+            for mode, chunk in self.graph.stream(planned.value, config, context=RunContext(store=self.store),
+                                                 durability=self.durability, stream_mode=["messages", "updates"]):
                 if mode == "messages":
                     token = _token(thread_id, chunk)
                     if token is not None:
@@ -167,6 +175,7 @@ class AgentRuntime:
                     if intr.id not in paused and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
                         paused.add(intr.id)
                         yield Paused(thread_id=thread_id, pending=pending_view(thread_id, intr.id, intr.value))
+            self._mark_delivered(thread_id, planned.held)
             result = self._settle(thread_id)
             for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
                 event = event_of_audit_entry(entry)
@@ -212,7 +221,7 @@ class AgentRuntime:
             stop.set()
             await asyncio.to_thread(worker.join)
 
-    def _plan_turn(self, thread_id: str, message: str) -> TurnResult | _Planned:
+    def _plan_turn(self, thread_id: str, message: str, actor: str) -> TurnResult | _Planned:
         """What a customer message does to the thread (under its lease): finish a run a crash
         cut off, answer the verification it waits on, wait for staff, or start a new turn."""
         snap = self.state(thread_id)
@@ -231,30 +240,53 @@ class AgentRuntime:
             check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
             return _Planned(Command(resume={target.id: payload}))
         if snap.interrupts:
-            return self.result(thread_id)  # waiting on staff: nothing to add until they decide
-        return _Planned({"messages": [HumanMessage(content=message)]})
+            # Waiting on staff: the message is kept (audited), the customer is told it waits,
+            # and the model gets it once the decision is made.
+            self.store.audit.append("message_held", actor=actor, thread_id=thread_id, data={"text": message})
+            result = self.result(thread_id)
+            return replace(result, reply=_held_reply(result.pending))
+        held = self._undelivered(thread_id, snap)
+        return _Planned({"messages": [*_held_messages(thread_id, held), HumanMessage(content=message)]}, held)
 
-    def approve(self, thread_id: str, *, approver: str, interrupt_id: str | None = None,
-                edit: Mapping[str, Any] | None = None) -> TurnResult:
-        """Approve (or edit and approve) a pending action and resume the run."""
+    def approve(self, target: Target, *, approver: str, interrupt_id: str | None = None,
+                action_hash: str | None = None, edit: Mapping[str, Any] | None = None) -> TurnResult:
+        """Approve (or edit and approve) the pending action the approver saw, and resume the run.
+
+        Args:
+            target: what is decided: a pending item as :meth:`pending` returns it (or one of
+                ``TurnResult.pending``), or a thread id together with ``interrupt_id`` and/or
+                ``action_hash`` as ``pending`` shows them. A decision never lands on an action
+                its decider did not name: if the pending action changed since, it is refused.
+            approver: who decides, as the policy lists them.
+            edit: ``{"name", "args"}``: approve this action instead (decided again by policy).
+
+        Raises:
+            StaleInterruptError: what was named is no longer pending (decided, or changed).
+            ResumeError: nothing was named, or the decision is malformed.
+            ApprovalError: the approver may not decide it.
+        """
         decision: dict[str, Any] = {"type": "approve"}
         if edit is not None:
             decision = {"type": "edit", "edited_action": dict(edit)}
-        return self._resume(thread_id, interrupt_id, approver, decision, kinds=("approval",))
+        return self._resume(named(target, interrupt_id, action_hash), approver, decision, kinds=("approval",))
 
-    def reject(self, thread_id: str, *, approver: str, reason: str, interrupt_id: str | None = None) -> TurnResult:
-        """Reject a pending action; the model is told why."""
-        return self._resume(thread_id, interrupt_id, approver, {"type": "reject", "message": reason},
-                            kinds=("approval",))
+    def reject(self, target: Target, *, approver: str, reason: str, interrupt_id: str | None = None,
+               action_hash: str | None = None) -> TurnResult:
+        """Reject the pending action the approver saw (named as for :meth:`approve`); the model is told why."""
+        return self._resume(named(target, interrupt_id, action_hash), approver,
+                            {"type": "reject", "message": reason}, kinds=("approval",))
 
-    def resolve(self, thread_id: str, *, approver: str, note: str, hand_back: bool = False,
-                interrupt_id: str | None = None) -> TurnResult:
-        """Close an escalated case (the customer gets the note), or hand it back to the agent."""
-        return self._resume(thread_id, interrupt_id, approver, {"type": "respond", "message": note},
-                            kinds=("escalation",), resolution="return" if hand_back else "close")
+    def resolve(self, target: Target, *, approver: str, note: str, hand_back: bool = False,
+                interrupt_id: str | None = None, action_hash: str | None = None) -> TurnResult:
+        """Close the escalated case the approver saw (named as for :meth:`approve`): the customer
+        gets the note; or hand it back to the agent."""
+        return self._resume(named(target, interrupt_id, action_hash), approver,
+                            {"type": "respond", "message": note}, kinds=("escalation",),
+                            resolution="return" if hand_back else "close")
 
-    def _resume(self, thread_id: str, interrupt_id: str | None, approver: str, decision: dict[str, Any], *,
+    def _resume(self, target_named: Named, approver: str, decision: dict[str, Any], *,
                 kinds: tuple[str, ...], resolution: str | None = None) -> TurnResult:
+        thread_id = target_named.thread_id
         if not isinstance(approver, str) or not approver.strip():
             raise ResumeError("an identified approver is required (--as NAME)")
         with self.store.leases.acquire(thread_id, owner=self.owner):
@@ -265,25 +297,58 @@ class AgentRuntime:
                 if not self.layer.policy.roles_of(approver):
                     raise ApprovalError(f"unknown approver {approver!r}: the policy lists no roles for them")
                 # The decision was taken and the run cut off by a crash: repeating it finishes that run.
-                self._invoke(None, thread_id, approver)
+                self._invoke(None, thread_id, _requester(snap))
                 return self._settle(thread_id)
-            target = self._target(thread_id, snap.interrupts, interrupt_id, kinds)
+            target = self._target(target_named, snap.interrupts, kinds)
             payload: dict[str, Any] = {"decisions": [decision], "approver": approver,
-                                       "action_hash": target.value["action_hash"], "decided_at": now_iso()}
+                                       "action_hash": target_named.action_hash or target.value["action_hash"],
+                                       "decided_at": now_iso()}
             if resolution is not None:
                 payload["resolution"] = resolution
             checked = check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
             if checked.edited_action is not None:
                 self._check_edit(checked.edited_action)
-            self._invoke(Command(resume={target.id: payload}), thread_id, approver)
+            # The run goes on for its requester: a decider only decides, and never becomes the one
+            # who asks for the calls the model makes after this.
+            self._invoke(Command(resume={target.id: payload}), thread_id, _requester(snap))
+            self._deliver_held(thread_id)
             return self._settle(thread_id)
 
-    def recover(self, thread_id: str, *, actor: str = "system") -> TurnResult:
+    # -- messages that came in while the run waited on a person ----------------------------------
+    def _undelivered(self, thread_id: str, snap: Any) -> list[Any]:
+        """Messages held while the run waited and not yet in the conversation."""
+        audit = self.store.audit
+        delivered = {e.data.get("held") for e in audit.entries(thread_id, kind="message_delivered")}
+        held = [e for e in audit.entries(thread_id, kind="message_held") if e.seq not in delivered]
+        # Delivered before a crash cut off the audit mark: mark it now, never show it twice.
+        present = {m.id for m in (snap.values or {}).get("messages", [])}
+        self._mark_delivered(thread_id, [e for e in held if f"held-{thread_id}-{e.seq}" in present])
+        return [e for e in held if f"held-{thread_id}-{e.seq}" not in present]
+
+    def _mark_delivered(self, thread_id: str, held: list[Any]) -> None:
+        for e in held:
+            self.store.audit.append("message_delivered", actor=e.actor, thread_id=thread_id, data={"held": e.seq},
+                                    key=f"{thread_id}:delivered:{e.seq}")
+
+    def _deliver_held(self, thread_id: str) -> None:
+        """Once nothing waits on a person any more, the model gets the messages held meanwhile."""
+        snap = self.state(thread_id)
+        if snap.interrupts:
+            return
+        held = self._undelivered(thread_id, snap)
+        if held:
+            # Ids made from the audit entries: delivering again after a crash adds nothing twice.
+            self._invoke({"messages": _held_messages(thread_id, held)}, thread_id, held[-1].actor)
+            self._mark_delivered(thread_id, held)
+
+    def recover(self, thread_id: str) -> TurnResult:
         """Finish a run that a crash cut off (its decisions were taken; its effects go through
-        the ledger, so none runs twice). On a thread with nothing cut off this changes nothing."""
+        the ledger, so none runs twice). On a thread with nothing cut off this changes nothing.
+        The run goes on for its requester, whoever calls this."""
         with self.store.leases.acquire(thread_id, owner=self.owner):
-            if self._interrupted(thread_id, self.state(thread_id)):
-                self._invoke(None, thread_id, actor)
+            snap = self.state(thread_id)
+            if self._interrupted(thread_id, snap):
+                self._invoke(None, thread_id, _requester(snap))
             return self._settle(thread_id)
 
     def _interrupted(self, thread_id: str, snap: Any) -> bool:
@@ -296,29 +361,43 @@ class AgentRuntime:
         saved = self.graph.checkpointer.get_tuple({"configurable": {"thread_id": thread_id}})
         return bool(saved is not None and saved.pending_writes)
 
-    def _target(self, thread_id: str, interrupts: Any, interrupt_id: str | None, kinds: tuple[str, ...]) -> Any:
+    def _target(self, named: Named, interrupts: Any, kinds: tuple[str, ...]) -> Any:
+        """The pending interrupt a decision names; refused unless it is exactly what was named."""
+        thread_id = named.thread_id
         live = {i.id: i for i in interrupts}
-        if interrupt_id is not None:
-            if interrupt_id not in live:
+        eligible = [i for i in interrupts if i.value.get("kind") in kinds]
+        listing = "; ".join(describe(i) for i in eligible) or "none"
+        if named.interrupt_id is not None:
+            if named.interrupt_id not in live:
                 raise StaleInterruptError(
-                    f"interrupt {interrupt_id!r} is not pending on thread {thread_id!r} (already decided, or "
-                    f"from another thread); pending: {', '.join(live) or 'none'}"
-                )
-            target = live[interrupt_id]
+                    f"interrupt {named.interrupt_id!r} is not pending on thread {thread_id!r} (already decided, "
+                    f"or from another thread); pending: {listing}")
+            target = live[named.interrupt_id]
             if target.value.get("kind") not in kinds:
                 raise ResumeError(
-                    f"interrupt {interrupt_id!r} is a {target.value.get('kind')} interrupt; "
+                    f"interrupt {named.interrupt_id!r} is a pending {target.value.get('kind')}, not "
+                    f"{' or '.join(kinds)}; "
                     + ("the customer answers it through the chat" if target.value.get("kind") == "verification"
-                       else "use the command for that kind")
-                )
+                       else "use the command for that kind"))
+            if named.action_hash is not None and not target.value["action_hash"].startswith(named.action_hash):
+                raise StaleInterruptError(
+                    f"interrupt {named.interrupt_id!r} now holds action {target.value['action_hash'][:16]}, not "
+                    f"{named.action_hash[:16]} which you named; list pending again")
             return target
-        eligible = [i for i in interrupts if i.value.get("kind") in kinds]
-        if not eligible:
-            raise StaleInterruptError(f"thread {thread_id!r} has no pending {' or '.join(kinds)} interrupt")
-        if len(eligible) > 1:
-            ids = ", ".join(f"{i.id} ({i.value['action_requests'][0]['name']})" for i in eligible)
-            raise ResumeError(f"thread {thread_id!r} has {len(eligible)} pending interrupts; name one with --interrupt: {ids}")
-        return eligible[0]
+        if named.action_hash is not None:
+            matches = [i for i in eligible if i.value["action_hash"].startswith(named.action_hash)]
+            if not matches:
+                raise StaleInterruptError(
+                    f"no pending {' or '.join(kinds)} on thread {thread_id!r} has action hash {named.action_hash[:16]} "
+                    f"(already decided, or the pending action changed since you looked); pending: {listing}")
+            if len(matches) > 1:
+                raise ResumeError(
+                    f"{len(matches)} pending interrupts on thread {thread_id!r} hold action {named.action_hash[:16]} "
+                    f"(the same call made more than once); name one by its interrupt id: {listing}")
+            return matches[0]
+        raise ResumeError(
+            f"name the decision you make on thread {thread_id!r}: pass an item from pending(), or interrupt_id= / "
+            f"action_hash= (on the command line --interrupt ID or --hash HASH); pending: {listing}")
 
     def _check_edit(self, edited: Mapping[str, Any]) -> None:
         spec = self.layer.registry.get(edited["name"])
@@ -330,7 +409,8 @@ class AgentRuntime:
             raise ResumeError(f"the edited action is invalid: {exc}") from None
 
     def _invoke(self, value: Any, thread_id: str, actor: str) -> None:
-        self.graph.invoke(value, self._config(thread_id, actor), durability=self.durability)
+        self.graph.invoke(value, self._config(thread_id, actor), context=RunContext(store=self.store),
+                          durability=self.durability)
 
     def _settle(self, thread_id: str) -> TurnResult:
         # Runs under the thread's lease: nothing else writes this thread's checkpoints now.
@@ -348,9 +428,11 @@ class AgentRuntime:
 
 @dataclass(frozen=True)
 class _Planned:
-    """The graph input a turn runs with (None: finish the run a crash cut off)."""
+    """The graph input a turn runs with (None: finish the run a crash cut off), and the held
+    messages it delivers."""
 
     value: Any
+    held: list[Any] = field(default_factory=list)
 
 
 def _check_message(message: Any) -> None:
@@ -365,6 +447,20 @@ def _token(thread_id: str, chunk: Any) -> Token | None:
         return None
     text = str(message.text)
     return Token(thread_id=thread_id, text=text, message_id=message.id) if text else None
+
+
+def _requester(snap: Any) -> str:
+    """The thread's end user, as its agent node recorded them (the customer by default)."""
+    return str((snap.values or {}).get("requester") or CUSTOMER)
+
+
+def _held_messages(thread_id: str, held: list[Any]) -> list[HumanMessage]:
+    return [HumanMessage(content=e.data["text"], id=f"held-{thread_id}-{e.seq}") for e in held]
+
+
+def _held_reply(pending: list[dict[str, Any]]) -> str:
+    waiting = _waiting_reply(pending)
+    return f"{waiting} I've noted your message and will come back to it as soon as that is decided."
 
 
 def _waiting_reply(pending: list[dict[str, Any]]) -> str:

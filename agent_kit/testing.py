@@ -8,15 +8,14 @@ interrupts of a run through the same public resume path an operator uses.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict
 
 __all__ = ["ProgrammaticApprover", "ScriptedChatModel", "tool_call"]
 
@@ -36,17 +35,15 @@ class ScriptedChatModel(BaseChatModel):
     (see :func:`tool_call`), or a function of the messages that returns one of those. When the
     script runs out the model replies ``"(script finished)"`` (or repeats the last step with
     ``cycle=True``). Tool call ids are made unique when a step leaves them out.
+
+    The model keeps no position in memory: each answer is marked with its step number, and the
+    next step is the one after the last mark in the conversation it is given. So any process
+    that loads the thread continues the script where it was.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     steps: list[Any]
     cycle: bool = False
-    _cursor: Iterator[int] = PrivateAttr()
-    _ids: Iterator[int] = PrivateAttr()
-
-    def model_post_init(self, __context: Any) -> None:
-        self._cursor = itertools.count()
-        self._ids = itertools.count(1)
 
     @property
     def _llm_type(self) -> str:
@@ -57,26 +54,44 @@ class ScriptedChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        i = next(self._cursor)
-        if i >= len(self.steps):
+        i = _next_step(messages)
+        n = i
+        if n >= len(self.steps):
             if not self.cycle or not self.steps:
-                return _result(AIMessage(content="(script finished)"))
-            i %= len(self.steps)
-        step = self.steps[i]
+                return _result(_marked(AIMessage(content="(script finished)"), i))
+            n %= len(self.steps)
+        step = self.steps[n]
         if callable(step):
             step = step(messages)
-        return _result(self._message(step))
+        return _result(_marked(self._message(step, i), i))
 
-    def _message(self, step: Any) -> AIMessage:
+    def _message(self, step: Any, i: int) -> AIMessage:
         if isinstance(step, AIMessage):
-            return step
+            return step.model_copy()
         if isinstance(step, str):
             return AIMessage(content=step)
         calls = [step] if isinstance(step, dict) else list(step)
         return AIMessage(content="", tool_calls=[
-            {"name": c["name"], "args": dict(c.get("args") or {}), "id": c.get("id") or f"call_{next(self._ids)}",
-             "type": "tool_call"} for c in calls
+            {"name": c["name"], "args": dict(c.get("args") or {}), "id": c.get("id") or f"call_{i + 1}_{j + 1}",
+             "type": "tool_call"} for j, c in enumerate(calls)
         ])
+
+
+_STEP_KEY = "agent_kit_scripted_step"
+
+
+def _next_step(messages: Sequence[BaseMessage]) -> int:
+    """The step after the last one this script answered in the conversation (0 for a new one)."""
+    for m in reversed(messages):
+        step = m.response_metadata.get(_STEP_KEY) if isinstance(m, AIMessage) else None
+        if isinstance(step, int):
+            return step + 1
+    return 0
+
+
+def _marked(message: AIMessage, step: int) -> AIMessage:
+    message.response_metadata = {**message.response_metadata, _STEP_KEY: step}
+    return message
 
 
 def _result(message: AIMessage) -> ChatResult:
@@ -107,13 +122,13 @@ class ProgrammaticApprover:
                     continue
                 verb, who, *rest = choice
                 if verb == "approve":
-                    result = self.runtime.approve(thread_id, approver=who, interrupt_id=item.interrupt_id)
+                    result = self.runtime.approve(item, approver=who)
                 elif verb == "reject":
-                    result = self.runtime.reject(thread_id, approver=who, reason=rest[0], interrupt_id=item.interrupt_id)
+                    result = self.runtime.reject(item, approver=who, reason=rest[0])
                 elif verb == "edit":
-                    result = self.runtime.approve(thread_id, approver=who, interrupt_id=item.interrupt_id, edit=rest[0])
+                    result = self.runtime.approve(item, approver=who, edit=rest[0])
                 elif verb == "resolve":
-                    result = self.runtime.resolve(thread_id, approver=who, note=rest[0], interrupt_id=item.interrupt_id)
+                    result = self.runtime.resolve(item, approver=who, note=rest[0])
                 else:
                     raise ValueError(f"unknown decision {verb!r}; use approve, reject, edit or resolve")
                 acted = True

@@ -41,7 +41,7 @@ def run(quick: bool = False) -> Result:
         def run_ours(i: int) -> None:
             t = f"o{i}"
             assert runtime.send(t, "pay ann 50").status == "paused"
-            assert runtime.approve(t, approver="lee").reply == "paid"
+            assert runtime.approve(runtime.pending(t, kind="approval")[0], approver="lee").reply == "paid"
 
         def run_lc(i: int) -> None:
             cfg = {"configurable": {"thread_id": f"l{i}"}}

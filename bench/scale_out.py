@@ -33,8 +33,8 @@ from typing import Any
 __all__ = ["run"]
 
 NAME = "scale_out"
-PG_URL = os.environ.get("AGENT_KIT_BENCH_PG_URL") or os.environ.get(
-    "AGENT_KIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("AGENT_KIT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""The server's database the benchmark works in, each run in a fresh schema it drops after."""
 PROCESSES = (1, 2, 4)
 """Postgres at n processes reaches at least half of SQLite's approvals/s at n processes on one
 machine (SQLite cannot go beyond one machine; Postgres pays a network round trip per statement)."""

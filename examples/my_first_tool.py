@@ -49,7 +49,7 @@ def main(home: Path) -> list[tuple[Any, ...]]:
     rt = build(home, [tool_call("extend_warranty", {"order_id": 1001, "months": 24}), "Extended by 24 months."])
     paused = rt.send("t1", "Please extend my warranty on order 1001 by two years")
     print(paused.status, paused.pending[0]["rule"])  # paused long_extension
-    done = rt.approve("t1", approver="lee")
+    done = rt.approve(paused.pending[0], approver="lee")  # names the exact action lee saw
     print(done.status, done.reply)  # replied Extended by 24 months.
     assert rt.store.audit.verify().ok
     with sqlite3.connect(home / "warranty.sqlite") as conn:

@@ -69,7 +69,7 @@ def demo(runtime: Any, *, console: Console | None = None, as_json: bool = False,
                     f"· expires {p['expires_at']}", markup=False)
                 say(f"  {cli} approve {p['thread_id']} --interrupt {p['interrupt_id']} --as lee", markup=False)
                 say("[bold]operator lee (support_lead) approves[/bold]")
-                result = runtime.approve(thread_id, approver="lee", interrupt_id=p["interrupt_id"])
+                result = runtime.approve(p, approver="lee")
                 say(f"[bold]agent:[/bold] {result.reply}")
                 steps.append({"step": "lee approves", **result.to_json()})
             elif p["kind"] == "verification":
@@ -88,7 +88,10 @@ def demo(runtime: Any, *, console: Console | None = None, as_json: bool = False,
         else f"[red]audit chain broken at entry {report.first_bad_seq}[/red]: {report.problem}")
     refunds = [e.seq for e in entries if e.kind == "executed" and e.tool == "issue_refund"]
     say("\n[bold]your turn, as an operator[/bold] (the demo's home is kept until the next demo run):")
-    for cmd in ("pending", f"resolve {thread_id} --as morgan --note 'Refund approved by phone'",
+    escalated = [i.interrupt_id for i in runtime.pending(thread_id, kind="escalation")]
+    resolve = (f"resolve {thread_id} --interrupt {escalated[0]} --as morgan --note 'Refund approved by phone'"
+               if escalated else f"resolve {thread_id} --as morgan --note 'Refund approved by phone'")
+    for cmd in ("pending", resolve,
                 f"audit {thread_id}", "audit --verify",
                 *([f"rollback {refunds[-1]} --as lee"] if refunds else [])):
         say(f"  {cli} {cmd}", markup=False)

@@ -11,15 +11,21 @@ from typing import Any
 
 import pytest
 
-PG_URL = os.environ.get("AGENT_KIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests._pg import PG_URL, drop_schema, drop_test_database, ensure_test_database
+
 ROOT = Path(__file__).resolve().parent.parent
 
+__all__ = ["PG_URL", "App", "drop_schema", "make_app"]
 
-def drop_schema(schema: str) -> None:
-    import psycopg
 
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Every Postgres test runs in this session's own database, made on first need.
+    if item.get_closest_marker("postgres") is not None:
+        ensure_test_database()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_test_database()
 
 
 @dataclass

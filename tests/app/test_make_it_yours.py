@@ -60,7 +60,7 @@ def test_example_tool_never_runs_before_approval_and_the_audit_names_the_approve
         assert paused.pending[0]["required_role"] == "support_lead"
         assert warranty_rows(tmp_path) == []
 
-        done = rt.approve("t", approver="lee")
+        done = rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
 
         assert done.status == "replied"
         assert warranty_rows(tmp_path) == [(7, 24)]
@@ -88,7 +88,7 @@ def test_example_rejected_extension_never_runs(example: ModuleType, tmp_path: Pa
     try:
         assert rt.send("t", "extend order 7 by three years").status == "paused"
 
-        rt.reject("t", approver="lee", reason="three years is beyond our policy")
+        rt.reject(rt.pending("t", kind="approval")[0], approver="lee", reason="three years is beyond our policy")
 
         assert warranty_rows(tmp_path) == []
         assert "executed" not in [e.kind for e in rt.store.audit.entries("t")]

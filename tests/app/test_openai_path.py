@@ -63,7 +63,7 @@ def test_openai_refund_pauses_for_approval_and_runs_once_after(openai_app: App, 
     assert openai_app.shop.refunds(1001) == []
     calls_before_approval = len(stub.requests)
 
-    done = rt.approve("t", approver="lee")
+    done = rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
 
     assert done.status == "replied"
     assert done.reply == "I've refunded $80.00 on order 1001."

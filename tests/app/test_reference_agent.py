@@ -47,7 +47,7 @@ def test_80_dollar_refund_pauses_for_support_lead_and_writes_one_row(app):
     r = app.say("t", JANE, "Refund $80 on order 1001")
     assert r.status == "paused" and r.pending[0]["required_role"] == "support_lead"
     assert app.shop.refunds(1001) == []
-    r = app.runtime.approve("t", approver="lee")
+    r = app.runtime.approve(app.runtime.pending("t", kind="approval")[0], approver="lee")
     assert r.status == "replied"
     assert [x["amount"] for x in app.shop.refunds(1001)] == [80.0]
     kinds = [e.kind for e in app.store.audit.entries("t")]
@@ -58,7 +58,7 @@ def test_2400_dollar_refund_escalates(app):
     r = app.say("t", JANE, "Refund $2,400 on order 1003")
     assert r.status == "escalated" and app.shop.refunds(1003) == []
     assert "2400" in r.pending[0]["summary"]
-    r = app.runtime.resolve("t", approver="morgan", note="We will call you about this refund.")
+    r = app.runtime.resolve(app.runtime.pending("t", kind="escalation")[0], approver="morgan", note="We will call you about this refund.")
     assert r.status == "closed" and r.reply == "We will call you about this refund."
 
 
@@ -98,7 +98,7 @@ def test_resume_in_a_new_process_executes_exactly_once(sqlite_app):
         from tests.conftest import make_app
         from pathlib import Path
         a = make_app(Path({str(app.home)!r}))
-        print(a.runtime.approve("t", approver="lee").status)
+        print(a.runtime.approve(a.runtime.pending("t", kind="approval")[0], approver="lee").status)
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "AGENT_KIT_HOME": str(app.home)})

@@ -107,3 +107,11 @@ def verified(cli: CLI, thread: str) -> None:
     r = cli("chat", "--thread", thread, "--message", "Hi, I'm Jane Doe, zip 94107", "--json")
     assert r.code == 0, r.stderr
     assert r.json()["status"] == "replied"
+
+
+def interrupt_of(cli: CLI, thread: str, kind: str | None = None) -> str:
+    """The one pending interrupt id of ``thread`` (of ``kind``), as an operator reads it from pending."""
+    r = cli("pending", "--thread", thread, "--ids", *(["--kind", kind] if kind else []))
+    assert r.code == 0, r.stderr
+    (iid,) = r.stdout.split()
+    return iid

@@ -15,7 +15,7 @@ def test_demo_runs_offline_twice_in_a_row_on_a_fresh_demo_home(script: CLI, home
     demo_home = home / "demo"
     for shown in ("read_only", "recommend_only", "draft_only", "execute_limited", "execute_gated", "escalate",
                   "operator lee (support_lead) approves", "audit chain intact",
-                  f"agent-kit --home {demo_home} resolve demo-jane --as morgan"):
+                  f"agent-kit --home {demo_home} resolve demo-jane --interrupt "):
         assert shown in first.stdout, shown
     second = script("demo", "--json")
     assert second.code == 0, second.stderr
@@ -42,9 +42,12 @@ def test_operator_round_trip_through_the_console_script(script: CLI) -> None:
     assert script("chat", "--thread", "s1", "--message", "Hi, I'm Jane Doe, zip 94107").code == 0
     turn = script("chat", "--thread", "s1", "--message", "Refund $80 on order 1001", "--json").json()
     assert turn["status"] == "paused"
-    bad = script("approve", "s1", "--as", "mallory")
+    iid = turn["pending"][0]["interrupt_id"]
+    bad = script("approve", "s1", "--interrupt", iid, "--as", "mallory")
     assert bad.code == 1 and "unknown approver 'mallory'" in bad.one_error_line()
-    ok = script("approve", "s1", "--as", "lee", "--json")
+    unnamed = script("approve", "s1", "--as", "lee")  # no terminal to confirm on: nothing is decided
+    assert unnamed.code == 2 and "name the approval you decide" in unnamed.one_error_line()
+    ok = script("approve", "s1", "--interrupt", iid, "--as", "lee", "--json")
     assert ok.code == 0 and ok.json()["status"] == "replied" and "refunded $80.00" in ok.json()["reply"]
 
 

@@ -114,14 +114,15 @@ def bank_specs(bank: Bank) -> list[Any]:
 
 
 class Kit:
-    def __init__(self, home: Path, steps: list[Any], policy: dict[str, Any] | None = None, **kw: Any) -> None:
+    def __init__(self, home: Path, steps: list[Any], policy: dict[str, Any] | None = None, *, store: Any = None,
+                 tools: list[Any] | None = None, **kw: Any) -> None:
         self.home = home
         self.bank = Bank(home / "bank.sqlite")
-        self.store = Store.open(home=home)
+        self.store = store if store is not None else Store.open(home=home)
         self.model = ScriptedChatModel(steps=steps)
         self.graph = create_permissioned_agent(
-            self.model, bank_specs(self.bank), Policy.from_dict(policy or POLICY), store=self.store,
-            observe=lambda text: {"sentiment": "angry" if "!!!" in text else "calm"}, **kw)
+            self.model, bank_specs(self.bank) + list(tools or []), Policy.from_dict(policy or POLICY),
+            store=self.store, observe=lambda text: {"sentiment": "angry" if "!!!" in text else "calm"}, **kw)
         self.runtime = AgentRuntime(self.graph, store=self.store)
 
     def pending(self, thread: str = "t") -> list[dict[str, Any]]:
@@ -143,3 +144,39 @@ def kit_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for k in made:
         k.store.close()
+
+
+@pytest.fixture
+def open_store(backend: str, tmp_path: Path) -> Iterator[Any]:
+    """Opens stores on this test's backend: ``open_store("a")`` is one store (a SQLite home, or a
+    fresh Postgres schema), dropped after the test."""
+    import uuid
+
+    from tests.conftest import PG_URL, drop_schema
+
+    opened: list[tuple[Any, str | None]] = []
+
+    def open_(name: str = "main") -> Any:
+        if backend == "sqlite":
+            store, schema = Store.open(home=tmp_path / f"store_{name}"), None
+        else:
+            schema = f"ak_test_{uuid.uuid4().hex[:10]}"
+            store = Store.open(db_url=PG_URL, schema=schema)
+        opened.append((store, schema))
+        return store
+
+    yield open_
+    for store, schema in opened:
+        store.close()
+        if schema:
+            drop_schema(schema)
+
+
+@pytest.fixture
+def kit_on(open_store: Any, tmp_path: Path) -> Iterator[Any]:
+    """A Kit whose store is on this test's backend (SQLite, or a fresh Postgres schema)."""
+
+    def make(steps: list[Any], policy: dict[str, Any] | None = None, **kw: Any) -> Kit:
+        return Kit(tmp_path, steps, policy, store=open_store(), **kw)
+
+    yield make

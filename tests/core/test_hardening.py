@@ -109,7 +109,7 @@ def test_bad_decided_at_is_refused_and_the_thread_still_resumes(kit_factory):
     bad = {"decisions": [{"type": "approve"}], "approver": "lee", "decided_at": "yesterday"}
     kit.runtime.graph.invoke(Command(resume={intr.id: bad}), {"configurable": {"thread_id": "t"}})
     assert kit.bank.payments() == [] and "refused" in kit.kinds()
-    kit.runtime.approve("t", approver="lee")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert kit.bank.payments() == [("ann", 50.0, 0)]
 
 

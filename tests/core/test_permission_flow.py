@@ -72,7 +72,7 @@ def test_gated_call_pauses_with_a_hitl_request_and_runs_once_after_approval(kit_
     assert intr.value["rule"] == "pay_over_10" and len(intr.value["action_hash"]) == 64
     (item,) = kit.runtime.pending("t")
     assert item.interrupt_id == intr.id
-    result = kit.runtime.approve("t", approver="lee")
+    result = kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert result.status == "replied" and result.reply == "paid"
     assert kit.bank.payments() == [("ann", 50.0, 0)]
     assert kit.kinds() == ["approval_requested", "approved", "started", "executed"]
@@ -86,7 +86,7 @@ def test_gated_call_pauses_with_a_hitl_request_and_runs_once_after_approval(kit_
 def test_rejected_call_never_executes_and_the_model_is_told_why(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "sorry"])
     kit.runtime.send("t", "pay")
-    kit.runtime.reject("t", approver="lee", reason="not this month")
+    kit.runtime.reject(kit.runtime.pending("t", kind="approval")[0], approver="lee", reason="not this month")
     assert kit.bank.payments() == []
     msgs = kit.runtime.state("t").values["messages"]
     assert "not this month" in msgs[-2].content and "lee" in msgs[-2].content
@@ -125,7 +125,7 @@ def _counts(rows):
 def test_edit_to_a_larger_amount_is_decided_again_and_may_escalate(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
     kit.runtime.send("t", "pay")
-    result = kit.runtime.approve("t", approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 5000}})
+    result = kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 5000}})
     assert result.status == "escalated"
     assert kit.bank.payments() == []
     assert "edited" in kit.kinds() and "escalated" in kit.kinds()
@@ -134,33 +134,33 @@ def test_edit_to_a_larger_amount_is_decided_again_and_may_escalate(kit_factory):
 def test_edit_to_a_smaller_amount_runs_within_limits(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
     kit.runtime.send("t", "pay")
-    kit.runtime.approve("t", approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 5}})
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 5}})
     assert kit.bank.payments() == [("ann", 5.0, 0)]
 
 
 def test_edit_to_another_tool_gets_that_tools_policy(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
     kit.runtime.send("t", "pay")
-    result = kit.runtime.approve("t", approver="lee", edit={"name": "close_account", "args": {"account": "ann"}})
+    result = kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee", edit={"name": "close_account", "args": {"account": "ann"}})
     # close_account needs a boss; the editor's own approval does not count for the new action.
     assert result.status == "paused"
     (p,) = result.pending
     assert p["action"]["name"] == "close_account" and p["required_role"] == "boss"
     assert kit.bank.closed() == []
-    kit.runtime.approve("t", approver="morgan")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="morgan")
     assert kit.bank.closed() == ["ann"] and kit.bank.payments() == []
 
 
 def test_two_approvals_from_distinct_people(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 500}), "ok"])
     kit.runtime.send("t", "pay")
-    kit.runtime.approve("t", approver="lee")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert kit.runtime.result("t").status == "paused" and kit.bank.payments() == []
     from agent_kit import ApprovalError
 
     with pytest.raises(ApprovalError, match="already approved"):
-        kit.runtime.approve("t", approver="lee")
-    kit.runtime.approve("t", approver="sam")
+        kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="sam")
     assert kit.bank.payments() == [("ann", 500.0, 0)]
     assert kit.kinds().count("approved") == 2
 
@@ -177,5 +177,5 @@ def test_frustrated_customer_escalates_by_policy(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 1}), "ok"])
     result = kit.runtime.send("t", "pay ann now!!!")
     assert result.status == "escalated" and kit.bank.payments() == []
-    result = kit.runtime.resolve("t", approver="morgan", note="refunded by phone")
+    result = kit.runtime.resolve(kit.runtime.pending("t", kind="escalation")[0], approver="morgan", note="refunded by phone")
     assert result.status == "closed" and result.reply == "refunded by phone"

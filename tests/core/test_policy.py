@@ -123,7 +123,7 @@ def test_resumed_run_is_decided_again_under_a_changed_policy(kit_factory, tmp_pa
     import os
 
     os.utime(path, (os.stat(path).st_atime + 5, os.stat(path).st_mtime + 5))
-    result = rt.approve("t", approver="lee")
+    result = rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
     assert result.status == "escalated" and kit.bank.payments() == []
     assert result.pending[0]["rule"] == "freeze"
     assert result.pending[0]["action_hash"]

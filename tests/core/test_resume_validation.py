@@ -22,7 +22,7 @@ def paused(kit_factory):
 def _still_resumable(kit):
     assert kit.bank.payments() == []
     assert kit.runtime.result("t").status == "paused"
-    kit.runtime.approve("t", approver="lee")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert kit.bank.payments() == [("ann", 50.0, 0)]
 
 
@@ -31,18 +31,25 @@ def _still_resumable(kit):
     [
         (lambda rt: rt.approve("t", approver="lee", interrupt_id="0" * 32), StaleInterruptError, "not pending"),
         (lambda rt: rt.approve("other-thread", approver="lee"), StaleInterruptError, "unknown thread"),
-        (lambda rt: rt.approve("t", approver="nobody"), ApprovalError, "unknown approver"),
-        (lambda rt: rt.approve("t", approver="morgan_typo"), ApprovalError, "unknown approver"),
-        (lambda rt: rt.approve("t", approver=""), ResumeError, "identified approver"),
-        (lambda rt: rt.reject("t", approver="lee", reason=""), ResumeError, "needs a reason"),
-        (lambda rt: rt.resolve("t", approver="morgan", note="x"), StaleInterruptError, "no pending escalation"),
-        (lambda rt: rt.approve("t", approver="lee", edit={"name": "pay", "args": {"to": "ann"}}), ResumeError, "amount"),
-        (lambda rt: rt.approve("t", approver="lee", edit={"name": "rm_rf", "args": {}}), ResumeError, "not registered"),
-        (lambda rt: rt.approve("t", approver="lee", edit={"name": "pay", "args": {"to": "a", "amount": 1, "x": 2}}),
+        (lambda rt: rt.approve(rt.pending("t", kind="approval")[0], approver="nobody"), ApprovalError, "unknown approver"),
+        (lambda rt: rt.approve(rt.pending("t", kind="approval")[0], approver="morgan_typo"), ApprovalError, "unknown approver"),
+        (lambda rt: rt.approve(rt.pending("t", kind="approval")[0], approver=""), ResumeError, "identified approver"),
+        (lambda rt: rt.reject(rt.pending("t", kind="approval")[0], approver="lee", reason=""), ResumeError, "needs a reason"),
+        (lambda rt: rt.resolve(rt.pending("t", kind="approval")[0], approver="morgan", note="x"), ResumeError,
+         "is a pending approval, not escalation"),
+        (lambda rt: rt.resolve("t", approver="morgan", note="x", action_hash="ab" * 8), StaleInterruptError,
+         "no pending escalation"),
+        (lambda rt: rt.approve("t", approver="lee"), ResumeError, "name the decision you make"),
+        (lambda rt: rt.approve("t", approver="lee", action_hash="ab" * 8), StaleInterruptError,
+         "pending action changed"),
+        (lambda rt: rt.approve("t", approver="lee", action_hash="abc"), ResumeError, "at least 16 hex digits"),
+        (lambda rt: rt.approve(rt.pending("t", kind="approval")[0], approver="lee", edit={"name": "pay", "args": {"to": "ann"}}), ResumeError, "amount"),
+        (lambda rt: rt.approve(rt.pending("t", kind="approval")[0], approver="lee", edit={"name": "rm_rf", "args": {}}), ResumeError, "not registered"),
+        (lambda rt: rt.approve(rt.pending("t", kind="approval")[0], approver="lee", edit={"name": "pay", "args": {"to": "a", "amount": 1, "x": 2}}),
          ResumeError, "unknown argument"),
     ],
     ids=["stale-id", "foreign-thread", "unknown-approver", "typo-approver", "no-approver", "reject-no-reason",
-         "resolve-not-escalated", "edit-missing-arg", "edit-unknown-tool", "edit-extra-arg"],
+         "resolve-an-approval", "resolve-not-escalated", "nothing-named", "stale-hash", "short-hash", "edit-missing-arg", "edit-unknown-tool", "edit-extra-arg"],
 )
 def test_refused_resume_changes_nothing(paused, call, error, match):
     with pytest.raises(error, match=match):
@@ -54,9 +61,9 @@ def test_wrong_role_is_refused(kit_factory):
     kit = kit_factory([tool_call("close_account", {"account": "ann"}), "ok"])
     kit.runtime.send("t", "close")
     with pytest.raises(ApprovalError, match="needs role boss"):
-        kit.runtime.approve("t", approver="lee")
+        kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert kit.bank.closed() == []
-    kit.runtime.approve("t", approver="morgan")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="morgan")
     assert kit.bank.closed() == ["ann"]
 
 
@@ -64,9 +71,9 @@ def test_requester_cannot_approve_their_own_call(kit_factory):
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "ok"])
     kit.runtime.send("t", "pay ann 50", actor="lee")
     with pytest.raises(ApprovalError, match="requested this action"):
-        kit.runtime.approve("t", approver="lee")
+        kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert kit.bank.payments() == []
-    kit.runtime.approve("t", approver="sam")
+    kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="sam")
     assert kit.bank.payments() == [("ann", 50.0, 0)]
 
 
@@ -86,8 +93,8 @@ def test_expired_approval_is_refused_but_can_still_be_rejected(kit_factory):
     while datetime.now(UTC) < expires:  # wait on the observable expiry, not a fixed sleep
         pass
     with pytest.raises(ApprovalError, match="expired"):
-        kit.runtime.approve("t", approver="lee")
-    kit.runtime.reject("t", approver="lee", reason="too late")
+        kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
+    kit.runtime.reject(kit.runtime.pending("t", kind="approval")[0], approver="lee", reason="too late")
     assert kit.bank.payments() == []
 
 
@@ -129,7 +136,7 @@ def test_malformed_payload_sent_straight_to_the_graph_is_refused_in_the_node(pau
 
 def test_duplicate_resume_after_completion_is_refused(paused):
     (intr,) = paused.runtime.state("t").interrupts
-    paused.runtime.approve("t", approver="lee")
+    paused.runtime.approve(paused.runtime.pending("t", kind="approval")[0], approver="lee")
     with pytest.raises(StaleInterruptError, match="not pending"):
         paused.runtime.approve("t", approver="sam", interrupt_id=intr.id)
     assert paused.bank.payments() == [("ann", 50.0, 0)]

@@ -69,7 +69,7 @@ def test_paused_thread_resumes_and_executes_once_after_prune(make_kit):
     assert kit.rows() == 1
     (intr,) = kit.runtime.state("t").interrupts
     assert intr.value["kind"] == "approval"
-    result = kit.runtime.approve("t", approver="lee")
+    result = kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert result.status == "replied" and result.reply == "paid"
     assert kit.bank.payments() == [("ann", 50.0, 0)]
     assert kit.kinds() == ["approval_requested", "approved", "started", "executed"]
@@ -81,27 +81,28 @@ def test_resume_after_prune_works_from_a_new_store_instance(make_kit):
     kit.runtime.send("t", "pay ann 50")
     prune_checkpoints(kit.saver, "t")
     other = make_kit(["unused"])  # a second process would open the store like this
-    result = other.runtime.approve("t", approver="lee")
+    (item,) = other.runtime.pending("t", kind="approval")
+    result = other.runtime.approve(item, approver="lee")
     assert result.status == "replied"
     assert kit.bank.payments() == [("ann", 50.0, 0)]
     # A duplicate approval finds nothing pending and runs nothing.
     with pytest.raises(AgentKitError):
-        kit.runtime.approve("t", approver="lee")
+        kit.runtime.approve(item, approver="lee")
     assert kit.bank.payments() == [("ann", 50.0, 0)]
 
 
 def test_two_of_approval_survives_a_prune_between_the_approvals(make_kit):
     kit = make_kit([tool_call("pay", {"to": "bob", "amount": 150}), "paid"])
     kit.runtime.send("t", "pay bob 150")
-    first = kit.runtime.approve("t", approver="lee")
+    first = kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
     assert first.status == "paused" and kit.bank.payments() == []
     assert first.pending[0]["approvals"][0]["approver"] == "lee"
     assert prune_checkpoints(kit.store, "t") > 0 and kit.rows() == 1
     (intr,) = kit.runtime.state("t").interrupts
     assert [a["approver"] for a in intr.value["approvals_given"]] == ["lee"]
     with pytest.raises(AgentKitError):  # the same approver twice is still refused after the prune
-        kit.runtime.approve("t", approver="lee")
-    result = kit.runtime.approve("t", approver="sam")
+        kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="lee")
+    result = kit.runtime.approve(kit.runtime.pending("t", kind="approval")[0], approver="sam")
     assert result.status == "replied" and kit.bank.payments() == [("bob", 150.0, 0)]
     assert kit.kinds().count("approved") == 2 and kit.kinds().count("executed") == 1
     assert kit.store.audit.verify().ok

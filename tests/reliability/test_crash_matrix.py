@@ -102,7 +102,7 @@ def test_forking_from_any_older_checkpoint_never_refunds_again(app) -> None:  # 
     rt = _keeping_every_checkpoint(app)
     app.runtime = rt
     app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
-    rt.approve("t", approver="lee")
+    rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
     assert len(app.shop.refunds(1001)) == 1
     history = list(rt.graph.get_state_history({"configurable": {"thread_id": "t"}}))
     assert len(history) > 5
@@ -123,14 +123,14 @@ def test_fork_paused_on_the_approval_cannot_refund_twice_even_if_approved_again(
     app.runtime = rt
     app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
     paused_at = rt.state("t").config["configurable"]["checkpoint_id"]
-    rt.approve("t", approver="lee")
+    rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
     assert len(app.shop.refunds(1001)) == 1
 
     rt.graph.invoke(None, {"configurable": {"thread_id": "t", "checkpoint_id": paused_at}})
     again = rt.result("t")
     assert again.status == "paused"  # the fork asks again rather than executing on its own
     assert len(app.shop.refunds(1001)) == 1
-    rt.approve("t", approver="sam")  # someone approves the forked request too
+    rt.approve(rt.pending("t", kind="approval")[0], approver="sam")  # someone approves the forked request too
     assert len(app.shop.refunds(1001)) == 1  # same action, same idempotency key: the recorded result
     executed = app.store.audit.entries("t", kind="executed")
     assert len({e.data["idempotency_key"] for e in executed}) == 1
@@ -178,5 +178,5 @@ def test_an_approval_naming_another_action_hash_executes_nothing(sqlite_app) -> 
     assert sqlite_app.shop.refunds(1001) == []
     assert rt.result("t").status == "paused"  # refused in the node and asked again
     assert [e.kind for e in sqlite_app.store.audit.entries("t")][-2:] == ["refused", "approval_requested"]
-    rt.approve("t", approver="lee")
+    rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
     assert len(sqlite_app.shop.refunds(1001)) == 1

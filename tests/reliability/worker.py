@@ -83,7 +83,9 @@ def crash_before_checkpoint(runtime: Any, tool: str) -> None:
 def decide(runtime: Any, thread: str, scenario: str) -> Any:
     how, value = SCENARIOS[scenario]["decide"]
     if how == "approve":
-        return runtime.approve(thread, approver=value)
+        # The operator names the approval they saw asked for (after a crash: the same one again).
+        asked = runtime.store.audit.entries(thread, kind="approval_requested")[-1]
+        return runtime.approve(thread, approver=value, interrupt_id=asked.interrupt_id)
     return runtime.send(thread, value)
 
 

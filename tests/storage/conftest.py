@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from agent_kit.store import Store
 
-PG_URL = os.environ.get("AGENT_KIT_TEST_DB_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests._pg import PG_URL, drop_schema
+
+__all__ = ["PG_URL"]
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -26,8 +26,7 @@ def pg_schema() -> Iterator[str]:
     """A fresh Postgres schema, dropped (with everything in it) afterwards."""
     schema = f"ak_test_{uuid.uuid4().hex[:12]}"
     yield schema
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_schema(schema)
 
 
 @pytest.fixture
