@@ -106,8 +106,8 @@ _REQUESTS = frozenset({"approval_requested", "verification_requested", "escalate
 def event_of_audit_entry(entry: Any) -> StreamEvent | None:
     """The event for one audit entry, or None for a request to a person (streamed as
     :class:`Paused`, from the interrupt itself)."""
-    if entry.kind in _REQUESTS:
-        return None
+    if entry.kind in _REQUESTS or entry.kind in ("message_held", "message_delivered"):
+        return None  # the customer's own messages, kept while a run waited: not a decision
     cls: type[_AuditEvent] = Executed if entry.kind == "executed" else Refused if entry.kind in _REFUSED else Decided
     return cls(thread_id=entry.thread_id, kind=entry.kind, tool=entry.tool, actor=entry.actor,
                action_hash=entry.action_hash, seq=entry.seq, data=dict(entry.data or {}))

@@ -81,8 +81,8 @@ def test_required_options_are_marked(command: str, required: list[str]) -> None:
 
 
 def test_audit_is_a_table_with_headers_and_readable_details(cli: CLI) -> None:
-    paused_refund(cli, "t1")
-    assert cli("approve", "t1", "--as", "lee").code == 0
+    p = paused_refund(cli, "t1")
+    assert cli("approve", "t1", "--interrupt", p["interrupt_id"], "--as", "lee").code == 0
     r = cli("audit", "t1")
     assert r.code == 0, r.stderr
     lines = r.stdout.splitlines()

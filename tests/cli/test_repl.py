@@ -90,7 +90,10 @@ def test_the_repl_edits_lines_keeps_history_and_shows_an_operators_decision(home
         term.wait_for("you> ", 6)
 
         # An operator approves from another process; the person at the REPL types nothing.
-        done = subprocess.run([str(EXE), "--home", str(home), "approve", "r1", "--as", "lee"], cwd=ROOT,
+        iid = subprocess.run([str(EXE), "--home", str(home), "pending", "--thread", "r1", "--ids"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120,
+                             env={k: v for k, v in os.environ.items() if k != "AGENT_KIT_DB_URL"}).stdout.strip()
+        done = subprocess.run([str(EXE), "--home", str(home), "approve", "r1", "--interrupt", iid, "--as", "lee"], cwd=ROOT,
                               capture_output=True, text=True, timeout=120,
                               env={k: v for k, v in os.environ.items() if k != "AGENT_KIT_DB_URL"})
         assert done.returncode == 0, done.stderr
