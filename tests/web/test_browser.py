@@ -182,7 +182,7 @@ def test_the_inbox_updates_live_when_items_arrive_or_are_decided_elsewhere(sign_
     page.wait_for_selector("[data-testid=inbox-empty]")
     app.say("t9", JANE, "Refund $80 on order 1001")  # paused by another process, as it were
     page.wait_for_selector("[data-testid=inbox-item][data-thread='t9']")
-    app.runtime.approve("t9", approver="sam")  # decided by someone else, through the CLI's path
+    app.runtime.approve(app.runtime.pending("t9", kind="approval")[0], approver="sam")  # decided by someone else, through the CLI's path
     page.wait_for_selector("[data-testid=inbox-empty]")
     assert [r["amount"] for r in app.shop.refunds(1001)] == [80.0]
 
@@ -193,12 +193,12 @@ def test_screenshots_of_the_inbox_an_item_and_the_dashboard(sign_in: Any, served
     app = served.app
     app.say("t-ann", JANE, "Refund $30 on order 1001")                      # automatic
     app.say("t-ann", "Refund $80 on order 1001")
-    app.runtime.approve("t-ann", approver="sam")                            # approved
+    app.runtime.approve(app.runtime.pending("t-ann", kind="approval")[0], approver="sam")                            # approved
     app.say("t-ben", "Hi, I'm omar@example.com", "cancel order 2001")        # waits on the customer
     app.say("t-cal", JANE, "dispute the charge on 1002")                    # escalated
     app.say("t-dee", JANE, "10% discount on 1003")                          # needs a supervisor
     app.say("t-eve", JANE, "Refund $60 on order 1004")
-    app.runtime.reject("t-eve", approver="sam", reason="Order not delivered yet")
+    app.runtime.reject(app.runtime.pending("t-eve", kind="approval")[0], approver="sam", reason="Order not delivered yet")
     app.say("t-eve", "Refund $55 on order 1004")                            # needs a support_lead
     page = sign_in("lee", width=width, height=860)
     page.wait_for_selector("[data-testid=inbox]")

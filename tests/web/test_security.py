@@ -159,11 +159,11 @@ def test_a_decision_on_a_stale_item_is_refused_with_the_reason_and_nothing_execu
     client, csrf = signed_in(app, "lee")
     form = decide_form(item, csrf)
     if stale == "decided_elsewhere":
-        app.runtime.approve("t1", approver="sam")  # through the CLI's path, while lee's page was open
+        app.runtime.approve(app.runtime.pending("t1", kind="approval")[0], approver="sam")  # through the CLI's path, while lee's page was open
     elif stale == "same_form_sent_twice":  # a double click, or a replayed request
         assert client.post(f"/items/{item['interrupt_id']}/decide", data=form).status_code == 303
     elif stale == "rejected_elsewhere":
-        app.runtime.reject("t1", approver="sam", reason="duplicate")
+        app.runtime.reject(app.runtime.pending("t1", kind="approval")[0], approver="sam", reason="duplicate")
     elif stale == "action_changed":
         form["action_hash"] = "0" * 64
     elif stale == "expired":
