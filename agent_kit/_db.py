@@ -220,6 +220,14 @@ class Database:
         db.connection()
         return db
 
+    @property
+    def namespace(self) -> str:
+        """Which tables these are, for names kept outside the database: ``host:port/db`` and
+        schema on Postgres (the schema given, else the URL's search_path), the file on SQLite."""
+        if self.backend == "sqlite":
+            return str(self.path)
+        return f"{describe_url(self.url or '')}\x1f{self._namespace}"
+
     def raw_postgres(self, *, with_schema: bool = True, **extra: Any) -> psycopg.Connection[Any]:
         """A new dedicated Postgres connection (the caller closes it); StorageError if unreachable."""
         assert self.url is not None

@@ -463,10 +463,22 @@ def audit(
     thread: Annotated[Optional[str], typer.Argument(metavar="THREAD", help="Only this thread.", show_default=False)] = None,  # noqa: UP045
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 on any tampering.")] = False,
     expect_head: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--expect-head", metavar="HASH", help="A head hash exported earlier (catches truncation); implies --verify.")] = None,
+        "--expect-head", metavar="HASH", help="A head hash exported earlier; implies --verify (the anchor already "
+                                              "catches truncation: this checks against a head you kept elsewhere too).")] = None,
+    rotate_key: Annotated[bool, typer.Option(
+        "--rotate-key", help="Make a new audit key current (older entries keep verifying with theirs).")] = False,
 ) -> None:
-    """The audit trail, and whether its chain is intact."""
+    """The audit trail, and whether its chain is intact (hashes, MACs with the key outside the
+    database, and the anchored head)."""
     log = _store().audit
+    if rotate_key:
+        key_id = log.keyring.rotate()
+        if opts.json:
+            _emit({"key_id": key_id, "keyring": log.keyring.source})
+        else:
+            out.print(f"new audit key {key_id} is current ({log.keyring.source}); older entries keep "
+                      "verifying with their own keys", markup=False)
+        return
     if verify or expect_head:
         report = log.verify(expected_head=expect_head)
         if opts.json:

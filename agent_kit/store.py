@@ -6,6 +6,9 @@
 - Postgres: ``AGENT_KIT_DB_URL=postgresql://...``: ``PostgresSaver`` and our tables in the same
   database and schema. ``Store.open(db_url=..., schema="name")`` creates that schema and uses
   it (tests get one each). A wrong or unreachable URL fails in :meth:`Store.open`.
+- On both, what must stay outside the database lives in the home folder: the audit key
+  (``audit.key``, or ``AGENT_KIT_AUDIT_KEY``) and the audit anchor (``audit.anchor``; on
+  Postgres ``audit-<id>.anchor`` per database and schema).
 
 Every table is created on open, under a lock, so any number of processes may open one store at
 once. The store records its schema version and refuses a newer one.
@@ -26,7 +29,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from . import audit, credentials, drafts, inbox, leases, ledger
 from ._db import BUSY_TIMEOUT_S, Database, Tx
+from .anchor import AuditAnchor, FileAnchor, anchor_file_name
 from .audit import AuditLog
+from .audit_keys import AuditKeyring
 from .checkpoint import make_async_checkpointer, make_checkpointer, strict_serializer
 from .drafts import Drafts
 from .errors import StorageError
@@ -49,9 +54,10 @@ _MODULES = (audit, ledger, inbox, leases, drafts, credentials)
 class Store:
     """agent_kit's storage for one home folder or database URL. Open it with :meth:`open`."""
 
-    def __init__(self, db: Database, *, home: Path | None, db_url: str | None) -> None:
+    def __init__(self, db: Database, *, home: Path, db_url: str | None,
+                 anchor: AuditAnchor | None = None, anchor_every: int | None = None) -> None:
         self.home = home
-        """The home folder (SQLite), or None on Postgres."""
+        """The home folder: the SQLite file's (SQLite), and the audit key's and anchor's (both)."""
         self.db_url = db_url
         """The Postgres URL, or None on SQLite."""
         self.backend: Literal["sqlite", "postgres"] = db.backend
@@ -59,7 +65,10 @@ class Store:
         """The SQLite file, or None on Postgres."""
         self.schema = db.schema
         """The Postgres schema given to :meth:`open`, if any."""
-        self.audit = AuditLog(db)
+        if anchor is None:
+            name = anchor_file_name(None if db.backend == "sqlite" else db.namespace)
+            anchor = FileAnchor(home / name)
+        self.audit = AuditLog(db, AuditKeyring(home), anchor, anchor_every or _anchor_every())
         self.ledger = ExecutionLedger(db)
         self.inbox = Inbox(db)
         self.leases = ThreadLeases(db)
@@ -70,11 +79,18 @@ class Store:
 
     @classmethod
     def open(cls, home: str | Path | None = None, db_url: str | None = None, *,
-             schema: str | None = None) -> Store:
+             schema: str | None = None, anchor: AuditAnchor | None = None,
+             anchor_every: int | None = None) -> Store:
         """Open (creating if needed) the store.
 
-        ``db_url`` wins over ``home``; with neither, ``AGENT_KIT_DB_URL`` is used if set, else
-        ``AGENT_KIT_HOME``, else ``./.agent_kit``.
+        ``db_url`` wins over ``home`` for the database; with neither, ``AGENT_KIT_DB_URL`` is
+        used if set, else SQLite in ``AGENT_KIT_HOME``, else ``./.agent_kit``. The home (same
+        rule) also holds the audit key and anchor on Postgres.
+
+        Args:
+            anchor: where audit heads are anchored (default: a file under the home).
+            anchor_every: anchor after every this many audit entries (default
+                ``AGENT_KIT_AUDIT_ANCHOR_EVERY``, else 1).
 
         Raises:
             StorageError: the database cannot be opened or reached (the message names the host),
@@ -82,14 +98,13 @@ class Store:
         """
         if db_url is None and home is None:
             db_url = os.environ.get("AGENT_KIT_DB_URL") or None
+        home_path = Path(home if home is not None else os.environ.get("AGENT_KIT_HOME") or DEFAULT_HOME)
         if db_url is not None:
             db = Database.open_postgres(db_url, schema)
-            store = cls(db, home=Path(home) if home is not None else None, db_url=db_url)
         else:
-            home_path = Path(home if home is not None else os.environ.get("AGENT_KIT_HOME") or DEFAULT_HOME)
             db = Database.open_sqlite(home_path / SQLITE_FILE)
-            store = cls(db, home=home_path, db_url=None)
         try:
+            store = cls(db, home=home_path, db_url=db_url, anchor=anchor, anchor_every=anchor_every)
             _create_tables(db)
             _setup_checkpoints(db)
         except BaseException:
@@ -130,6 +145,13 @@ class Store:
     def __repr__(self) -> str:
         where = str(self.path) if self.backend == "sqlite" else f"{self.db_url} schema={self.schema}"
         return f"Store({self.backend}: {where})"
+
+
+def _anchor_every() -> int:
+    raw = os.environ.get("AGENT_KIT_AUDIT_ANCHOR_EVERY", "1")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise StorageError(f"AGENT_KIT_AUDIT_ANCHOR_EVERY must be a whole number >= 1, got {raw!r}")
+    return int(raw)
 
 
 def _check_version(tx: Tx, where: str) -> None:

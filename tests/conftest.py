@@ -59,6 +59,16 @@ def make_app(home: Path, *, db_url: str | None = None, schema: str | None = None
                db_url=db_url, schema=schema)
 
 
+@pytest.fixture(autouse=True)
+def _home_outside_the_repo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every process it starts) gets a home outside the repository, so a store
+    opened without one (Postgres keeps its audit key and anchor there) never writes into the
+    working tree; tests that need a given home set it themselves."""
+    monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("AGENT_KIT_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("AGENT_KIT_AUDIT_ANCHOR_EVERY", raising=False)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -26,7 +26,7 @@ def store_args(store: Store) -> dict[str, Any]:
     """What a child needs to open ``store`` again."""
     if store.backend == "sqlite":
         return {"home": str(store.home)}
-    return {"db_url": store.db_url, "schema": store.schema}
+    return {"home": str(store.home), "db_url": store.db_url, "schema": store.schema}
 
 
 def _child(target: Callable[..., Any], index: int, args: tuple[Any, ...], results: Any) -> None:

@@ -39,7 +39,7 @@ def open_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest):  #
         if backend == "sqlite":
             store = Store.open(tmp_path / "home")
         else:
-            store = Store.open(db_url=PG_URL, schema=schema)
+            store = Store.open(tmp_path / "home", db_url=PG_URL, schema=schema)
         handles.append(store)
         return store
 

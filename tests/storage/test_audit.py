@@ -116,7 +116,7 @@ def test_verify_detects_an_edit_whose_hash_was_recomputed(store: Store) -> None:
     rehashed = hashlib.sha256((entry.prev_hash + forged).encode()).hexdigest()
     _raw(store, "UPDATE audit SET body = ?, hash = ? WHERE seq = 4", (forged, rehashed))
     report = store.audit.verify()
-    assert report.first_bad_seq == 5 and "does not follow" in str(report.problem)
+    assert report.first_bad_seq == 4 and "not authentic" in str(report.problem)
 
 
 def test_generated_columns_cannot_be_edited_on_their_own(store: Store) -> None:
@@ -149,15 +149,17 @@ def test_verify_detects_two_swapped_entries(store: Store) -> None:
 
 
 def test_verify_detects_a_truncated_tail_given_the_earlier_head(store: Store) -> None:
+    store.audit.anchor = None  # no anchor: only a remembered head shows a clean cut
     _fill(store.audit, 10)
     _, earlier_head = store.audit.head()
     _raw(store, "DELETE FROM audit WHERE seq >= 8")
-    assert store.audit.verify().ok  # without a remembered head a clean cut cannot be seen
+    assert store.audit.verify().ok  # without a remembered head or an anchor a clean cut cannot be seen
     report = store.audit.verify(expected_head=earlier_head)
     assert not report.ok and report.first_bad_seq == 8 and "truncated" in str(report.problem)
 
 
 def test_verify_detects_a_truncated_tail_that_was_appended_to_again(store: Store) -> None:
+    store.audit.anchor = None
     _fill(store.audit, 10)
     _, earlier_head = store.audit.head()
     _raw(store, "DELETE FROM audit WHERE seq >= 8")
