@@ -1,15 +1,26 @@
-"""Thread leases: one run (or resume) per thread at a time, across processes and machines.
+"""Thread leases: one run (or resume, or rollback) per thread at a time, across processes and machines.
 
 LangGraph's checkpointers have no compare-and-set on the parent checkpoint, so two workers
 resuming the same interrupt would both execute it. Whoever runs a thread first takes its lease;
 the other gets :class:`~agent_kit.errors.RunBusyError`.
 
+Every owner names its process: ``host:pid/start:thread`` (``start``: the process's start time
+from ``/proc``, so a reused pid is not mistaken for the holder), then what it is doing
+(``run``, ``rollback by lee``...). A lease therefore matches reality:
+
 - SQLite: a row ``(thread_id, owner, token, expires_at)`` taken inside ``BEGIN IMMEDIATE``
-  (so two processes cannot both see it free). A lease whose holder died expires after
-  ``ttl_s`` and may then be taken over; a long run calls :meth:`Lease.renew`.
+  (so two processes cannot both see it free). A holder on this host that no longer exists is
+  taken over at once; one that is alive never is, even past its expiry. A holder on another
+  host (a shared file system) is taken over once its lease expired. While a lease is held, a
+  heartbeat thread of the holding store renews it every ``ttl_s / 3``, so a turn longer than
+  the TTL keeps it.
 - Postgres: ``pg_try_advisory_lock`` on a connection kept open for the lease's life; the server
-  frees it when that connection ends, so a dead holder never blocks the thread and ``ttl_s``
-  does not apply. A row with the owner is kept beside it for the busy message.
+  frees it when that connection ends (a killed holder's socket is closed by its kernel; a dead
+  machine is found by TCP keepalives within seconds), so ``ttl_s`` does not apply. The
+  heartbeat pings that connection and marks the lease lost if it broke. A row with the owner is
+  kept beside it for the busy message.
+
+``ttl_s`` defaults to ``AGENT_KIT_LEASE_TTL`` (seconds), else 30.
 """
 
 from __future__ import annotations
@@ -23,72 +34,145 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._db import Database, Tx, utc_now
-from .errors import RunBusyError
+from .errors import RunBusyError, StorageError
 
 if TYPE_CHECKING:
     import psycopg
     import sqlite_utils
 
-__all__ = ["Lease", "ThreadLeases"]
+__all__ = ["DEFAULT_TTL_S", "Lease", "ThreadLeases", "process_identity"]
+
+DEFAULT_TTL_S = 30.0
+"""Lease time-to-live when neither an argument nor ``AGENT_KIT_LEASE_TTL`` gives one."""
+
+# Settings of the lease's own Postgres session: a dead client machine is noticed by the server
+# within about 11 s, and no idle timeout ends a session that holds a lease on purpose.
+_PG_SESSION = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2",
+               "SET tcp_keepalives_count = 3", "SET idle_session_timeout = 0")
+
+
+def process_identity() -> str:
+    """``host:pid/start:thread`` of the calling thread (``/start`` where ``/proc`` gives it)."""
+    start = _start_time(os.getpid())
+    pid = f"{os.getpid()}/{start}" if start else str(os.getpid())
+    return f"{socket.gethostname()}:{pid}:{threading.get_ident()}"
+
+
+def default_ttl() -> float:
+    """``AGENT_KIT_LEASE_TTL`` as seconds, else :data:`DEFAULT_TTL_S`."""
+    raw = os.environ.get("AGENT_KIT_LEASE_TTL")
+    if raw is None or not raw.strip():
+        return DEFAULT_TTL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise StorageError(f"AGENT_KIT_LEASE_TTL must be a number of seconds > 0, got {raw!r}")
+    return value
 
 
 class Lease:
     """A held lease on one thread; a context manager that releases it on exit."""
 
     def __init__(self, leases: ThreadLeases, thread_id: str, owner: str, token: str,
-                 expires_at: float | None, conn: psycopg.Connection[Any] | None = None) -> None:
+                 expires_at: float | None, ttl_s: float, conn: psycopg.Connection[Any] | None = None) -> None:
         self.thread_id = thread_id
         self.owner = owner
-        """Who holds it (host:pid:thread by default)."""
+        """Who holds it: ``host:pid/start:thread`` and what for."""
         self.token = token
         """Unique to this acquisition: only its holder can renew or release it."""
         self.expires_at = expires_at
-        """Epoch seconds after which another process may take it over (None on Postgres)."""
+        """Epoch seconds after which a holder on another host may be taken over (None on Postgres)."""
+        self.ttl_s = ttl_s
+        self.renewals = 0
+        """How many times the heartbeat (or :meth:`renew`) pushed the expiry ahead."""
         self._leases = leases
         self._conn = conn
         self._held = True
+        self._lost = False
+        self._lock = threading.Lock()  # the heartbeat and the holder share the Postgres connection
 
     @property
     def held(self) -> bool:
-        """Whether this lease has not been released yet."""
+        """Whether this lease has not been released (or lost) yet."""
         return self._held
 
-    def renew(self, ttl_s: float = 300) -> None:
-        """Push the expiry ``ttl_s`` seconds ahead.
+    @property
+    def lost(self) -> bool:
+        """Whether the lease was found taken over or its database session broke while held."""
+        return self._lost
+
+    def check(self) -> None:
+        """Raise if the lease was lost while held.
 
         Raises:
-            RunBusyError: the lease expired and another process took it over.
+            RunBusyError: the lease expired and was taken over, or its session broke.
         """
+        if self._lost:
+            raise RunBusyError(f"the lease on thread {self.thread_id} was lost while this process held it "
+                               "(taken over, or its database session ended); stop this run and try again")
+
+    def renew(self, ttl_s: float | None = None) -> None:
+        """Push the expiry ``ttl_s`` (default: the lease's TTL) seconds ahead; on Postgres, check
+        that the session holding the lock is still there.
+
+        Raises:
+            RunBusyError: the lease was taken over, or (Postgres) its session broke.
+        """
+        with self._lock:
+            if not self._held:
+                self.check()
+                return
+            if self._conn is not None:
+                try:
+                    self._conn.execute("SELECT 1")
+                except Exception:  # noqa: BLE001 - any failure means the lock may be gone
+                    self._lose()
+                    self.check()
+                self.renewals += 1
+                return
+            ttl = self.ttl_s if ttl_s is None else ttl_s
+            expires = time.time() + ttl
+            changed = self._leases._db.execute(
+                "UPDATE leases SET expires_at = ? WHERE thread_id = ? AND token = ?",
+                (expires, self.thread_id, self.token))
+            if not changed:
+                self._lose()
+                raise RunBusyError(f"the lease on thread {self.thread_id} expired and was taken over; "
+                                   "stop this run")
+            self.expires_at = expires
+            self.renewals += 1
+
+    def _lose(self) -> None:
+        self._lost, self._held = True, False
+        self._leases._forget(self)
         if self._conn is not None:
-            return
-        expires = time.time() + ttl_s
-        changed = self._leases._db.execute(
-            "UPDATE leases SET expires_at = ? WHERE thread_id = ? AND token = ?",
-            (expires, self.thread_id, self.token))
-        if not changed:
-            self._held = False
-            raise RunBusyError(f"the lease on thread {self.thread_id} expired and was taken over; "
-                               "stop this run")
-        self.expires_at = expires
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
 
     def release(self) -> None:
-        """Give the lease back; releasing twice is harmless."""
-        if not self._held:
-            return
-        self._held = False
-        if self._conn is None:
-            self._leases._db.execute("DELETE FROM leases WHERE thread_id = ? AND token = ?",
-                                     (self.thread_id, self.token))
-            return
-        try:
-            self._conn.execute("DELETE FROM leases WHERE thread_id = %s AND token = %s",
-                               (self.thread_id, self.token))
-            # Unlock explicitly: the server frees a closed session's locks only some time after
-            # the client has gone, and the next call on this thread must find it free.
-            self._conn.execute("SELECT pg_advisory_unlock(%s)",
-                               (self._leases._db.lock_key(f"lease\x1f{self.thread_id}"),))
-        finally:
-            self._conn.close()  # ends the session, which frees the advisory lock
+        """Give the lease back; releasing twice (or after it was lost) is harmless."""
+        with self._lock:
+            if not self._held:
+                return
+            self._held = False
+            self._leases._forget(self)
+            if self._conn is None:
+                self._leases._db.execute("DELETE FROM leases WHERE thread_id = ? AND token = ?",
+                                         (self.thread_id, self.token))
+                return
+            try:
+                self._conn.execute("DELETE FROM leases WHERE thread_id = %s AND token = %s",
+                                   (self.thread_id, self.token))
+                # Unlock explicitly: the server frees a closed session's locks only some time after
+                # the client has gone, and the next call on this thread must find it free.
+                self._conn.execute("SELECT pg_advisory_unlock(%s)",
+                                   (self._leases._db.lock_key(f"lease\x1f{self.thread_id}"),))
+            finally:
+                self._conn.close()  # ends the session, which frees the advisory lock
 
     def __enter__(self) -> Lease:
         return self
@@ -102,45 +186,114 @@ class Lease:
 
 
 class ThreadLeases:
-    """Leases of one store."""
+    """Leases of one store, and the heartbeat that renews those this process holds.
 
-    def __init__(self, db: Database) -> None:
+    Args:
+        db: the store's database.
+        ttl_s: default time-to-live of a lease (default: :func:`default_ttl`).
+    """
+
+    def __init__(self, db: Database, ttl_s: float | None = None) -> None:
         self._db = db
+        self.ttl_s = ttl_s if ttl_s is not None else default_ttl()
+        """Time-to-live of new leases, in seconds; the heartbeat renews every third of it."""
+        self._held: dict[str, Lease] = {}
+        self._beat_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._beat_pid = 0
+        self._closed = False
 
-    def acquire(self, thread_id: str, *, owner: str | None = None, ttl_s: float = 300) -> Lease:
-        """Take the lease on ``thread_id`` now, or fail at once.
+    def acquire(self, thread_id: str, *, owner: str | None = None, ttl_s: float | None = None) -> Lease:
+        """Take the lease on ``thread_id`` now, or fail at once. The heartbeat renews it until released.
+
+        Args:
+            owner: what the holder is doing (``"run"``, ``"rollback by lee"``); the recorded
+                owner is always this process's ``host:pid/start:thread`` followed by it.
+            ttl_s: this lease's time-to-live (default: :attr:`ttl_s`).
 
         Raises:
-            RunBusyError: another holder has it (and, on SQLite, it has not expired).
+            RunBusyError: another holder has it (alive, or on another host and not expired).
         """
-        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        who = process_identity() + (f" {owner}" if owner else "")
         token = uuid.uuid4().hex
         if self._db.backend == "postgres":
-            return self._acquire_postgres(thread_id, owner, token)
+            lease = self._acquire_postgres(thread_id, who, token, ttl)
+        else:
+            def take(tx: Tx) -> float:
+                now = time.time()
+                row = tx.fetchone("SELECT owner, expires_at FROM leases WHERE thread_id = ?", (thread_id,))
+                if row is not None and not _free(str(row[0]), float(row[1]), now):
+                    raise _busy(thread_id, row[0])
+                expires = now + ttl
+                tx.execute(
+                    "INSERT INTO leases (thread_id, owner, token, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
+                    "acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+                    (thread_id, who, token, utc_now(), expires))
+                return expires
 
-        def take(tx: Tx) -> float:
-            now = time.time()
-            row = tx.fetchone("SELECT owner, expires_at FROM leases WHERE thread_id = ?", (thread_id,))
-            if row is not None and float(row[1]) > now and not _holder_died(str(row[0])):
-                raise _busy(thread_id, row[0])
-            expires = now + ttl_s
-            tx.execute(
-                "INSERT INTO leases (thread_id, owner, token, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner, token = excluded.token, "
-                "acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
-                (thread_id, owner, token, utc_now(), expires))
-            return expires
-
-        return Lease(self, thread_id, owner, token, self._db.write(take))
+            lease = Lease(self, thread_id, who, token, self._db.write(take), ttl)
+        if ttl > 0:
+            self._track(lease)
+        return lease
 
     def holder(self, thread_id: str) -> str | None:
         """The recorded owner of the thread's lease, if one is recorded (it may have expired)."""
         row = self._db.fetchone("SELECT owner FROM leases WHERE thread_id = ?", (thread_id,))
         return str(row[0]) if row else None
 
-    def _acquire_postgres(self, thread_id: str, owner: str, token: str) -> Lease:
+    def close(self) -> None:
+        """Stop the heartbeat (leases still held are no longer renewed)."""
+        with self._beat_lock:
+            self._closed = True
+            self._held.clear()
+        self._wake.set()
+
+    # -- heartbeat -----------------------------------------------------------------------------
+    def _track(self, lease: Lease) -> None:
+        with self._beat_lock:
+            if self._closed:
+                return
+            self._held[lease.token] = lease
+            if self._beat is None or not self._beat.is_alive() or self._beat_pid != os.getpid():
+                self._beat_pid = os.getpid()
+                self._beat = threading.Thread(target=self._heartbeat, name="agent_kit-lease-heartbeat",
+                                              daemon=True)
+                self._beat.start()
+        self._wake.set()
+
+    def _forget(self, lease: Lease) -> None:
+        with self._beat_lock:
+            self._held.pop(lease.token, None)
+
+    def _heartbeat(self) -> None:
+        """Renew every held lease each third of the shortest TTL; idle while none is held."""
+        while True:
+            with self._beat_lock:
+                if self._closed:
+                    return
+                held = list(self._held.values())
+            interval = min((lease.ttl_s for lease in held), default=3600.0) / 3
+            if self._wake.wait(interval):
+                self._wake.clear()
+                continue
+            for lease in held:
+                if not lease.held:
+                    continue
+                try:
+                    lease.renew()
+                except RunBusyError:
+                    pass  # marked lost; the holder finds out through lease.check()
+                except Exception:  # noqa: BLE001 - a busy or briefly unreachable store: try again next beat
+                    pass
+
+    def _acquire_postgres(self, thread_id: str, owner: str, token: str, ttl: float) -> Lease:
         conn = self._db.raw_postgres()
         try:
+            for statement in _PG_SESSION:
+                conn.execute(statement)
             got = conn.execute("SELECT pg_try_advisory_lock(%s)",
                                (self._db.lock_key(f"lease\x1f{thread_id}"),)).fetchone()
             if not got or not got[0]:
@@ -153,23 +306,47 @@ class ThreadLeases:
         except BaseException:
             conn.close()
             raise
-        return Lease(self, thread_id, owner, token, None, conn)
+        return Lease(self, thread_id, owner, token, None, ttl, conn)
 
 
-def _holder_died(owner: str) -> bool:
-    """Whether ``owner`` (``host:pid[:thread]``) is a process of this host that no longer exists:
-    its lease is taken over at once instead of blocking the thread until it expires."""
+def _free(owner: str, expires_at: float, now: float) -> bool:
+    """Whether a recorded lease may be taken: its holder on this host is gone, or it is a holder
+    elsewhere whose lease expired. A live holder on this host keeps it even past expiry."""
+    alive = _holder_alive(owner)
+    if alive is not None:
+        return not alive
+    return expires_at <= now
+
+
+def _holder_alive(owner: str) -> bool | None:
+    """Whether ``owner`` (``host:pid[/start][:thread] ...``) is a live process; None if it is not
+    a process of this host (or the owner names no process)."""
     host, _, rest = owner.partition(":")
-    pid = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
+    pid_part = rest.split(":", 1)[0].split(" ", 1)[0]
+    pid_text, _, start = pid_part.partition("/")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
         return False
-    return False
+    except PermissionError:  # alive, owned by another user
+        pass
+    if start and _start_time(pid) not in (None, start):
+        return False  # the pid was reused by another process: the holder is gone
+    return True
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return fields[19].decode() if len(fields) > 19 else None
 
 
 def _busy(thread_id: str, owner: object) -> RunBusyError:

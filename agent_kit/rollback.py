@@ -13,6 +13,7 @@ from typing import Any
 
 from agent_kit import _effects
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
+from agent_kit._gates import crash_point
 from agent_kit.errors import RollbackError
 
 __all__ = ["rollback"]
@@ -62,7 +63,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
     args = spec.compensation.args(record.args, record.result)
     comp.validate_args(args)
     thread = entry.thread_id or ""
-    with store.leases.acquire(thread, owner=f"rollback:{approver}"):
+    with store.leases.acquire(thread, owner=f"rollback of entry {entry_seq} by {approver}") as lease:
         current = store.ledger.get(key)
         if current is not None and current.rolled_back_by is not None:
             raise RollbackError(f"entry {entry_seq} was already rolled back (audit entry {current.rolled_back_by})")
@@ -78,6 +79,8 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
             store.ledger.mark_unknown(ckey)
             raise RollbackError(f"an earlier {comp.name} for entry {entry_seq} was cut off and its outcome is "
                                 "unknown; it is not run again blindly: check the system of record")
+        lease.check()  # still ours: nothing runs under a lease another process took over
+        crash_point("rollback_before_compensation")
         detail = {"entry": entry_seq, "compensation": comp.name, "args": args, "idempotency_key": ckey,
                   "role": need.role}
         # The intent is on record before the compensation runs; its outcome, the audit entry and
@@ -106,6 +109,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
                                        "action_hash": chash, "data": {**detail, "error": str(exc)},
                                        "policy_version": layer.policy.version, "key": f"{thread}:{ckey}:failed"})
                 raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
+            crash_point("rollback_after_compensation")
             _, audit_entry, _ = _effects.finish(
                 store, ckey, result=result, duration_ms=(time.perf_counter() - started) * 1000,
                 entry={**rolled_back, "data": {**detail, "result_hash": result_hash(result)}},

@@ -8,8 +8,6 @@ invoked: a refused payload changes nothing and the run stays paused and resumabl
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -89,7 +87,6 @@ class AgentRuntime:
             raise ResumeError(f"durability {durability!r} is refused for permissioned graphs; use 'sync' or 'async'")
         self.durability = durability
         self.graph = with_checkpointer(graph, checkpointer or self.store.checkpointer())
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.retention = retention
 
     # -- reading -------------------------------------------------------------------------------
@@ -132,7 +129,7 @@ class AgentRuntime:
     def send(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> TurnResult:
         """One customer turn. While the run waits on the customer (verification), this answers it."""
         _check_message(message)
-        with self.store.leases.acquire(thread_id, owner=self.owner):
+        with self.store.leases.acquire(thread_id, owner="turn"):
             planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
                 return planned
@@ -151,7 +148,7 @@ class AgentRuntime:
         and no effect runs twice).
         """
         _check_message(message)
-        with self.store.leases.acquire(thread_id, owner=self.owner):
+        with self.store.leases.acquire(thread_id, owner="turn (streamed)"):
             planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
                 yield TurnEnded(thread_id=thread_id, result=planned)
@@ -289,7 +286,7 @@ class AgentRuntime:
         thread_id = target_named.thread_id
         if not isinstance(approver, str) or not approver.strip():
             raise ResumeError("an identified approver is required (--as NAME)")
-        with self.store.leases.acquire(thread_id, owner=self.owner):
+        with self.store.leases.acquire(thread_id, owner=f"resume by {approver}"):
             snap = self.state(thread_id)
             if not snap.values:
                 raise StaleInterruptError(f"unknown thread {thread_id!r}: nothing has run on it")
@@ -345,7 +342,7 @@ class AgentRuntime:
         """Finish a run that a crash cut off (its decisions were taken; its effects go through
         the ledger, so none runs twice). On a thread with nothing cut off this changes nothing.
         The run goes on for its requester, whoever calls this."""
-        with self.store.leases.acquire(thread_id, owner=self.owner):
+        with self.store.leases.acquire(thread_id, owner="recover"):
             snap = self.state(thread_id)
             if self._interrupted(thread_id, snap):
                 self._invoke(None, thread_id, _requester(snap))

@@ -129,6 +129,7 @@ class Store:
         """Close every connection of the store (its checkpointer's too)."""
         with self._saver_lock:
             saver, self._saver = self._saver, None
+        self.leases.close()
         if saver is not None:
             conn = getattr(saver, "conn", None)
             if conn is not None:
