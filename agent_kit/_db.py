@@ -182,12 +182,14 @@ class Database:
         self._all: list[Any] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._file_id: tuple[int, int] | None = None
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
     def open_sqlite(cls, path: Path) -> Database:
         """Open (creating if needed) a SQLite file in WAL mode."""
+        db: Database | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             new = not path.exists() or path.stat().st_size == 0
@@ -197,9 +199,33 @@ class Database:
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
+            st = os.stat(path)
+            db._file_id = (st.st_dev, st.st_ino)
         except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open the SQLite store {path}: {exc}") from None
+            if db is not None:
+                db.close()
+            raise StorageError(f"cannot open the SQLite store {path}: {exc}{_hint(exc)}") from None
         return db
+
+    def ensure_same_file(self) -> None:
+        """Refuse to go on when the SQLite file was deleted or replaced since the store was opened:
+        this process's connections would write to a file nobody else sees.
+
+        Raises:
+            StorageError: the file is gone, or another file now has its path.
+        """
+        if self._file_id is None:
+            return
+        try:
+            st = os.stat(self.path)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            raise StorageError(f"the SQLite store {self.path} was deleted while this process had it open; "
+                               "nothing more is written to it: restore the file, then restart the process") from None
+        except OSError as exc:
+            raise StorageError(f"cannot check the SQLite store {self.path}: {exc.strerror}") from None
+        if (st.st_dev, st.st_ino) != self._file_id:
+            raise StorageError(f"the SQLite store {self.path} was replaced by another file while this process "
+                               "had it open; nothing more is written to it: restart the process to use the new file")
 
     @classmethod
     def open_postgres(cls, url: str, schema: str | None = None) -> Database:
@@ -265,10 +291,26 @@ class Database:
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a read on this thread's connection (autocommit)."""
-        return Tx(self.connection(), self.backend).fetchall(sql, params)
+        try:
+            return Tx(self.connection(), self.backend).fetchall(sql, params)
+        except storage_failures() as exc:
+            raise self.storage_error(exc, "read") from None
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return Tx(self.connection(), self.backend).fetchone(sql, params)
+        try:
+            return Tx(self.connection(), self.backend).fetchone(sql, params)
+        except storage_failures() as exc:
+            raise self.storage_error(exc, "read") from None
+
+    def storage_error(self, exc: BaseException, doing: str = "write") -> StorageError:
+        """One line naming the store, what failed and, where known, how to fix it."""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if self.backend == "sqlite":
+            return StorageError(f"cannot {doing} the SQLite store {self.path}: {first}{_hint(exc)}")
+        where = f"{describe_url(self.url or '')}" + (f" (schema {self._namespace})" if self._namespace else "")
+        hint = (" (its tables are gone: the schema or database was dropped or replaced; restart the process "
+                "to create them again, the history is lost)") if type(exc).__name__ == "UndefinedTable" else ""
+        return StorageError(f"cannot {doing} the PostgreSQL store at {where}: {first}{hint}")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement in its own transaction."""
@@ -287,11 +329,15 @@ class Database:
         if self.backend == "sqlite":
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self.ensure_same_file()  # under the write lock: nothing is written to a lost file
                 yield Tx(conn, "sqlite")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the first error is the one to report; SQLite rolls back on its own
                 raise
         else:
             with conn.transaction():
@@ -309,7 +355,11 @@ class Database:
                     return fn(tx)
             except self._busy_errors() as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise self.storage_error(exc) from None
+            except (sqlite3.DatabaseError, *storage_failures()) as exc:
+                if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
                     raise
+                raise self.storage_error(exc) from None
             # Backoff between retries of a busy write (jittered so processes do not re-collide).
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.25)
@@ -340,6 +390,35 @@ def _search_path(url: str | None) -> str:
     options = str((_conninfo(url) or {}).get("options") or "")
     found = re.search(r"search_path\s*=\s*([^\s]+)", options)
     return found.group(1) if found else ""
+
+
+def storage_failures() -> tuple[type[Exception], ...]:
+    """The database errors that mean the store failed (not a bug in a statement): SQLite's
+    ``OperationalError``; with psycopg loaded, its ``OperationalError`` (server gone, disk full on
+    the server) and ``UndefinedTable`` (schema dropped). psycopg is never imported for this."""
+    import sys
+
+    found: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+    pg = sys.modules.get("psycopg")
+    if pg is not None:
+        found += (pg.OperationalError, pg.errors.UndefinedTable)
+    return found
+
+
+def _hint(exc: BaseException) -> str:
+    """How to fix a SQLite failure whose cause is known."""
+    text = str(exc).lower()
+    if "full" in text:
+        return " (free space on its disk, then try again; nothing was written)"
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return " (make the file and its folder writable by this user, or mount them read-write)"
+    if "disk i/o" in text:
+        return " (the disk failed a read or write: check it, and its free space)"
+    if "not a database" in text or "malformed" in text:
+        return " (the file is not an intact SQLite database: restore it from a backup)"
+    if "unable to open" in text:
+        return " (check that the folder exists and is writable)"
+    return ""
 
 
 def _is_busy(exc: Exception) -> bool:

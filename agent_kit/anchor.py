@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from .errors import AuditError
+from .errors import AuditError, StorageError
 
 __all__ = ["AnchorRecord", "AuditAnchor", "FileAnchor"]
 
@@ -86,7 +86,7 @@ class FileAnchor:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise AuditError(f"cannot write the audit anchor {self.path}: {exc.strerror}") from None
+            raise StorageError(f"cannot write the audit anchor {self.path}: {exc.strerror}") from None
 
     def latest(self) -> AnchorRecord | None:
         try:
@@ -98,7 +98,7 @@ class FileAnchor:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise AuditError(f"cannot read the audit anchor {self.path}: {exc.strerror}") from None
+            raise StorageError(f"cannot read the audit anchor {self.path}: {exc.strerror}") from None
         lines = tail.split(b"\n")
         if start > 0:
             lines = lines[1:]  # the first line of a tail read may be cut

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
-from .errors import AuditError
+from .errors import AuditError, StorageError
 
 __all__ = ["AUDIT_KEY_ENV", "KEY_FILE", "AuditKeyring"]
 
@@ -117,7 +117,7 @@ class AuditKeyring:
                 finally:
                     os.close(fd)
             except OSError as exc:
-                raise AuditError(f"cannot write the audit key file {self.path}: {exc.strerror}") from None
+                raise StorageError(f"cannot write the audit key file {self.path}: {exc.strerror}") from None
             self._keys = None
             self._current = None
             self._load_locked(create=False)
@@ -188,7 +188,7 @@ def _create_key_file(path: Path) -> None:
         finally:
             os.unlink(tmp)
     except OSError as exc:
-        raise AuditError(f"cannot create the audit key file {path}: {exc.strerror}") from None
+        raise StorageError(f"cannot create the audit key file {path}: {exc.strerror}") from None
 
 
 def _read_key_file(path: Path) -> list[_Key]:
@@ -199,7 +199,7 @@ def _read_key_file(path: Path) -> list[_Key]:
                              f"run: chmod 600 {path}")
         text = path.read_text()
     except OSError as exc:
-        raise AuditError(f"cannot read the audit key file {path}: {exc.strerror}") from None
+        raise StorageError(f"cannot read the audit key file {path}: {exc.strerror}") from None
     keys: list[_Key] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):

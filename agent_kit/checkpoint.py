@@ -189,7 +189,8 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
 
         conn = sqlite3.connect(str(store.path), check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         conn.execute(f"PRAGMA synchronous={sqlite_synchronous()}")  # see sqlite_synchronous()
-        saver = SqliteSaver(conn, serde=serde)
+        saver = _guarded_sqlite_saver(SqliteSaver)(conn, serde=serde)
+        saver.store_db = store._db  # type: ignore[attr-defined]
         saver.setup()
         return saver
     import psycopg
@@ -200,6 +201,32 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
     pg = psycopg.connect(store.db_url, prepare_threshold=0, row_factory=dict_row,
                          **postgres_connect_kwargs(store.schema, store.db_url))
     return PostgresSaver(pg, serde=serde)
+
+
+def _guarded_sqlite_saver(base: type[Any]) -> type[Any]:
+    """``SqliteSaver`` whose writes first check that the store's file is still the one opened,
+    and whose storage failures are :class:`~agent_kit.errors.StorageError` naming the file."""
+
+    class GuardedSqliteSaver(base):  # type: ignore[misc,valid-type]
+        store_db: Any
+
+        def _guarded(self, method: str, *args: Any, **kwargs: Any) -> Any:
+            self.store_db.ensure_same_file()
+            try:
+                return getattr(super(), method)(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                raise self.store_db.storage_error(exc) from None
+
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            return self._guarded("put", *args, **kwargs)
+
+        def put_writes(self, *args: Any, **kwargs: Any) -> Any:
+            return self._guarded("put_writes", *args, **kwargs)
+
+        def delete_thread(self, *args: Any, **kwargs: Any) -> Any:
+            return self._guarded("delete_thread", *args, **kwargs)
+
+    return GuardedSqliteSaver
 
 
 @asynccontextmanager

@@ -1,8 +1,10 @@
 """The ``agent-kit`` command line: the operators' side of the product.
 
 Every command takes ``--home`` / ``--db-url`` / ``--json`` / ``--graph`` before or after its name.
-Exit codes: 0 done, 1 refused or a failed check, 2 usage error. Bad input gets one clear line on
-stderr, never a traceback (set ``AGENT_KIT_DEBUG=1`` to see one for an internal error).
+Exit codes: 0 done, 1 refused or a failed check, 2 usage error, 3 the environment failed (the
+store cannot be reached, read or written; the model server is down or answered garbage: worth
+retrying once fixed). Bad input and expected failures get one clear line on stderr, never a
+traceback (set ``AGENT_KIT_DEBUG=1`` to see one for an internal error).
 """
 
 from __future__ import annotations
@@ -70,6 +72,42 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _exit_code(exc: AgentKitError) -> int:
+    """3 where the environment failed (worth retrying once fixed), 1 where agent_kit refused."""
+    from agent_kit.errors import ModelError, StorageError
+
+    return 3 if isinstance(exc, StorageError | ModelError) else 1
+
+
+def _is_environment_failure(exc: BaseException) -> bool:
+    """A storage failure that reached the command line untyped: a file that cannot be written,
+    or a database error from a store (ours or the application's own)."""
+    import sqlite3
+
+    from agent_kit._db import storage_failures
+
+    return isinstance(exc, (OSError, sqlite3.DatabaseError, *storage_failures()))
+
+
+def _environment_failure(exc: BaseException) -> str:
+    """One line for a storage failure that reached the command line untyped (an application's
+    own database, a file it writes): what failed, where, and what it said."""
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot use{where}: {exc.strerror or exc}"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    from agent_kit._db import describe_url
+    from agent_kit.store import DEFAULT_HOME
+
+    where = f"the files under {Path(opts.home or os.environ.get('AGENT_KIT_HOME') or DEFAULT_HOME).resolve()}"
+    if type(exc).__module__.startswith("psycopg") and opts.db_url:
+        where = f"PostgreSQL at {describe_url(opts.db_url)}"
+    from agent_kit._db import _hint
+
+    hint = _hint(exc) or " (check free space, permissions and the server, then try again)"
+    return f"a database operation on {where} failed ({type(exc).__name__}: {first}){hint}"
+
+
 def _emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -117,7 +155,13 @@ def _command(fn: Callable[..., None], *, group: typer.Typer | None = None, name:
         try:
             fn(**kw)
         except AgentKitError as exc:
-            _fail(str(exc), 1)
+            _fail(str(exc), _exit_code(exc))
+        except BrokenPipeError:
+            raise  # output into a closed pipe: click ends it quietly
+        except Exception as exc:
+            if not _is_environment_failure(exc):
+                raise
+            _fail(_environment_failure(exc), 3)
         finally:
             while _opened:
                 try:
@@ -713,11 +757,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     except AgentKitError as exc:  # raised outside a command (e.g. while loading options)
         err.print(f"error: {exc}", markup=False)
-        sys.exit(1)
+        sys.exit(_exit_code(exc))
     except KeyboardInterrupt:
         err.print("error: interrupted", markup=False)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001  (a bug, not bad input: one line, the traceback on request)
+        if _is_environment_failure(exc) and not isinstance(exc, BrokenPipeError):
+            err.print(f"error: {_environment_failure(exc)}", markup=False)
+            sys.exit(3)
         if os.environ.get("AGENT_KIT_DEBUG"):
             traceback.print_exc()
         err.print(f"error: internal error: {type(exc).__name__}: {exc} (set AGENT_KIT_DEBUG=1 for the traceback)",

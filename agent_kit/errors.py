@@ -10,7 +10,8 @@
     ├── LedgerError           the execution ledger refuses (key reused for another action)
     ├── AuditError            the audit trail cannot be written or read
     ├── CheckpointError       a checkpoint failed strict loading
-    ├── StorageError          the store cannot be opened (bad URL, unreachable host)
+    ├── StorageError          the store cannot be opened, reached or written (bad URL, unreachable
+    │                         host, disk full, read-only, its file deleted or replaced under us)
     ├── MissingExtraError     an optional part is used without its extra installed
     ├── ModelError            the chat model failed (names the model and its server's URL)
     ├── CredentialError       a password or token is refused (too short, malformed name)
@@ -82,7 +83,7 @@ class CheckpointError(AgentKitError):
 
 
 class StorageError(AgentKitError):
-    """The store cannot be opened or reached."""
+    """The store cannot be opened, reached or written; the message names the path or URL and the cause."""
 
 
 class MissingExtraError(AgentKitError, ImportError):

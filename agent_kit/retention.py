@@ -66,9 +66,10 @@ def _saver(target: Any) -> BaseCheckpointSaver[Any]:
 
 def _kind(saver: BaseCheckpointSaver[Any]) -> str:
     name = type(saver).__name__
-    if name == "SqliteSaver":
+    bases = {c.__name__ for c in type(saver).__mro__}  # subclasses too (the store's guarded saver)
+    if "SqliteSaver" in bases:
         return "sqlite"
-    if name == "PostgresSaver":
+    if "PostgresSaver" in bases:
         return "postgres"
     raise AgentKitError(
         f"checkpoint retention supports SqliteSaver and PostgresSaver, not {name}; "

@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from agent_kit._actions import ACTOR_KEY
+from agent_kit._db import storage_failures
 from agent_kit._decisions import Named, Target, describe, named
 from agent_kit.errors import AgentKitError, ApprovalError, ResumeError, StaleInterruptError
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
@@ -406,8 +407,12 @@ class AgentRuntime:
             raise ResumeError(f"the edited action is invalid: {exc}") from None
 
     def _invoke(self, value: Any, thread_id: str, actor: str) -> None:
-        self.graph.invoke(value, self._config(thread_id, actor), context=RunContext(store=self.store),
-                          durability=self.durability)
+        try:
+            self.graph.invoke(value, self._config(thread_id, actor), context=RunContext(store=self.store),
+                              durability=self.durability)
+        except storage_failures() as exc:
+            # A checkpoint write that failed (disk full, read-only, server gone): name the store.
+            raise self.store._db.storage_error(exc) from None
 
     def _settle(self, thread_id: str) -> TurnResult:
         # Runs under the thread's lease: nothing else writes this thread's checkpoints now.

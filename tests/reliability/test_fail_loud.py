@@ -1,0 +1,264 @@
+"""Fail loud: a store that went away, filled up or turned read-only, a model server that is down
+or answers garbage. Each is one line naming the cause and the path or URL, a typed error (exit
+code 3 on the command line, never a traceback or "internal error"), and nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from agent_kit.errors import ModelError, StorageError
+from agent_kit.store import SQLITE_FILE, Store
+from tests.conftest import PG_URL, ROOT, App, make_app
+from tests.graphs_models.openai_stub import OpenAIStub, text_response
+
+CLI = Path(sys.executable).with_name("agent-kit")
+JANE = "Hi, I am Jane Doe, 94107"
+
+
+def _run_cli(home: Path, *args: str, env: dict[str, str] | None = None,
+             preexec: Any = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_KIT_", "OPENAI_"))}
+    base.update(env or {})
+    return subprocess.run([str(CLI), "--home", str(home), *args], cwd=ROOT, env=base, capture_output=True,
+                          text=True, timeout=300, preexec_fn=preexec)
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
+# -- the store's file deleted or replaced under a running process ------------------------------
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _replace(path: Path) -> None:
+    other = path.with_name("other.sqlite")
+    shutil.copy(path, other)
+    os.replace(other, path)  # same name, same content, another file
+
+
+@pytest.mark.parametrize("mutate", [_delete, _replace], ids=["deleted", "replaced"])
+def test_a_store_file_deleted_or_replaced_under_a_running_process_refuses_the_next_write(
+        sqlite_app: App, mutate: Any) -> None:
+    app = sqlite_app
+    app.say("t", JANE, "Refund $20 on order 1001")
+    assert len(app.shop.refunds(1001)) == 1
+    path = app.home / SQLITE_FILE
+    mutate(path)
+    word = "deleted" if mutate is _delete else "replaced"
+    for attempt in (lambda: app.runtime.send("t", "Refund $15 on order 1002"),
+                    lambda: app.store.audit.append("read", actor="agent"),
+                    lambda: app.store.leases.acquire("t2"),
+                    lambda: app.store.ledger.begin("k", thread_id="t", tool_call_id="c", tool="issue_refund",
+                                                   action_hash="h", args={})):
+        with pytest.raises(StorageError, match=rf"{path}.* was {word} .*nothing more is written"):
+            attempt()
+    saver = app.runtime.graph.checkpointer
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    with pytest.raises(StorageError, match=word):
+        saver.put_writes({"configurable": {**config["configurable"], "checkpoint_id": "x"}}, [("a", 1)], "task")
+    assert len(app.shop.refunds()) == 1  # the second refund never ran: no effect without its record
+    if mutate is _replace:  # the file at the path is what it was before: nothing was written to it
+        with Store.open(app.home) as fresh:
+            assert fresh.audit.verify().ok
+
+
+# -- disk full ---------------------------------------------------------------------------------
+@contextmanager
+def _full(store: Store) -> Iterator[None]:
+    """This thread's connection to the store can grow its file no more: SQLite's own 'database or
+    disk is full'."""
+    conn = store._db.connection()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def test_a_full_disk_is_one_typed_line_and_nothing_half_written(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.audit.append("read", actor="agent", data={"x": 1})
+        before = store.audit.head()
+        with _full(store):
+            with pytest.raises(StorageError) as caught:
+                for n in range(2000):  # past the pages WAL frames can still reuse
+                    store.audit.append("read", actor="agent", data={"pad": "x" * 4000, "n": n})
+        message = str(caught.value)
+        assert "\n" not in message and str(tmp_path / SQLITE_FILE) in message
+        assert "full" in message and "free space" in message
+        report = store.audit.verify()
+        assert report.ok and report.count >= before[0]
+        store.audit.append("read", actor="agent")  # once space is back, it goes on
+        assert store.audit.verify().ok
+
+
+def _no_file_growth() -> None:
+    """In the child: writing past the current end of any file fails (EFBIG), like a full disk."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+
+def test_the_cli_on_a_full_disk_exits_3_with_one_line_naming_the_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _run_cli(home, "chat", "--thread", "t", "--message", JANE).returncode == 0
+    before = _run_cli(home, "audit", "--json")
+    done = _run_cli(home, "chat", "--thread", "t", "--message", "Refund $20 on order 1001",
+                    env={"PYTHONDONTWRITEBYTECODE": "1"}, preexec=_no_file_growth)
+    assert done.returncode == 3, done.stderr
+    line = _one_line(done)
+    assert str(home) in line  # the store, or the application's own database beside it
+    # Nothing half-written: the trail is what it was and verifies; the thread goes on once space is back.
+    assert _run_cli(home, "audit", "--json").stdout == before.stdout
+    assert _run_cli(home, "audit", "--verify").returncode == 0
+    again = _run_cli(home, "chat", "--thread", "t", "--message", "Refund $20 on order 1001", "--json")
+    assert again.returncode == 0, again.stderr
+
+
+# -- read-only store ---------------------------------------------------------------------------
+@contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """Make ``folder`` and its files unwritable: a read-only bind mount when root (whom file modes
+    do not stop), file modes otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+            yield
+        finally:
+            subprocess.run(["umount", "--lazy", str(folder)], check=True)
+        return
+    modes = {p: p.stat().st_mode for p in [folder, *folder.iterdir()]}
+    for p in modes:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def test_the_cli_on_a_read_only_store_exits_3_with_one_line_naming_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _run_cli(home, "chat", "--thread", "t", "--message", JANE).returncode == 0
+    with _read_only(home):
+        done = _run_cli(home, "chat", "--thread", "t", "--message", "Refund $20 on order 1001")
+        assert done.returncode == 3, done.stderr
+        line = _one_line(done)
+        assert str(home) in line and ("writable" in line or "read-only" in line or "readonly" in line)
+    assert _run_cli(home, "audit", "--verify").returncode == 0
+    assert _run_cli(home, "chat", "--thread", "t", "--message", "Refund $20 on order 1001").returncode == 0
+
+
+def test_a_read_only_store_in_python_is_a_storage_error_naming_the_file(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.audit.append("read", actor="agent")
+    with _read_only(tmp_path), pytest.raises(StorageError) as caught:
+        with Store.open(tmp_path) as store:
+            store.audit.append("read", actor="agent")
+    assert str(tmp_path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+# -- Postgres: the server ends our sessions, or the schema is dropped ---------------------------
+@pytest.mark.postgres
+def test_postgres_sessions_ended_by_the_server_fail_one_call_in_one_line_then_recover(
+        tmp_path: Path, pg_schema: str) -> None:
+    with Store.open(tmp_path, db_url=PG_URL, schema=pg_schema) as store:
+        store.audit.append("read", actor="agent")
+        (pid,) = store._db.fetchone("SELECT pg_backend_pid()")  # type: ignore[misc]
+        with psycopg.connect(PG_URL, autocommit=True) as admin:  # a restart or failover, for this session
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StorageError, match=r"PostgreSQL store at 127\.0\.0\.1:5432/test \(schema ak_test_"):
+            store.audit.append("read", actor="agent")
+        store.audit.append("read", actor="agent")  # a new session: it goes on
+        assert store.audit.verify().ok and store.audit.head()[0] == 2
+
+
+@pytest.mark.postgres
+def test_a_dropped_postgres_schema_is_one_line_saying_the_tables_are_gone(tmp_path: Path, pg_schema: str) -> None:
+    with Store.open(tmp_path, db_url=PG_URL, schema=pg_schema) as store:
+        store.audit.append("read", actor="agent")
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{pg_schema}" CASCADE')
+        with pytest.raises(StorageError, match="tables are gone"):
+            store.audit.append("read", actor="agent")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    import uuid
+
+    from tests.conftest import drop_schema
+
+    schema = f"ak_test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    drop_schema(schema)
+
+
+# -- the model server --------------------------------------------------------------------------
+def _garbage(_body: dict[str, Any]) -> dict[str, Any]:
+    return {"unexpected": "this is not a chat completion"}
+
+
+@pytest.mark.parametrize("server", ["unreachable", "garbling"])
+def test_a_model_server_down_or_garbling_is_a_model_error_and_the_thread_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str) -> None:
+    monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv("AGENT_KIT_MODEL", "openai:test-model")
+    with OpenAIStub(_garbage) as bad, OpenAIStub([text_response("Hello again.")]) as good:
+        url = "http://127.0.0.1:1/v1" if server == "unreachable" else bad.base_url
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        app = make_app(tmp_path)
+        try:
+            with pytest.raises(ModelError) as caught:
+                app.runtime.send("t", "Hello")
+            message = str(caught.value)
+            assert url in message and "\n" not in message
+            assert ("Connection" in message) == (server == "unreachable")
+            assert app.store.audit.verify().ok and app.store.inbox.list() == []
+        finally:
+            app.store.close()
+        monkeypatch.setenv("OPENAI_BASE_URL", good.base_url)
+        app = make_app(tmp_path)  # the server is back: the same thread answers
+        try:
+            assert app.runtime.send("t", "Hello").reply == "Hello again."
+        finally:
+            app.store.close()
+
+
+@pytest.mark.parametrize("server", ["unreachable", "garbling"])
+def test_the_cli_with_a_model_server_down_or_garbling_exits_3_naming_it(tmp_path: Path, server: str) -> None:
+    with OpenAIStub(_garbage) as bad:
+        url = "http://127.0.0.1:1/v1" if server == "unreachable" else bad.base_url
+        done = _run_cli(tmp_path, "chat", "--thread", "t", "--message", "Hello",
+                        env={"AGENT_KIT_MODEL": "openai:test-model", "OPENAI_BASE_URL": url,
+                             "OPENAI_API_KEY": "test"})
+    assert done.returncode == 3
+    assert url in _one_line(done)
+
+
+def test_a_sqlite_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / SQLITE_FILE).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError) as caught:
+        Store.open(tmp_path)
+    assert str(tmp_path / SQLITE_FILE) in str(caught.value) and "\n" not in str(caught.value)
+    done = _run_cli(tmp_path, "pending")
+    assert done.returncode == 3 and str(tmp_path / SQLITE_FILE) in _one_line(done)
