@@ -1,9 +1,9 @@
 """The ``agent-kit`` command line: the operators' side of the product.
 
 Every command takes ``--home`` / ``--db-url`` / ``--json`` / ``--graph`` before or after its name.
-Exit codes: 0 done, 1 refused or a failed check, 2 usage error, 3 the environment failed (the
-store cannot be reached, read or written; the model server is down or answered garbage: worth
-retrying once fixed). Bad input and expected failures get one clear line on stderr, never a
+Exit codes: 0 done, 1 refused, a failed check, or an expected failure of the environment (the store
+cannot be reached, read or written; the model server is down or answers garbage), 2 usage error.
+Bad input and expected failures get one clear line on stderr naming the path or URL, never a
 traceback (set ``AGENT_KIT_DEBUG=1`` to see one for an internal error).
 """
 
@@ -70,13 +70,6 @@ _opened: list[Any] = []  # stores opened by this command, closed when it ends
 def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
-
-
-def _exit_code(exc: AgentKitError) -> int:
-    """3 where the environment failed (worth retrying once fixed), 1 where agent_kit refused."""
-    from agent_kit.errors import ModelError, StorageError
-
-    return 3 if isinstance(exc, StorageError | ModelError) else 1
 
 
 def _is_environment_failure(exc: BaseException) -> bool:
@@ -155,13 +148,13 @@ def _command(fn: Callable[..., None], *, group: typer.Typer | None = None, name:
         try:
             fn(**kw)
         except AgentKitError as exc:
-            _fail(str(exc), _exit_code(exc))
+            _fail(str(exc), 1)
         except BrokenPipeError:
             raise  # output into a closed pipe: click ends it quietly
         except Exception as exc:
             if not _is_environment_failure(exc):
                 raise
-            _fail(_environment_failure(exc), 3)
+            _fail(_environment_failure(exc), 1)
         finally:
             while _opened:
                 try:
@@ -757,14 +750,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     except AgentKitError as exc:  # raised outside a command (e.g. while loading options)
         err.print(f"error: {exc}", markup=False)
-        sys.exit(_exit_code(exc))
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("error: interrupted", markup=False)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001  (a bug, not bad input: one line, the traceback on request)
         if _is_environment_failure(exc) and not isinstance(exc, BrokenPipeError):
             err.print(f"error: {_environment_failure(exc)}", markup=False)
-            sys.exit(3)
+            sys.exit(1)
         if os.environ.get("AGENT_KIT_DEBUG"):
             traceback.print_exc()
         err.print(f"error: internal error: {type(exc).__name__}: {exc} (set AGENT_KIT_DEBUG=1 for the traceback)",

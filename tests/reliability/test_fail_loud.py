@@ -1,6 +1,6 @@
 """Fail loud: a store that went away, filled up or turned read-only, a model server that is down
 or answers garbage. Each is one line naming the cause and the path or URL, a typed error (exit
-code 3 on the command line, never a traceback or "internal error"), and nothing half-written."""
+code 1 on the command line, never a traceback or "internal error"), and nothing half-written."""
 
 from __future__ import annotations
 
@@ -116,13 +116,13 @@ def _no_file_growth() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
 
 
-def test_the_cli_on_a_full_disk_exits_3_with_one_line_naming_the_store(tmp_path: Path) -> None:
+def test_the_cli_on_a_full_disk_exits_1_with_one_line_naming_the_store(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert _run_cli(home, "chat", "--thread", "t", "--message", JANE).returncode == 0
     before = _run_cli(home, "audit", "--json")
     done = _run_cli(home, "chat", "--thread", "t", "--message", "Refund $20 on order 1001",
                     env={"PYTHONDONTWRITEBYTECODE": "1"}, preexec=_no_file_growth)
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 1, done.stderr
     line = _one_line(done)
     assert str(home) in line  # the store, or the application's own database beside it
     # Nothing half-written: the trail is what it was and verifies; the thread goes on once space is back.
@@ -155,12 +155,12 @@ def _read_only(folder: Path) -> Iterator[None]:
             p.chmod(mode)
 
 
-def test_the_cli_on_a_read_only_store_exits_3_with_one_line_naming_it(tmp_path: Path) -> None:
+def test_the_cli_on_a_read_only_store_exits_1_with_one_line_naming_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
     assert _run_cli(home, "chat", "--thread", "t", "--message", JANE).returncode == 0
     with _read_only(home):
         done = _run_cli(home, "chat", "--thread", "t", "--message", "Refund $20 on order 1001")
-        assert done.returncode == 3, done.stderr
+        assert done.returncode == 1, done.stderr
         line = _one_line(done)
         assert str(home) in line and ("writable" in line or "read-only" in line or "readonly" in line)
     assert _run_cli(home, "audit", "--verify").returncode == 0
@@ -245,13 +245,13 @@ def test_a_model_server_down_or_garbling_is_a_model_error_and_the_thread_goes_on
 
 
 @pytest.mark.parametrize("server", ["unreachable", "garbling"])
-def test_the_cli_with_a_model_server_down_or_garbling_exits_3_naming_it(tmp_path: Path, server: str) -> None:
+def test_the_cli_with_a_model_server_down_or_garbling_exits_1_naming_it(tmp_path: Path, server: str) -> None:
     with OpenAIStub(_garbage) as bad:
         url = "http://127.0.0.1:1/v1" if server == "unreachable" else bad.base_url
         done = _run_cli(tmp_path, "chat", "--thread", "t", "--message", "Hello",
                         env={"AGENT_KIT_MODEL": "openai:test-model", "OPENAI_BASE_URL": url,
                              "OPENAI_API_KEY": "test"})
-    assert done.returncode == 3
+    assert done.returncode == 1
     assert url in _one_line(done)
 
 
@@ -261,4 +261,4 @@ def test_a_sqlite_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> Non
         Store.open(tmp_path)
     assert str(tmp_path / SQLITE_FILE) in str(caught.value) and "\n" not in str(caught.value)
     done = _run_cli(tmp_path, "pending")
-    assert done.returncode == 3 and str(tmp_path / SQLITE_FILE) in _one_line(done)
+    assert done.returncode == 1 and str(tmp_path / SQLITE_FILE) in _one_line(done)
