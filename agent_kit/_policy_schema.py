@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agent_kit.modes import Mode
 
 _OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
-_ROOTS = ("args", "context", "facts")
+_ROOTS = ("args", "context", "facts", "aggregates")
+_ORDERED = ("gt", "gte", "lt", "lte")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MISSING = object()
@@ -62,7 +63,21 @@ class Condition(_Strict):
         op, expected = self.op, self.value
         ref = tuple(str(expected["ref"]).split(".")) if isinstance(expected, dict) and set(expected) == {"ref"} else None
         cmp = _CMP.get(op)
+        if root == "aggregates":
+            # A total the caller did not supply is unknown: the rule applies (fail closed).
+            inner = self._compile(root, parts, op, expected, ref, cmp)
 
+            def agg_pred(request: Mapping[str, Any]) -> bool:
+                node = request.get("aggregates")
+                if not isinstance(node, Mapping) or parts[0] not in node:
+                    return True
+                return bool(inner(request))
+
+            return agg_pred
+        return self._compile(root, parts, op, expected, ref, cmp)
+
+    @staticmethod
+    def _compile(root: str, parts: list[str], op: str, expected: Any, ref: Any, cmp: Any) -> Any:
         def get(request: Mapping[str, Any], root: str, parts: Any) -> Any:
             try:
                 node = request[root]
@@ -123,8 +138,13 @@ class Rule(_Strict):
     deny: str | None = None
     """Deny the call; the text is the reason the model is given."""
     reason: str | None = None
+    """What the model and the approver are told when this rule decides the call."""
+    tags: tuple[str, ...] = ()
+    """Global rules only: apply to the tools carrying any of these tags (with ``tools``, to either)."""
+    tools: tuple[str, ...] = ()
+    """Global rules only: apply to these tools. Neither ``tags`` nor ``tools``: every tool."""
 
-    conditions: tuple[Condition, ...] = ()
+    conditions: tuple[Condition, ...] = Field(default=(), exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -146,8 +166,10 @@ class Rule(_Strict):
                         raise ValueError(f"unknown operator {op!r} in {path!r}; use one of {', '.join(_OPS)}")
                     if op in ("in", "not_in") and not isinstance(value, list):
                         raise ValueError(f"operator {op!r} in {path!r} needs a list, got {value!r}")
+                    _check_operand(str(path), op, value)
                     conds.append(Condition(path=str(path), op=op, value=value))
             else:
+                _check_operand(str(path), "eq", test)
                 conds.append(Condition(path=str(path), op="eq", value=test))
         data["conditions"] = tuple(conds)
         return data
@@ -156,11 +178,85 @@ class Rule(_Strict):
     def _has_effect(self) -> Rule:
         if self.mode is None and self.approval is None and self.verification is None and self.deny is None:
             raise ValueError(f"rule {self.id!r} has no effect: give it mode, approval, verification or deny")
+        if self.mode is Mode.EXECUTE_GATED and self.approval is None and self.verification is None:
+            raise ValueError(f"rule {self.id!r} makes calls execute_gated but names no approval or verification, "
+                             "so nobody could ever approve them; give it approval: {role: ...} or verification")
+        return self
+
+
+def _check_operand(path: str, op: str, value: Any) -> None:
+    """Refuse an operand no value can ever compare with (the rule would never fire)."""
+    if isinstance(value, dict) and set(value) == {"ref"}:
+        ref = str(value["ref"])
+        if ref.split(".", 1)[0] not in _ROOTS or "." not in ref:
+            raise ValueError(f"{path}: ref {ref!r} must start with one of {', '.join(r + '.' for r in _ROOTS)}")
+        return
+    if op in _ORDERED and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
+        raise ValueError(f"{path}: operator {op!r} compares with a number or a string, got {value!r}")
+    if op == "exists" and not isinstance(value, bool):
+        raise ValueError(f"{path}: operator 'exists' takes true or false, got {value!r}")
+    if isinstance(value, float) and value != value:
+        raise ValueError(f"{path}: {op} NaN never matches anything; give a number")
+    if isinstance(value, dict):
+        raise ValueError(f"{path}: {op} compares with a plain value, got the mapping {value!r} "
+                         "(to compare with another path write {ref: context.x})")
+
+
+class Aggregate(_Strict):
+    """A running total over the execution ledger: the sum of an argument, or a count of calls.
+
+    It counts this tool's (and ``tools``') executed calls, calls approved and on their way to
+    execute, the other calls of the same model message, and the call being decided.
+    """
+
+    sum: str | None = None
+    """``args.<name>``: the numeric argument to add up."""
+    count: bool = False
+    """True: count calls instead of adding an argument."""
+    per: str | None = None
+    """Group by ``args.<name>``, ``context.<key>`` or ``thread``; none: every call of the tool."""
+    within: int | None = None
+    """Only calls in this window (``30m``, ``24h``, ``7d``); none: all time."""
+    tools: tuple[str, ...] = ()
+    """Other tools whose calls count too (they must take the same argument)."""
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> Any:
+        return None if v is None else _parse_duration(v)
+
+    @field_validator("sum")
+    @classmethod
+    def _sum_path(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("args.") or v.count(".") != 1):
+            raise ValueError(f"sum must name one argument as args.<name>, got {v!r}")
+        return v
+
+    @field_validator("per")
+    @classmethod
+    def _per_path(cls, v: str | None) -> str | None:
+        if v is not None and v != "thread" and not (v.count(".") == 1 and v.split(".")[0] in ("args", "context")):
+            raise ValueError(f"per must be args.<name>, context.<key> or thread, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Aggregate:
+        if (self.sum is None) == (not self.count):
+            raise ValueError("an aggregate takes exactly one of sum: args.<name> or count: true")
         return self
 
 
 class ToolPolicy(_Strict):
     mode: Mode
+    """The tool's base mode; rules only make a call stricter."""
+    approval: ApprovalSpec | None = None
+    """For ``execute_gated``: who approves every call of the tool."""
+    verification: Literal["identity", "confirm"] | None = None
+    """For ``execute_gated``: what the customer verifies for every call of the tool."""
+    tags: tuple[str, ...] = ()
+    """Groups the tool belongs to (``money``, ``writes``); global rules can target them."""
+    aggregates: dict[str, Aggregate] = Field(default_factory=dict)
+    """Named running totals the tool's rules test as ``aggregates.<name>``."""
     rules: tuple[Rule, ...] = ()
     visible_fields: tuple[str, ...] | None = None
     """Dotted paths of the result the model may see; everything else is hidden. None: all."""
@@ -173,6 +269,24 @@ class ToolPolicy(_Strict):
     @classmethod
     def _duration(cls, v: Any) -> Any:
         return None if v is None else _parse_duration(v)
+
+    @model_validator(mode="after")
+    def _gated_has_a_gate(self) -> ToolPolicy:
+        gated = self.mode is Mode.EXECUTE_GATED
+        if not gated and (self.approval is not None or self.verification is not None):
+            raise ValueError(f"approval and verification on a tool entry need mode execute_gated (it is "
+                             f"{self.mode.value}); put them in a rule to gate only some calls")
+        if gated and self.approval is None and self.verification is None:
+            raise ValueError("an execute_gated tool needs approval: {role: ...} or verification: identity|confirm "
+                             "on its entry; without one nobody can ever approve its calls")
+        for r in self.rules:
+            if r.tags or r.tools:
+                raise ValueError(f"rule {r.id!r}: tags and tools target global rules; a tool's own rules "
+                                 "already apply to that tool only")
+        for name in self.aggregates:
+            if not name.isidentifier():
+                raise ValueError(f"aggregate name {name!r} must be a plain word (letters, digits, _)")
+        return self
 
 
 class Defaults(_Strict):
@@ -202,6 +316,48 @@ class PolicyDocument(_Strict):
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
 
     @model_validator(mode="after")
+    def _every_gate_can_open(self) -> PolicyDocument:
+        closure = close_roles(self.roles)
+
+        def holders(role: str) -> list[str]:
+            return sorted(a for a, rs in self.approvers.items() if any(role in closure.get(r, {r}) for r in rs))
+
+        specs = [(f"tools.{t}.approval", p.approval) for t, p in self.tools.items()]
+        specs += [(f"rules.{i}.approval", r.approval) for i, r in enumerate(self.rules)]
+        specs += [(f"tools.{t}.rules.{i}.approval", r.approval)
+                  for t, p in self.tools.items() for i, r in enumerate(p.rules)]
+        for where, spec in specs:
+            if spec is not None and len(holders(spec.role)) < spec.count:
+                have = holders(spec.role)
+                raise ValueError(f"{where} needs {spec.count} approver(s) with role {spec.role!r}, but "
+                                 f"{len(have)} hold it ({', '.join(have) or 'nobody'}); add approvers or roles")
+        tags = {tag for p in self.tools.values() for tag in p.tags}
+        for i, r in enumerate(self.rules):
+            unknown_tags = sorted(set(r.tags) - tags)
+            if unknown_tags:
+                raise ValueError(f"rules.{i} ({r.id}): no tool carries tag(s) {', '.join(unknown_tags)}; "
+                                 "the rule would never fire")
+            unknown_tools = sorted(set(r.tools) - set(self.tools))
+            if unknown_tools:
+                raise ValueError(f"rules.{i} ({r.id}): no tool entry named {', '.join(unknown_tools)}; "
+                                 "the rule would never fire")
+        for t, p in self.tools.items():
+            for name, agg in p.aggregates.items():
+                missing = sorted(set(agg.tools) - set(self.tools))
+                if missing:
+                    raise ValueError(f"tools.{t}.aggregates.{name}.tools: no tool entry named {', '.join(missing)}")
+        return self
+
+    def rules_for(self, tool: str) -> tuple[Rule, ...]:
+        """The global rules that target ``tool`` (every tool, its name, or one of its tags), then its own."""
+        entry = self.tools.get(tool)
+        if entry is None:
+            return ()
+        mine = set(entry.tags)
+        glob = tuple(r for r in self.rules if (not r.tags and not r.tools) or tool in r.tools or mine & set(r.tags))
+        return (*glob, *entry.rules)
+
+    @model_validator(mode="after")
     def _rule_ids_unique(self) -> PolicyDocument:
         seen: set[str] = set()
         for where, rules in [("rules", self.rules), *((f"tools.{t}.rules", p.rules) for t, p in self.tools.items())]:
@@ -210,3 +366,17 @@ class PolicyDocument(_Strict):
                     raise ValueError(f"rule id {r.id!r} is used twice (again in {where}); rule ids must be unique")
                 seen.add(r.id)
         return self
+
+
+def close_roles(roles: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[str]]:
+    """Each role -> itself plus every role it includes, transitively."""
+    out: dict[str, frozenset[str]] = {}
+    for role in roles:
+        seen, todo = {role}, list(roles.get(role, ()))
+        while todo:
+            r = todo.pop()
+            if r not in seen:
+                seen.add(r)
+                todo.extend(roles.get(r, ()))
+        out[role] = frozenset(seen)
+    return out

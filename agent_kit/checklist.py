@@ -2,13 +2,17 @@
 tools and the policy. A question with no answer (a gap) makes the checklist fail.
 
 Gaps: a tool without a policy entry; an execute tool with neither a compensation nor an explicit
-``irreversible``; a gated action whose role no approver holds; an escalation nobody receives.
+``irreversible``; a gated action whose role no approver holds; an escalation nobody receives;
+anything that could make a rule never fire (an unknown path or an operand of the wrong type, a
+rule that targets no registered tool, a mode that is not stricter, contradictory bounds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from agent_kit._policy_check import policy_problems
 from agent_kit.modes import Mode
 from agent_kit.policy import Policy
 from agent_kit.registry import ToolRegistry
@@ -40,9 +44,60 @@ def _rule_text(rule: Any) -> str:
     return f"{rule.id}: when {when} -> {', '.join(effects)}"
 
 
-def build_checklist(registry: ToolRegistry, policy: Policy) -> dict[str, Any]:
-    """Answers and gaps, as plain JSON: ``{"ok", "policy_version", "questions": [...], "gaps": [...]}``."""
-    gaps: list[str] = []
+def _inert_rules(policy: Policy, registry: ToolRegistry) -> list[str]:
+    """Rules that load but could never change a decision: each is a gap."""
+    out: list[str] = []
+    doc = policy.document
+    effective: set[str] = set()
+    for name, entry in doc.tools.items():
+        spec = registry.get(name)
+        if spec is None:
+            if entry.rules or entry.aggregates:
+                out.append(f"policy entry {name} names no registered tool; its rules never fire")
+            continue
+        base = entry.mode.stricter(spec.mode)
+        if entry.aggregates and not base.executes:
+            out.append(f"tools.{name}.aggregates: {name} is {base.value}, so no call of it is ever executed "
+                       "and its totals never grow")
+        for rule in doc.rules_for(name):
+            if (rule.deny is None and rule.approval is None and rule.verification is None
+                    and rule.mode is not None and rule.mode.rank <= base.rank):
+                if rule in entry.rules:
+                    out.append(f"{name} rule {rule.id}: mode {rule.mode.value} is not stricter than {name}'s "
+                               f"{base.value}, so the rule never changes a decision")
+            else:
+                effective.add(rule.id)
+            lows: dict[str, tuple[float, bool]] = {}
+            highs: dict[str, tuple[float, bool]] = {}
+            for c in rule.conditions:
+                if isinstance(c.value, bool) or not isinstance(c.value, (int, float)):
+                    continue
+                if c.op in ("gt", "gte"):
+                    lows[c.path] = (float(c.value), c.op == "gte")
+                elif c.op in ("lt", "lte"):
+                    highs[c.path] = (float(c.value), c.op == "lte")
+            for path, (low, low_incl) in lows.items():
+                if path in highs:
+                    high, high_incl = highs[path]
+                    if low > high or (low == high and not (low_incl and high_incl)):
+                        out.append(f"{name} rule {rule.id}: {path} can never be both above {low:g} and "
+                                   f"below {high:g}, so the rule never fires")
+    for i, rule in enumerate(doc.rules):
+        if not any(rule in doc.rules_for(t) for t in doc.tools if t in registry):
+            out.append(f"rules.{i} ({rule.id}) targets no registered tool; it never fires")
+        elif rule.id not in effective:
+            out.append(f"rules.{i} ({rule.id}): its mode is not stricter than any targeted tool's, "
+                       "so it never changes a decision")
+    return out
+
+
+def build_checklist(registry: ToolRegistry, policy: Policy, context_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Answers and gaps, as plain JSON: ``{"ok", "policy_version", "questions": [...], "gaps": [...]}``.
+
+    Anything that could make a rule never fire is a gap: a path no call can have, an operand of
+    the wrong type, a rule no registered tool meets, a mode that changes nothing, a contradiction.
+    """
+    gaps: list[str] = [*policy_problems(policy, registry, context_keys), *_inert_rules(policy, registry)]
     answers: dict[str, list[str]] = {k: [] for k, _ in QUESTIONS}
     entries = policy.tools
     for name, spec in registry.items():
@@ -57,7 +112,7 @@ def build_checklist(registry: ToolRegistry, policy: Policy) -> dict[str, Any]:
             answers["reads"].append(f"{name} reads {', '.join(spec.reads) or 'its result'} ({hidden})")
         if spec.changes:
             answers["changes"].append(f"{name} changes {', '.join(spec.changes)} (mode {mode.value})")
-        rules = [*policy.document.rules, *entry.rules]
+        rules = list(policy.document.rules_for(name))
         if mode in (Mode.EXECUTE_LIMITED, Mode.EXECUTE_GATED):
             limits = "; ".join(_rule_text(r) for r in rules) or "no limits"
             answers["executes"].append(f"{name} ({mode.value}): {limits}")
@@ -87,6 +142,9 @@ def build_checklist(registry: ToolRegistry, policy: Policy) -> dict[str, Any]:
     for name in entries:
         if name not in registry:
             answers["systems"].append(f"(policy entry {name} names no registered tool)")
+    if policy.files:
+        answers["approvals"].append(f"authority is read from {', '.join(policy.files)} (version {policy.version}, "
+                                    "a hash of their contents, checked before every decision)")
     receivers = policy.document.escalation.receivers
     reachable = [r for r in receivers if r in policy.document.approvers or policy.holders_of(r)]
     escalates = any(e.mode is Mode.ESCALATE for e in entries.values()) or any(

@@ -561,7 +561,8 @@ def checklist(
     from agent_kit.policy import load_policy
 
     layer = layer_of(_load_graph())
-    report = build_checklist(layer.registry, load_policy(policy) if policy is not None else layer.policy)
+    report = build_checklist(layer.registry, load_policy(policy) if policy is not None else layer.policy,
+                             layer.context_keys)
     if opts.json:
         _emit(report)
     else:

@@ -34,7 +34,8 @@ from langgraph.graph.state import CompiledStateGraph
 from agent_kit import _gates
 from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
 from agent_kit.errors import AgentKitError, ModelError
-from agent_kit.policy import Policy, load_policy
+from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
+from agent_kit.policy import Policy, PolicySource
 from agent_kit.registry import ToolRegistry, ToolSpec
 
 __all__ = ["AgentState", "PermissionLayer", "RunContext", "create_permissioned_agent"]
@@ -114,11 +115,22 @@ class PermissionLayer(ActionRouter):
         observe: Callable[[str], Mapping[str, Any]] | None = None,
         identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
         escalation_receivers: Sequence[str] | None = None,
+        context_keys: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
-        self._policy_path = None if isinstance(policy, Policy) else Path(policy)
-        self._policy = policy if isinstance(policy, Policy) else load_policy(policy)
-        self._policy_mtime = self._mtime()
+        self.context_keys: dict[str, Any] = {**LIBRARY_CONTEXT_KEYS, **(context_keys or {})}
+        """The trusted context keys policy rules may test: agent_kit's and the application's."""
+
+        def check(p: Policy) -> None:
+            check_policy(p, registry, self.context_keys)
+
+        if isinstance(policy, Policy):
+            check(policy)
+            self._source: PolicySource | None = None
+            self._policy = policy
+        else:
+            self._source = PolicySource(policy, check)
+            self._policy = self._source.current()
         self._store = store
         self.system_prompt = system_prompt
         self.observe = observe
@@ -131,20 +143,13 @@ class PermissionLayer(ActionRouter):
         self.compensations = frozenset(s.compensation.tool for s in registry.values() if s.compensation)
 
     # -- shared parts ------------------------------------------------------------------------
-    def _mtime(self) -> float | None:
-        try:
-            return self._policy_path.stat().st_mtime if self._policy_path else None
-        except OSError:
-            return None
-
     @property
     def policy(self) -> Policy:
-        """The current policy; a changed file is read again (a resumed run is decided anew)."""
-        if self._policy_path is not None:
-            mtime = self._mtime()
-            if mtime != self._policy_mtime:
-                self._policy = load_policy(self._policy_path)
-                self._policy_mtime = mtime
+        """The current policy: its files are hashed again on every use, and read again when any
+        of them changed (whatever its mtime), so every decision, and every resumed run, is made
+        under the policy as it is now."""
+        if self._source is not None:
+            self._policy = self._source.current()
         return self._policy
 
     @property
@@ -310,6 +315,7 @@ def create_permissioned_agent(
     system_prompt: str | None = None,
     observe: Callable[[str], Mapping[str, Any]] | None = None,
     identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
+    context_keys: Mapping[str, Any] | None = None,
     name: str = "agent_kit",
 ) -> CompiledStateGraph:
     """Wrap a model and its tools in permission, verification, approval and escalation nodes.
@@ -325,15 +331,20 @@ def create_permissioned_agent(
             ``AGENT_KIT_HOME`` / ``AGENT_KIT_DB_URL`` on first use.
         observe: trusted classifier of each customer message -> context (e.g. sentiment).
         identity_verifier: checks a customer's identity answer -> context, or None if it fails.
+        context_keys: the context keys the application writes (``observe``, ``on_result``),
+            by name with their Python type (None: any), beside agent_kit's own
+            (:data:`agent_kit._policy_check.LIBRARY_CONTEXT_KEYS`). A rule testing an undeclared
+            key is a load error.
 
     Raises:
-        PolicyError: the policy is invalid.
+        PolicyError: the policy is invalid, or a rule could never fire for these tools (an
+            unknown argument, fact, context key or aggregate, an operand of the wrong type).
         RegistrationError: a compensation names an unregistered tool.
     """
     registry = ToolRegistry(tools)
     registry.check_compensations()
     layer = PermissionLayer(model, registry, policy, store=store, system_prompt=system_prompt,
-                            observe=observe, identity_verifier=identity_verifier)
+                            observe=observe, identity_verifier=identity_verifier, context_keys=context_keys)
     return layer.compile(checkpointer=checkpointer, name=name)
 
 

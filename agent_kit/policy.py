@@ -24,8 +24,9 @@ A policy file::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -33,7 +34,7 @@ import yaml
 from pydantic import ValidationError
 
 from agent_kit._canonical import canonical_json, sha256_hex
-from agent_kit._policy_schema import PolicyDocument, Rule, ToolPolicy
+from agent_kit._policy_schema import PolicyDocument, Rule, ToolPolicy, close_roles
 from agent_kit.errors import PolicyError
 from agent_kit.modes import Mode
 
@@ -41,6 +42,7 @@ __all__ = [
     "ApprovalRequirement",
     "Decision",
     "Policy",
+    "PolicySource",
     "load_policy",
 ]
 
@@ -108,6 +110,8 @@ class Policy:
     version: str
     """The content hash of the validated policy; it goes with every decision."""
     source: str | None = None
+    files: tuple[str, ...] = ()
+    """The files the policy was read from: the policy file and every file it names."""
     _role_closure: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _compiled: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     _base: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -127,7 +131,7 @@ class Policy:
             raise PolicyError(f"invalid policy{where}: {key}: {msg}{more}") from None
         version = sha256_hex(canonical_json(doc.model_dump(mode="json")))[:16]
         policy = cls(document=doc, version=version, source=source)
-        policy._role_closure.update(_close_roles(doc.roles))
+        policy._role_closure.update(close_roles(doc.roles))
         return policy
 
     # -- approvers and roles ---------------------------------------------------------------
@@ -158,7 +162,13 @@ class Policy:
         cached = self._compiled.get(tool)
         if cached is None:
             out = []
-            for r in (*self.document.rules, *entry.rules):
+            if entry.mode is Mode.EXECUTE_GATED:
+                # The entry's own gate: every call of an execute_gated tool passes it.
+                out.append((f"tools.{tool}", (), None, Mode.EXECUTE_GATED, Mode.EXECUTE_GATED.rank,
+                            entry.approval.role if entry.approval else None,
+                            entry.approval.count if entry.approval else 0, entry.verification,
+                            entry.description or f"{tool} is execute_gated"))
+            for r in self.document.rules_for(tool):
                 mode = r.mode
                 if r.approval is not None or r.verification is not None:
                     mode = (mode or Mode.EXECUTE_GATED).stricter(Mode.EXECUTE_GATED)
@@ -190,6 +200,7 @@ class Policy:
         facts: Mapping[str, Any] | None = None,
         *,
         ceiling: Mode | None = None,
+        aggregates: Mapping[str, float] | None = None,
     ) -> Decision:
         """Decide one call. Pure: the same inputs give the same decision.
 
@@ -199,6 +210,8 @@ class Policy:
             context: trusted run context (never model or customer text).
             facts: values read from the system of record for this call.
             ceiling: the mode the tool was registered with; the result is never looser.
+            aggregates: the running totals the tool's entry declares, by name (from the
+                execution ledger); a total a rule tests but that is missing makes the rule apply.
         """
         base = self._base.get((tool, ceiling))
         if base is None:
@@ -209,7 +222,7 @@ class Policy:
                 reason=f"tool {tool!r} has no policy entry; it is denied by default",
             )
         entry, mode, rank, decided_by, reason, expiry, rules = base
-        request = {"args": args, "context": context or {}, "facts": facts or {}}
+        request = {"args": args, "context": context or {}, "facts": facts or {}, "aggregates": aggregates or {}}
         decided_by_rule = False
         fired: list[str] = []
         approvals: dict[str, int] = {}
@@ -284,51 +297,113 @@ def _default_reason(rule: Rule, tool: str) -> str:
     return f"rule {rule.id}"
 
 
-def _close_roles(roles: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[str]]:
-    """Each role -> itself plus every role it includes, transitively."""
-    out: dict[str, frozenset[str]] = {}
-    for role in roles:
-        seen, todo = {role}, list(roles.get(role, ()))
-        while todo:
-            r = todo.pop()
-            if r not in seen:
-                seen.add(r)
-                todo.extend(roles.get(r, ()))
-        out[role] = frozenset(seen)
-    return out
-
-
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a YAML policy file.
+    """Read and validate a YAML policy file (and the files it names).
+
+    The policy's version is the content hash of the file and of every file it names, so any
+    change to any of them, whatever their modification times, makes a new version.
 
     Raises:
-        PolicyError: the file is missing, is not YAML, or fails validation (names the key).
+        PolicyError: a file is missing, is not YAML, repeats a key, or fails validation (names
+            the key).
     """
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file {str(p)!r}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {str(p)!r} is not valid YAML: {exc}") from None
+    text = _read_bytes(p, None)
+    data = _parse_yaml(text, p, None)
+    files: list[tuple[str, bytes]] = [(str(p), text)]
     if isinstance(data, dict) and "approvers_file" in data:
         data = dict(data)
-        extra = _read_approvers(p, data.pop("approvers_file"))
-        data["approvers"] = {**extra, **(data.get("approvers") or {})}
-    return Policy.from_dict(data, source=str(p))
+        named = p.parent / str(data.pop("approvers_file"))
+        raw = _read_bytes(named, p)
+        files.append((str(named), raw))
+        extra = _parse_yaml(raw, named, p)
+        if not isinstance(extra, dict):
+            raise PolicyError(f"invalid policy in {p}: approvers_file: {str(named)!r} must map names to lists of roles")
+        own = data.get("approvers") or {}
+        both = sorted(set(extra) & set(own)) if isinstance(own, dict) else []
+        if both:
+            raise PolicyError(f"invalid policy in {p}: approvers: {', '.join(both)} listed both here and in "
+                              f"{str(named)!r}; keep each approver in one place")
+        data["approvers"] = {**extra, **own} if isinstance(own, dict) else own
+    policy = Policy.from_dict(data, source=str(p))
+    return replace(policy, version=content_version(files), files=tuple(name for name, _ in files))
 
 
-def _read_approvers(policy_path: Path, name: Any) -> dict[str, Any]:
-    """Approvers kept in their own file (named by the policy, relative to it): name -> roles."""
-    path = policy_path.parent / str(name)
+def content_version(files: list[tuple[str, bytes]]) -> str:
+    """The version of a policy read from files: a hash of every file's bytes, in order."""
+    digest = hashlib.sha256()
+    for _, raw in files:
+        digest.update(len(raw).to_bytes(8, "big"))
+        digest.update(raw)
+    return digest.hexdigest()[:16]
+
+
+class PolicySource:
+    """A policy file kept fresh: before every decision its files are read again and hashed.
+
+    A change to the policy or to any file it names is seen at once, whatever the files'
+    modification times. A changed policy that fails validation fails closed (the error is
+    raised; nothing runs under the old or the broken policy).
+    """
+
+    def __init__(self, path: str | Path, check: Callable[[Policy], None] | None = None) -> None:
+        self.path = Path(path)
+        self._check = check
+        self._policy = load_policy(self.path)
+        if check is not None:
+            check(self._policy)
+
+    def current(self) -> Policy:
+        """The policy as the files say now."""
+        policy = self._policy
+        try:
+            files = [(name, Path(name).read_bytes()) for name in policy.files]
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file {exc.filename!r}: {exc.strerror}") from None
+        if content_version(files) == policy.version:
+            return policy
+        fresh = load_policy(self.path)
+        if self._check is not None:
+            self._check(fresh)
+        self._policy = fresh
+        return fresh
+
+
+def _read_bytes(path: Path, named_by: Path | None) -> bytes:
     try:
-        data = yaml.safe_load(path.read_text())
+        return path.read_bytes()
     except OSError as exc:
-        raise PolicyError(f"invalid policy in {policy_path}: approvers_file: cannot read {str(path)!r}: {exc.strerror}") from None
+        if named_by is None:
+            raise PolicyError(f"cannot read policy file {str(path)!r}: {exc.strerror}") from None
+        raise PolicyError(f"invalid policy in {named_by}: approvers_file: cannot read {str(path)!r}: "
+                          f"{exc.strerror}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base constructor reports unhashable keys itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}); a key may appear once "
+                    "in a mapping, or the last one would silently win", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(raw: bytes, path: Path, named_by: Path | None) -> Any:
+    where = f"policy file {str(path)!r}" if named_by is None else (
+        f"invalid policy in {named_by}: approvers_file: {str(path)!r}")
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{where} is not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
-        raise PolicyError(f"invalid policy in {policy_path}: approvers_file: {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise PolicyError(f"invalid policy in {policy_path}: approvers_file: {str(path)!r} must map names to lists of roles")
-    return data
+        raise PolicyError(f"{where} is not valid YAML: {exc}") from None

@@ -61,6 +61,9 @@ class ToolSpec:
     """Tool argument -> context key: filled from the run's trusted context, never by the model."""
     facts: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] | None = None
     """Reads values from the system of record that policy rules test (``facts.*``). No writes."""
+    fact_types: Mapping[str, Any] = field(default_factory=dict)
+    """The facts ``facts`` returns, by name, with their Python type (``float``, ``str``, ...) or
+    None for any: policy conditions on ``facts.<name>`` are checked against them at load."""
     on_result: Callable[[Any], Mapping[str, Any]] | None = None
     """Turns the tool's own result into trusted context updates (e.g. a verified identity)."""
     draft: Callable[..., Any] | None = None
@@ -278,12 +281,17 @@ def register(
     irreversible: bool = False,
     inject: Mapping[str, str] | None = None,
     facts: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    fact_types: Mapping[str, Any] | Iterable[str] | None = None,
     on_result: Callable[[Any], Mapping[str, Any]] | None = None,
     draft: Callable[..., Any] | None = None,
     reconcilable: bool | None = None,
     failure: Callable[[Any], str | bool | None] | None = None,
 ) -> ToolSpec:
     """Declare a tool's mode, reach and reversal.
+
+    ``facts`` reads values from the system of record for policy rules; ``fact_types`` declares
+    what it returns (name -> type, or just names), so a rule naming an undeclared fact is a load
+    error instead of a rule that never fires.
 
     Raises:
         RegistrationError: the declaration contradicts itself (a read-only tool that changes
@@ -304,6 +312,11 @@ def register(
         raise RegistrationError(f"tool {base.name!r} has a compensation and is marked irreversible; pick one")
     if isinstance(base.args_schema, dict):
         _json_validator(base.name, base.args_schema)
+    declared: dict[str, Any] = {}
+    if fact_types is not None:
+        declared = dict(fact_types) if isinstance(fact_types, Mapping) else dict.fromkeys(fact_types)
+        if facts is None:
+            raise RegistrationError(f"tool {base.name!r} declares fact_types but no facts function reads them")
     names = _arg_names(base)
     for arg in inject or {}:
         if arg not in names:
@@ -317,7 +330,7 @@ def register(
     return ToolSpec(
         tool=base, mode=m, reads=tuple(reads), changes=changes_t, system=system,
         compensation=compensation, irreversible=irreversible, inject=dict(inject or {}),
-        facts=facts, on_result=on_result, draft=draft, reconcilable=reconcilable, failure=failure,
+        facts=facts, fact_types=declared, on_result=on_result, draft=draft, reconcilable=reconcilable, failure=failure,
     )
 
 

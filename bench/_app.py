@@ -49,7 +49,7 @@ def ours_graph(home: Path, call: dict[str, Any], reply: str | None = "done", *, 
     store = Store.open(home=home)
     graph = create_permissioned_agent(
         scripted(call, reply), [register(lookup, Mode.READ_ONLY), register(pay, Mode.EXECUTE_LIMITED)],
-        Policy.from_dict(POLICY), store=store,
+        Policy.from_dict(POLICY), store=store, context_keys={"sentiment": str},
         checkpointer=store.checkpointer() if with_checkpointer else None)
     return graph, store
 

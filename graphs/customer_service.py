@@ -30,6 +30,13 @@ SYSTEM_PROMPT = (
     "When a tool says a person must decide, tell the customer so."
 )
 
+CONTEXT_KEYS: dict[str, Any] = {"sentiment": str}
+"""What this application writes into the trusted context beside agent_kit's identity keys."""
+
+ORDER_FACTS: dict[str, Any] = {"order_total": float, "order_status": str, "order_customer_id": str,
+                               "order_refunded": float}
+"""The facts :func:`tools.customer_service.order_facts` reads for policy rules."""
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ZIP = re.compile(r"\b(\d{5})\b")
 
@@ -83,6 +90,8 @@ def specs_for(shop: Shop) -> list[ToolSpec]:
     def reg(name: str, mode: Mode, **kw: Any) -> ToolSpec:
         tool = tools[name]
         inject = {k: v for k, v in cust.items() if k in (tool.get_input_schema().model_fields)}
+        if "facts" in kw:
+            kw["fact_types"] = ORDER_FACTS
         return register(tool, mode, system="retail back office (shop.sqlite)", inject=inject, **kw)
 
     return [
@@ -139,6 +148,7 @@ def build_graph(
         system_prompt=SYSTEM_PROMPT,
         observe=lambda text: {"sentiment": classify_sentiment(text)},
         identity_verifier=_identity_verifier(shop),
+        context_keys=CONTEXT_KEYS,
         name="customer_service",
     )
 

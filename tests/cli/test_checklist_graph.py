@@ -63,9 +63,11 @@ tools:
   pay_out:
     mode: execute_limited
     rules:
-      - id: payouts_need_treasurer
+      - id: payouts_need_a_lead
         when: {args.amount: {gt: 10}}
-        approval: {role: treasurer}
+        approval: {role: support_lead}
+      - id: payouts_loosened
+        mode: read_only
 """
 
 
@@ -95,7 +97,7 @@ def test_checklist_names_each_gap_and_fails(cli: CLI, gapped: list[str]) -> None
     expected = [
         "tool export_data has no policy entry",
         "wipe_account executes but declares neither a compensation nor irreversible=True",
-        "pay_out rule payouts_need_treasurer needs 1× role treasurer, but only 0 approver(s) hold it: nobody",
+        "pay_out rule payouts_loosened: mode read_only is not stricter than pay_out's execute_limited",
         "escalations have nobody to receive them",
     ]
     for gap in expected:
@@ -113,6 +115,35 @@ def test_checklist_of_another_policy_file(cli: CLI, gapped: list[str], home: Pat
     assert not any("escalations" in g for g in gaps) and len(gaps) == 3
     r = cli("checklist", "--policy", str(home / "missing.yaml"))
     assert r.code == 1 and "cannot read policy file" in r.one_error_line()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (("args.amount", "args.amont"), "tools.pay_out.rules.0.when.args.amont: pay_out has no argument 'amont'"),
+        (("{gt: 10}", "{gt: '10'}"), "tools.pay_out.rules.0.when.args.amount: args.amount is number but gt compares it with '10' (string)"),
+        (("args.amount: {gt: 10}", "facts.balance: {gt: 10}"), "pay_out declares no fact 'balance'"),
+        (("args.amount: {gt: 10}", "context.vip: true"), "context key 'vip' is declared by neither"),
+        (("{gt: 10}", "{gt: 10, lt: 5}"), "args.amount can never be both above 10 and below 5"),
+    ],
+    ids=["misspelt-argument", "string-operand", "undeclared-fact", "undeclared-context", "contradiction"],
+)
+def test_checklist_fails_on_a_rule_that_could_never_fire(cli: CLI, gapped: list[str], home: Path,
+                                                         change: tuple[str, str], named: str) -> None:
+    bad = GAPPED_POLICY.replace("[night_shift]", "[support_lead]").replace("      - id: payouts_loosened\n"
+                                                                            "        mode: read_only\n", "")
+    (home / "bad.yaml").write_text(bad.replace(*change))
+    r = cli(*gapped, "checklist", "--policy", str(home / "bad.yaml"), "--json")
+    assert r.code == 1
+    gaps = r.json()["gaps"]
+    assert any(named in g for g in gaps), gaps
+
+
+def test_checklist_refuses_a_gate_nobody_can_open(cli: CLI, gapped: list[str], home: Path) -> None:
+    (home / "nobody.yaml").write_text(GAPPED_POLICY.replace("{role: support_lead}", "{role: treasurer}"))
+    r = cli(*gapped, "checklist", "--policy", str(home / "nobody.yaml"))
+    assert r.code == 1
+    assert "tools.pay_out.rules.0.approval needs 1 approver(s) with role 'treasurer'" in r.one_error_line()
 
 
 def test_graph_is_mermaid_with_the_permission_nodes(cli: CLI) -> None:

@@ -122,7 +122,8 @@ class Kit:
         self.model = ScriptedChatModel(steps=steps)
         self.graph = create_permissioned_agent(
             self.model, bank_specs(self.bank) + list(tools or []), Policy.from_dict(policy or POLICY),
-            store=self.store, observe=lambda text: {"sentiment": "angry" if "!!!" in text else "calm"}, **kw)
+            store=self.store, observe=lambda text: {"sentiment": "angry" if "!!!" in text else "calm"},
+            context_keys=kw.pop("context_keys", {"sentiment": str}), **kw)
         self.runtime = AgentRuntime(self.graph, store=self.store)
 
     def pending(self, thread: str = "t") -> list[dict[str, Any]]:

@@ -114,7 +114,8 @@ def test_resumed_run_is_decided_again_under_a_changed_policy(kit_factory, tmp_pa
     from agent_kit import AgentRuntime, create_permissioned_agent
     from tests.core.conftest import bank_specs
 
-    graph = create_permissioned_agent(kit.model, bank_specs(kit.bank), path, store=kit.store)
+    graph = create_permissioned_agent(kit.model, bank_specs(kit.bank), path, store=kit.store,
+                                      context_keys={"sentiment": str})
     rt = AgentRuntime(graph, store=kit.store)
     rt.send("t", "pay ann 50")
     stricter = copy.deepcopy(POLICY)

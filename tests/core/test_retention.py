@@ -27,7 +27,8 @@ class RetentionKit:
         self.store = store
         self.bank = Bank(home / "bank.sqlite")
         self.graph = create_permissioned_agent(ScriptedChatModel(steps=steps), bank_specs(self.bank),
-                                               Policy.from_dict(POLICY), store=store)
+                                               Policy.from_dict(POLICY), store=store,
+                                               context_keys={"sentiment": str})
         # Retention is applied by hand in these tests, to see each prune's effect.
         self.runtime = AgentRuntime(self.graph, store=store, retention=None)
         self.saver = store.checkpointer()
