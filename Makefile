@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.installed-core
 DEV_SPEC := .[dev,bench]
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean policy-schema
 
 # $(call install,SPEC): make the venv if needed and install SPEC into it (editable). A SPEC with a
 # comma goes through a variable ($(DEV_SPEC)): `call` splits its arguments at commas.
@@ -50,6 +50,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+policy-schema: $(STAMP)  # regenerate docs/policy.schema.json from the policy models
+	$(BIN)/python -c "import json, agent_kit._policy_schema as s; print(json.dumps(s.json_schema(), indent=2, sort_keys=True))" > docs/policy.schema.json
 
 clean:
 	rm -rf $(VENV) .agent_kit .pytest_cache

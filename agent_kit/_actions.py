@@ -17,7 +17,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
-from agent_kit._canonical import action_hash, canonical_json
+from agent_kit import _totals
+from agent_kit._canonical import action_hash, canonical_json, idempotency_key
 from agent_kit.errors import AgentKitError
 from agent_kit.interrupts import CUSTOMER, approvals_complete, now_iso
 from agent_kit.modes import Mode
@@ -175,8 +176,10 @@ class ActionRouter:
         action["expires_at"] = now_iso(now + timedelta(seconds=expiry)) if expiry else None
         return action
 
-    def decide(self, action: Mapping[str, Any], context: Mapping[str, Any]) -> Decision:
-        """Policy's decision for an action now (facts read fresh, policy possibly reloaded)."""
+    def decide(self, action: Mapping[str, Any], context: Mapping[str, Any], *, thread: str | None = None,
+               tx: Any = None) -> Decision:
+        """Policy's decision for an action now (facts and running totals read fresh, policy
+        possibly reloaded). ``tx``: read the totals inside this ledger transaction."""
         policy = self.policy
         spec = self.registry.get(action["tool"])
         if spec is None:
@@ -189,11 +192,83 @@ class ActionRouter:
             except Exception as exc:  # a failed read must not loosen anything: deny
                 return Decision(tool=spec.name, mode=None, outcome="deny", rule="facts",
                                 reason=f"could not read facts for {spec.name}: {exc}", policy_version=policy.version)
-        return policy.evaluate(spec.name, action["args"], context, facts, ceiling=spec.mode)
+        entry = policy.tools.get(spec.name)
+        totals = None
+        if entry is not None and entry.aggregates:
+            try:
+                totals = self.running_totals(entry.aggregates, action, context, thread, tx)
+            except Exception as exc:  # a total that cannot be read must not loosen anything: deny
+                if tx is not None:
+                    raise
+                return Decision(tool=spec.name, mode=None, outcome="deny", rule="aggregates",
+                                reason=f"could not read the running totals for {spec.name}: {exc}",
+                                policy_version=policy.version)
+        return policy.evaluate(spec.name, action["args"], context, facts, ceiling=spec.mode, aggregates=totals)
 
-    def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig) -> Command:
-        """Where an action goes next, decided again under the current policy."""
-        decision = self.decide(action, context)
+    # -- running totals ----------------------------------------------------------------------
+    def _dims_context(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        keys = getattr(self, "context_keys", {})
+        return {k: v for k, v in context.items() if k in keys}
+
+    def dimensions(self, action: Mapping[str, Any], context: Mapping[str, Any], thread: str) -> list[tuple[str, str]]:
+        """What the action's running totals are grouped by (recorded with it in the ledger)."""
+        return _totals.dimensions(thread, action["args"], self._dims_context(context))
+
+    def running_totals(self, aggregates: Mapping[str, Any], action: Mapping[str, Any], context: Mapping[str, Any],
+                       thread: str | None, tx: Any = None) -> dict[str, float]:
+        """Each aggregate's value for this call: the ledger's executed and approved-on-their-way
+        calls in the group and window, the other calls of the same model message, and this one."""
+        ledger = self.store.ledger
+        own = idempotency_key(thread, call_id(action), action["hash"]) if thread is not None else ""
+        ctx = self._dims_context(context)
+        siblings = [s for s in action.get("siblings") or () if s.get("call") != call_id(action)]
+        counted = ledger.counted([s["key"] for s in siblings], tx) if siblings else set()
+
+        def group(per: str | None, args: Mapping[str, Any]) -> tuple[str, str]:
+            if per is None:
+                return "all", ""
+            if per == "thread":
+                return "thread", _totals.dim_value(thread)
+            root, name = per.split(".", 1)
+            return per, _totals.dim_value((args if root == "args" else ctx).get(name))
+
+        out: dict[str, float] = {}
+        for name, agg in aggregates.items():
+            tools = (action["tool"], *agg.tools)
+            measure = agg.sum.split(".", 1)[1] if agg.sum else None
+
+            def amount(args: Mapping[str, Any], measure: str | None = measure) -> float:
+                return 1.0 if measure is None else _totals.numbers(args).get(measure, 0.0)
+
+            dim, val = group(agg.per, action["args"])
+            value = ledger.total(tools=tools, dim=dim, val=val, window=agg.within, measure=measure, exclude=own, tx=tx)
+            value += amount(action["args"])
+            for s in siblings:
+                if s["tool"] in tools and s["key"] not in counted and group(agg.per, s["args"]) == (dim, val):
+                    value += amount(s["args"])
+            out[name] = round(value, 9)
+        return out
+
+    def limit_refusal(self, action: Mapping[str, Any], context: Mapping[str, Any], thread: str, tx: Any) -> Decision | None:
+        """Inside the ledger's transaction: the decision again with the totals as they are now;
+        None when the action may still execute with the grants it holds, else the new decision."""
+        decision = self.decide(action, context, thread=thread, tx=tx)
+        if decision.outcome == "allow" and decision.mode is not Mode.READ_ONLY:
+            return None
+        if decision.outcome in ("verify", "approve"):
+            grants = action["grants"]
+            reqs = [a.to_json() for a in decision.approvals]
+            if (all(v in grants["verified"] for v in decision.verification)
+                    and approvals_complete(reqs, grants["approvals"], self.policy.roles_of)):
+                return None
+        return decision
+
+    def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig, *,
+              decision: Decision | None = None) -> Command:
+        """Where an action goes next, decided again under the current policy (or as ``decision`` says)."""
+        thread = thread_of(config)
+        if decision is None:
+            decision = self.decide(action, context, thread=thread)
         previous = action.get("decision") or {}
         if previous.get("rule") == "validation":
             decision = Decision(**{**_decision_kwargs(previous)})
@@ -216,6 +291,12 @@ class ActionRouter:
             reqs = [a.to_json() for a in decision.approvals]
             if not approvals_complete(reqs, grants["approvals"], self.policy.roles_of):
                 return Command(goto=Send("approval", task))
+        if decision.mode is not Mode.READ_ONLY and action["tool"] in self.policy.counted_tools():
+            # Decided to execute: counted from now on, so an approved action on its way is in
+            # every other call's totals before it starts.
+            self.store.ledger.reserve(idempotency_key(thread, call_id(action), action["hash"]), tool=action["tool"],
+                                      thread_id=thread, args=action["args"],
+                                      dims=self.dimensions(action, context, thread))
         return Command(goto=Send("execute", task))
 
     def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
@@ -235,6 +316,15 @@ class ActionRouter:
         actions += [self.new_action(str(bad.get("name") or "unknown"), None, bad_call_id(bad, i),
                                     requested_by=requester, context=context, turn=last.id, invalid=_unparsable(bad))
                     for i, bad in enumerate(last.invalid_tool_calls)]
+        if len(actions) > 1:
+            # Calls of one message are decided together: each one's running totals include the
+            # others, so asking in pieces in one message gets no more than asking at once.
+            thread = thread_of(config)
+            valid = [{"key": idempotency_key(thread, call_id(a), a["hash"]), "call": call_id(a), "tool": a["tool"],
+                      "args": a["args"]}
+                     for a in actions if a["decision"].get("rule") != "validation"]
+            for a in actions:
+                a["siblings"] = valid
         denials = sum(1 for a in actions if a["decision"]["outcome"] == "deny")
         strikes = int(state.get("strikes") or 0)
         if strikes + denials >= self.policy.max_strikes:

@@ -37,8 +37,17 @@ class GrantSpentError(AgentKitError):
                          "pays for exactly one execution of exactly its action")
 
 
+class LimitRefused(Exception):
+    """The action's limits, decided again inside the start transaction, no longer let it run."""
+
+    def __init__(self, decision: Any) -> None:
+        super().__init__("the call's running totals no longer allow it")
+        self.decision = decision
+
+
 def start(store: Any, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
-          args: dict[str, Any], grants: Sequence[str], intent: Mapping[str, Any]) -> tuple[LedgerRecord, bool]:
+          args: dict[str, Any], grants: Sequence[str], intent: Mapping[str, Any],
+          dims: Sequence[tuple[str, str]] = (), check: Any = None) -> tuple[LedgerRecord, bool]:
     """Consume ``grants``, write the ledger's ``started`` record and audit ``intent``, atomically.
 
     ``intent`` holds :meth:`AuditLog.append_in` keyword arguments (kind and all). Returns
@@ -47,14 +56,21 @@ def start(store: Any, key: str, *, thread_id: str, tool_call_id: str, tool: str,
 
     Raises:
         GrantSpentError: a grant was consumed by another effect (nothing was written).
+        LimitRefused: ``check`` refused the action (nothing was written).
     """
 
     def start_in(tx: Tx) -> tuple[LedgerRecord, bool]:
+        if check is not None and store.ledger.status_in(tx, key) in (None, "failed"):
+            # Limits decided again in this transaction (serialized with every other start), so
+            # two calls racing for the last room under a limit cannot both pass.
+            refusal = check(tx)
+            if refusal is not None:
+                raise LimitRefused(refusal)
         spent = store.ledger.spend_in(tx, list(grants), key)
         if spent:
             raise GrantSpentError(spent)
         record, created = store.ledger.begin_in(tx, key, thread_id=thread_id, tool_call_id=tool_call_id,
-                                                tool=tool, action_hash=action_hash, args=args)
+                                                tool=tool, action_hash=action_hash, args=args, dims=dims)
         if created:
             store.audit.append_in(tx, **intent)
         return record, created

@@ -187,12 +187,17 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
                 found, detail["error"] = None, str(exc)
             ok = bool(found)
             if found:
-                context_update.update(found)
-                context.update(found)
+                claimed, refused = claim_identity(layer, action, context, dict(found), config)
+                if refused:
+                    ok, detail["error"] = False, refused
+                else:
+                    context_update.update(claimed)
+                    context.update(claimed)
         if not ok:
             layer.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid,
                         data=detail, close_inbox=iid)
             text = ("Not done: the customer did not confirm this action" if kind == "confirm"
+                    else str(detail["error"]) if str(detail.get("error", "")).startswith("Refused")
                     else "Not done: the customer's identity could not be verified")
             return Command(update={"messages": [tool_message(action, f"{text} ({d.message!r}).", error=True)],
                                    "context": context_update, "strikes": 1}, goto="agent")
@@ -209,7 +214,8 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
 
 def _question(kind: str, action: Mapping[str, Any]) -> str:
     if kind == "identity":
-        return "Please verify your identity first: reply with your email, or your name and zip code."
+        return ("Please verify your identity first: reply with your email and your name or zip code, "
+                "or your name and zip code.")
     args = ", ".join(f"{k}={v}" for k, v in action["args"].items() if k != "reason")
     return f"Please confirm: {action['tool'].replace('_', ' ')} ({args}). Reply yes or no."
 
@@ -239,6 +245,8 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
             assert d.edited_action is not None
             edited = layer.new_action(d.edited_action["name"], d.edited_action["args"], action["tool_call_id"],
                                       requested_by=d.actor, context=context, turn=action.get("turn"))
+            if action.get("siblings"):
+                edited["siblings"] = action["siblings"]  # the edit stays one call of its message
             layer.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                         data={**data, "new_tool": edited["tool"], "new_args": edited["args"],
                               "new_action_hash": edited["hash"], "new_decision": edited["decision"]["outcome"]},
@@ -305,8 +313,10 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         visible, hidden = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
         layer.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
-        return Command(update={"messages": [tool_message(action, visible)],
-                               "context": _context_from(layer, spec, action, result, config)}, goto="agent")
+        update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
+                                         config)
+        message = tool_message(action, refused, error=True) if refused else tool_message(action, visible)
+        return Command(update={"messages": [message], "context": update}, goto="agent")
 
     key = idempotency_key(thread, call_id(action), action["hash"])
     if spec.takes_idempotency_key:
@@ -314,17 +324,29 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
     store = layer.store
     grants = action["grants"]
     crash_point("before_intent")
+    check = None
+    if spec.name in layer.policy.counted_tools():
+        # Decide again inside the start transaction: two calls racing for the last room under a
+        # limit (two threads of one customer) cannot both pass.
+        def check(tx: Any) -> Any:
+            return layer.limit_refusal(action, context, thread, tx)
+
     try:
-        # One transaction: the approval is consumed, the ledger record and the intent's audit
-        # entry are written; a grant already spent on another execution refuses it all.
+        # One transaction: the limits are decided again, the approval is consumed, the ledger
+        # record and the intent's audit entry are written; a grant already spent on another
+        # execution refuses it all.
         record, created = _effects.start(
             store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
             action_hash=action["hash"], args=action["args"], grants=grant_ids(thread, action),
             intent=layer.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
                                       data={"idempotency_key": key, "args_hash": action["hash"],
-                                            "approvals": grants["approvals"], "verified": grants["verified"]}))
+                                            "approvals": grants["approvals"], "verified": grants["verified"]}),
+            dims=layer.dimensions(action, context, thread), check=check)
     except _effects.GrantSpentError as exc:
         return _refuse_respend(layer, action, config, exc)
+    except _effects.LimitRefused as exc:
+        store.ledger.release(key)
+        return layer.route(action, context, config, decision=exc.decision)
     if record.status == "done":
         result = record.result
         # Written with the result (recorded before this run was cut off); here for records of old.
@@ -358,10 +380,43 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
             entry=layer.audit_fields("executed", action, config, actor="agent", key=f"{key}:executed",
                                      data=_executed_data(action, key, result, duration, reconciled=not created)))
         crash_point("after_result")
-    context_update = _context_from(layer, spec, action, result, config)
+    context_update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
+                                             config)
     visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
-    return Command(update={"messages": [tool_message(action, visible)], "context": context_update}, goto="agent")
+    message = tool_message(action, f"Done, but: {refused}", error=True) if refused else tool_message(action, visible)
+    return Command(update={"messages": [message], "context": context_update}, goto="agent")
+
+
+IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
+"""The context keys that say who the conversation is with; set once per conversation."""
+
+
+def claim_identity(layer: PermissionLayer, action: Mapping[str, Any], context: Mapping[str, Any],
+                   update: dict[str, Any], config: RunnableConfig) -> tuple[dict[str, Any], str | None]:
+    """Keep one identity per conversation: a verification as someone else is refused and audited.
+
+    The first identity is claimed in the audit trail under a key of the thread (first writer
+    wins, so two verifications racing in one message cannot both take the conversation); a later
+    one naming another customer leaves the first in place. Returns the update to apply and, when
+    refused, what the model is told.
+    """
+    claimed = update.get("customer_id")
+    if not claimed:
+        return update, None
+    current = context.get("customer_id")
+    holder = current
+    if not current or current == claimed:
+        entry = layer.audit("verified", action, config, actor="agent", key="identity",
+                            data={"customer_id": claimed, "customer_name": update.get("customer_name")})
+        holder = entry.data.get("customer_id")
+        if holder == claimed:
+            return update, None
+    kept = {k: v for k, v in update.items() if k not in IDENTITY_KEYS}
+    layer.audit("refused", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:identity",
+                data={"error": "a second identity in one conversation", "verified_as": holder, "claimed": claimed})
+    return kept, ("Refused: this conversation is already verified as another customer; a verification as "
+                  "someone else does not replace it. A person can take the conversation over.")
 
 
 def grant_ids(thread: str, action: Mapping[str, Any]) -> list[str]:

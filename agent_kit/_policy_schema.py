@@ -10,7 +10,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import Annotated
 
 from agent_kit.modes import Mode
 
@@ -20,6 +22,22 @@ _ORDERED = ("gt", "gte", "lt", "lte")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MISSING = object()
+_DURATION_SCHEMA = WithJsonSchema({
+    "anyOf": [{"type": "integer", "exclusiveMinimum": 0, "description": "seconds"},
+              {"type": "string", "pattern": r"^\s*[1-9]\d*\s*[smhd]\s*$", "examples": ["30m", "24h", "7d"]}]})
+Duration = Annotated[int, _DURATION_SCHEMA]
+_WHEN_SCHEMA = WithJsonSchema({
+    "type": "object",
+    "description": "path -> a value (equality) or {operator: value}; every test must hold. Empty: always.",
+    "propertyNames": {"pattern": r"^(args|context|facts|aggregates)\.[^.]+(\.[^.]+)*$"},
+    "additionalProperties": {"anyOf": [
+        {"type": ["string", "number", "boolean", "null"]},
+        {"type": "object", "additionalProperties": False, "minProperties": 1,
+         "properties": {**{op: {} for op in ("eq", "ne", "gt", "gte", "lt", "lte")},
+                        "in": {"type": "array"}, "not_in": {"type": "array"}, "exists": {"type": "boolean"},
+                        "ref": {"type": "string", "pattern": r"^(args|context|facts|aggregates)\."}}},
+    ]},
+})
 _CMP: dict[str, Any] = {
     "eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
     "in": lambda a, b: a in b, "not_in": lambda a, b: a not in b,
@@ -130,7 +148,7 @@ class Condition(_Strict):
 
 class Rule(_Strict):
     id: str
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: Annotated[dict[str, Any], _WHEN_SCHEMA] = Field(default_factory=dict)
     """Path -> value (equality) or {op: value}; every test must hold. Empty: always."""
     mode: Mode | None = None
     approval: ApprovalSpec | None = None
@@ -144,7 +162,7 @@ class Rule(_Strict):
     tools: tuple[str, ...] = ()
     """Global rules only: apply to these tools. Neither ``tags`` nor ``tools``: every tool."""
 
-    conditions: tuple[Condition, ...] = Field(default=(), exclude=True)
+    conditions: SkipJsonSchema[tuple[Condition, ...]] = Field(default=(), exclude=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -215,7 +233,7 @@ class Aggregate(_Strict):
     """True: count calls instead of adding an argument."""
     per: str | None = None
     """Group by ``args.<name>``, ``context.<key>`` or ``thread``; none: every call of the tool."""
-    within: int | None = None
+    within: Duration | None = None
     """Only calls in this window (``30m``, ``24h``, ``7d``); none: all time."""
     tools: tuple[str, ...] = ()
     """Other tools whose calls count too (they must take the same argument)."""
@@ -260,7 +278,8 @@ class ToolPolicy(_Strict):
     rules: tuple[Rule, ...] = ()
     visible_fields: tuple[str, ...] | None = None
     """Dotted paths of the result the model may see; everything else is hidden. None: all."""
-    approval_expiry: int | None = None
+    approval_expiry: Duration | None = None
+    """How long an approval request of this tool stays valid (default: defaults.approval_expiry)."""
     rollback: ApprovalSpec | None = None
     """Who may roll back an executed call of this tool (a permissioned action)."""
     description: str | None = None
@@ -290,7 +309,8 @@ class ToolPolicy(_Strict):
 
 
 class Defaults(_Strict):
-    approval_expiry: int = 24 * 3600
+    approval_expiry: Duration = 24 * 3600
+    """How long an approval request stays valid: seconds, or 30m, 24h, 7d."""
     max_strikes: int = Field(default=3, ge=1)
     """Denials, rejections and tool errors in a run before it escalates instead of looping."""
 
@@ -307,9 +327,12 @@ class Escalation(_Strict):
 
 class PolicyDocument(_Strict):
     version: Literal[1] = 1
+    """The policy format's version."""
     name: str = "policy"
     approvers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Approver name -> the roles they hold."""
     roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Role -> the roles it may also act as (a supervisor may act as a support_lead)."""
     defaults: Defaults = Field(default_factory=Defaults)
     escalation: Escalation = Field(default_factory=Escalation)
     rules: tuple[Rule, ...] = ()
@@ -380,3 +403,17 @@ def close_roles(roles: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[str
                 todo.extend(roles.get(r, ()))
         out[role] = frozenset(seen)
     return out
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file, for editors (generated from these models).
+
+    ``approvers_file`` is read by the loader before validation, so it is added here by hand.
+    """
+    schema = PolicyDocument.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "agent_kit policy"
+    schema["properties"]["approvers_file"] = {
+        "type": "string", "description": "A YAML file (relative to the policy) mapping approver names to roles."}
+    return schema
+

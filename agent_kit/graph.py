@@ -41,8 +41,18 @@ from agent_kit.registry import ToolRegistry, ToolSpec
 __all__ = ["AgentState", "PermissionLayer", "RunContext", "create_permissioned_agent"]
 
 
+_IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
+
+
 def _merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
-    return {**(old or {}), **(new or {})}
+    """Later writes win, except the conversation's identity: once set, it is never replaced by
+    another customer's (the nodes refuse and audit such a claim; this keeps any other writer,
+    two parallel verifications or a state write, from doing it silently)."""
+    old, new = old or {}, new or {}
+    held = old.get("customer_id")
+    if held and "customer_id" in new and new["customer_id"] != held:
+        new = {k: v for k, v in new.items() if k not in _IDENTITY_KEYS}
+    return {**old, **new}
 
 
 def _count_strikes(old: int | None, new: int | str | None) -> int:

@@ -13,9 +13,11 @@ effect only, so an approval can never pay twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from . import _totals
 from ._canonical import canonical_json
 from ._db import Database, Row, Tx, utc_now
 from .errors import LedgerError, RollbackError
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ExecutionLedger", "LedgerRecord", "LedgerStatus"]
 
 LedgerStatus = Literal["started", "done", "failed", "unknown"]
+T = TypeVar("T")
 
 _SELECT = ("SELECT key, thread_id, tool_call_id, tool, action_hash, args, status, result, error, "
            "started_at, finished_at, duration_ms, rolled_back_by FROM ledger")
@@ -64,8 +67,12 @@ class ExecutionLedger:
         self._db = db
 
     def begin(self, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
-              args: dict[str, Any]) -> tuple[LedgerRecord, bool]:
+              args: dict[str, Any], dims: Sequence[tuple[str, str]] = ()) -> tuple[LedgerRecord, bool]:
         """Record the intent to run an action, unless the key is already recorded.
+
+        Args:
+            dims: the (dimension, value) pairs the action's running totals are grouped by
+                (see :mod:`agent_kit._totals`); recorded in the same transaction.
 
         Returns:
             ``(record, created)``: ``created`` is False when the key existed (the caller then
@@ -76,18 +83,18 @@ class ExecutionLedger:
         """
         row, created = self._db.write(lambda tx: self._begin_row(tx, key, thread_id=thread_id,
                                                                   tool_call_id=tool_call_id, tool=tool,
-                                                                  action_hash=action_hash, args=args))
+                                                                  action_hash=action_hash, args=args, dims=dims))
         return _checked(_record(row), key, action_hash, tool), created
 
     def begin_in(self, tx: Tx, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
-                 args: dict[str, Any]) -> tuple[LedgerRecord, bool]:
+                 args: dict[str, Any], dims: Sequence[tuple[str, str]] = ()) -> tuple[LedgerRecord, bool]:
         """:meth:`begin` inside the caller's transaction (see :meth:`AuditLog.write`)."""
         row, created = self._begin_row(tx, key, thread_id=thread_id, tool_call_id=tool_call_id, tool=tool,
-                                       action_hash=action_hash, args=args)
+                                       action_hash=action_hash, args=args, dims=dims)
         return _checked(_record(row), key, action_hash, tool), created
 
     def _begin_row(self, tx: Tx, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
-                   args: dict[str, Any]) -> tuple[Row, bool]:
+                   args: dict[str, Any], dims: Sequence[tuple[str, str]] = ()) -> tuple[Row, bool]:
         created = tx.execute(
             "INSERT INTO ledger (key, thread_id, tool_call_id, tool, action_hash, args, status, "
             "started_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?) ON CONFLICT (key) DO NOTHING",
@@ -95,7 +102,15 @@ class ExecutionLedger:
         ) == 1
         row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
         assert row is not None
+        if row[4] == action_hash and row[6] in ("started", "failed"):
+            _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims, nums=_totals.numbers(args),
+                                state="started")
         return row, created
+
+    def status_in(self, tx: Tx, key: str) -> str | None:
+        """The key's status inside the caller's transaction, or None."""
+        row = tx.fetchone("SELECT status FROM ledger WHERE key = ?", (key,))
+        return str(row[0]) if row else None
 
     def spend_in(self, tx: Tx, grants: list[str], key: str) -> dict[str, str]:
         """Consume each grant (an approval's or a verification's interrupt, ``thread:interrupt_id``)
@@ -119,6 +134,34 @@ class ExecutionLedger:
         """The key of the effect that consumed ``grant``, or None if it is unused."""
         row = self._db.fetchone("SELECT key FROM ledger_grants WHERE grant_id = ?", (grant,))
         return str(row[0]) if row else None
+
+    def reserve(self, key: str, *, tool: str, thread_id: str, args: dict[str, Any],
+                dims: Sequence[tuple[str, str]]) -> None:
+        """Count an action decided to execute (an approved action on its way) before it starts."""
+        nums = _totals.numbers(args)
+
+        def reserve_in(tx: Tx) -> None:
+            if tx.fetchone("SELECT 1 FROM ledger_totals WHERE key = ? AND dim = 'all'", (key,)) is None:
+                _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims, nums=nums, state="reserved")
+
+        self._db.write(reserve_in)
+
+    def release(self, key: str) -> None:
+        """Stop counting a reservation whose action did not go on to execute."""
+        self._db.write(lambda tx: _totals.release(tx, key))
+
+    def total(self, *, tools: Sequence[str], dim: str, val: str, window: int | None, measure: str | None,
+              exclude: str, tx: Tx | None = None) -> float:
+        """A running total of the counted tools' calls in one group and window (see :mod:`agent_kit._totals`)."""
+        def run(t: Tx) -> float:
+            return _totals.total(t, self._db.backend, tools=tools, dim=dim, val=val, after=_totals.since(window),
+                                 measure=measure, exclude=exclude)
+
+        return run(tx) if tx is not None else _totals.read(self._db, run)
+
+    def counted(self, keys: Sequence[str], tx: Tx | None = None) -> set[str]:
+        """Which of these action keys the totals already count."""
+        return _totals.present(tx, keys) if tx is not None else _totals.read(self._db, lambda t: _totals.present(t, keys))
 
     def finish(self, key: str, *, result: Any = None, error: str | None = None,
                duration_ms: float | None = None) -> LedgerRecord:
@@ -148,6 +191,8 @@ class ExecutionLedger:
         if not changed and (row[6], row[7], row[8]) != (status, result_text, error):
             raise LedgerError(
                 f"ledger key {key!r} is already {row[6]}; refusing to record a second outcome")
+        if changed:
+            _totals.set_state(tx, key, status)
         return _record(row)
 
     def mark_unknown(self, key: str) -> LedgerRecord:
@@ -160,7 +205,8 @@ class ExecutionLedger:
         """
 
         def mark_in(tx: Tx) -> Row | None:
-            tx.execute("UPDATE ledger SET status = 'unknown' WHERE key = ? AND status = 'started'", (key,))
+            if tx.execute("UPDATE ledger SET status = 'unknown' WHERE key = ? AND status = 'started'", (key,)):
+                _totals.set_state(tx, key, "unknown")
             return tx.fetchone(_SELECT + " WHERE key = ?", (key,))
 
         row = self._db.write(mark_in)
@@ -195,6 +241,7 @@ class ExecutionLedger:
             "UPDATE ledger SET rolled_back_by = ? WHERE key = ? AND rolled_back_by IS NULL",
             (audit_seq, key))
         if changed:
+            _totals.set_state(tx, key, "rolled_back")
             return
         row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
         if row is None:
@@ -245,6 +292,7 @@ def _create_sqlite_tables(db: sqlite_utils.Database) -> None:
     db["ledger_grants"].create(  # type: ignore[union-attr]
         {"grant_id": str, "key": str, "spent_at": str}, pk="grant_id", not_null={"key", "spent_at"},
         if_not_exists=True)
+    _totals.create_sqlite_tables(db)
 
 
 def _create_postgres_tables(tx: Tx) -> None:
@@ -257,3 +305,4 @@ def _create_postgres_tables(tx: Tx) -> None:
     tx.execute("CREATE INDEX IF NOT EXISTS ledger_thread ON ledger (thread_id, started_at)")
     tx.execute("CREATE TABLE IF NOT EXISTS ledger_grants (grant_id TEXT PRIMARY KEY, key TEXT NOT NULL, "
                "spent_at TEXT NOT NULL)")
+    _totals.create_postgres_tables(tx)

@@ -271,6 +271,15 @@ class Policy:
         return Decision(tool, mode, outcome, decided_by, reason, version, fired_t, reqs, tuple(verification),
                         expiry, visible)
 
+    def counted_tools(self) -> frozenset[str]:
+        """The tools some aggregate counts: their calls are decided again atomically at execute."""
+        cached = self._compiled.get(" counted")
+        if cached is None:
+            cached = self._compiled[" counted"] = frozenset(
+                t for name, entry in self.document.tools.items() for agg in entry.aggregates.values()
+                for t in (name, *agg.tools))
+        return cached  # type: ignore[no-any-return]
+
     def rollback_requirement(self, tool: str) -> ApprovalRequirement | None:
         entry = self.document.tools.get(tool)
         if entry is None or entry.rollback is None:

@@ -18,8 +18,8 @@ from typing import Any
 
 from . import Result
 
-MODULES = ("auto_allowed", "approval_round_trip", "policy_decision", "inbox", "audit", "checkpoint_growth",
-           "scale_out", "fresh_start")
+MODULES = ("auto_allowed", "approval_round_trip", "policy_decision", "aggregate_limit", "inbox", "audit",
+           "checkpoint_growth", "scale_out", "fresh_start")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

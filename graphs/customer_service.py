@@ -51,14 +51,17 @@ def _identity_verifier(shop: Shop):  # type: ignore[no-untyped-def]
     def verify(answer: str) -> Mapping[str, Any] | None:
         email = _EMAIL.search(answer)
         zip_ = _ZIP.search(answer)
-        if email:
-            found = shop.verify_customer(email=email.group(0))
-        elif zip_:
-            name = re.sub(r"(?i)\b(my name is|i am|i'm|name|zip|code|and|is)\b|[,.:]", " ", answer.replace(zip_.group(1), ""))
-            found = shop.verify_customer(name=" ".join(name.split()), zip=zip_.group(1))
-        else:
-            return None
-        return _verified_context(found) or None
+        rest = answer
+        for found_text in (email.group(0) if email else None, zip_.group(1) if zip_ else None):
+            if found_text:
+                rest = rest.replace(found_text, " ")
+        name = " ".join(re.sub(r"(?i)\b(my name is|my email is|email|i am|i'm|name|zip|code|and|is|hi|hello)\b|[,.:]",
+                               " ", rest).split())
+        details = {"email": email.group(0) if email else None, "zip": zip_.group(1) if zip_ else None,
+                   "name": name or None}
+        if sum(1 for v in details.values() if v) < 2:
+            return None  # one detail is not proof: email plus name or zip, or name and zip
+        return _verified_context(shop.verify_customer(**details)) or None
 
     return verify
 

@@ -382,7 +382,7 @@ def parse_customer_message(message: str) -> tuple[list[_Request], list[str]]:
 # ---------------------------------------------------------------------------------------------
 
 _VERIFY_ASK = ("Before I can do that, I need to confirm who you are: please send the email address on your "
-               "account, or your full name and zip code.")
+               "account with your full name or zip code, or your full name and zip code.")
 _STATUS_KEYS = ("status", "outcome", "decision", "result", "state")
 _DENIED = {"denied", "rejected", "refused", "error", "failed", "failure", "not_allowed", "forbidden", "blocked",
            "deny", "reject", "invalid"}
@@ -589,7 +589,7 @@ def _summary(tool: str, args: dict[str, Any], message: ToolMessage) -> tuple[str
 # ---------------------------------------------------------------------------------------------
 
 _CAPABILITIES: list[tuple[str, str]] = [
-    ("verify_customer", 'confirm who you are ("I\'m jane@example.com" or "Jane Doe, 94107")'),
+    ("verify_customer", 'confirm who you are ("I\'m jane@example.com, zip 94107" or "Jane Doe, 94107")'),
     ("get_order", 'check an order ("where is order 1001")'),
     ("issue_refund", 'refund an order ("refund $80 on order 1001")'),
     ("apply_discount", 'apply a discount ("10% discount on 1002")'),

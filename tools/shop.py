@@ -412,9 +412,11 @@ class Shop:
     def verify_customer(self, email: str | None = None, name: str | None = None, zip: str | None = None) -> dict[str, Any]:
         """Match a customer by email plus name or ZIP (or by name plus ZIP). No side effects."""
         given = {k: v.strip() for k, v in {"email": email, "name": name, "zip": zip}.items() if isinstance(v, str) and v.strip()}
-        if "email" not in given and not ("name" in given and "zip" in given):
+        if len(given) < 2:
+            # One detail is not proof: an email address is easy to know. Two must match.
             return {"verified": False, "customer_id": None, "name": None,
-                    "reason": "give the account email, or the full name and the ZIP code on file"}
+                    "reason": "give the account email with your full name or the ZIP code on file, "
+                              "or your full name and the ZIP code"}
         with self._lock:
             customers = list(self.db.query("select * from customers"))
         for customer in customers:

@@ -19,7 +19,10 @@ def test_unverified_customer_is_asked_to_verify_before_a_refund(app):
     assert r.status == "paused" and r.pending[0]["kind"] == "verification"
     assert "verify your identity" in r.reply
     assert app.shop.refunds(1001) == []
-    r = app.say("t", "jane@example.com")
+    r = app.say("t", "jane@example.com")  # an email alone is not proof
+    assert r.status == "replied" and app.shop.refunds(1001) == []
+    r = app.say("t", "Refund $20 on order 1001")
+    r = app.say("t", "jane@example.com, zip 94107")
     assert r.status == "replied" and len(app.shop.refunds(1001)) == 1
 
 

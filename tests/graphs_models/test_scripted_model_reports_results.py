@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.runnables import Runnable
 
 VERIFY_ASK = ("Before I can do that, I need to confirm who you are: please send the email address on your "
-              "account, or your full name and zip code.")
+              "account with your full name or zip code, or your full name and zip code.")
 
 
 def _after(model: Runnable[Any, AIMessage], text: str, *contents: str | dict[str, Any],
