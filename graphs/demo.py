@@ -22,6 +22,7 @@ STORY: list[tuple[str, str]] = [
     ("execute_limited: a ticket", "Open a ticket about the damaged box"),
     ("execute_limited: a $20 refund, no person", "Refund $20 on order 1001"),
     ("execute_gated: an $80 refund waits for a support_lead", "Refund $80 on order 1001"),
+    ("limits add up: $10 more, after $100 refunded today, also waits for a support_lead", "Refund $10 on order 1004"),
     ("execute_gated: cancelling needs the customer's own yes", "Cancel order 1002"),
     ("escalate: a $2,400 refund goes to a person", "Refund $2,400 on order 1003"),
 ]

@@ -1,0 +1,91 @@
+"""Running totals in the ledger: what counts, and a limit decided atomically under racing writers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from agent_kit._totals import dimensions, dim_value
+from agent_kit.store import Store
+
+CUSTOMER = ("context.customer_id", dim_value("cus_jane"))
+
+
+def _total(store: Store, exclude: str = "") -> float:
+    return store.ledger.total(tools=["refund"], dim=CUSTOMER[0], val=CUSTOMER[1], window=86400, measure="amount",
+                              exclude=exclude)
+
+
+def _begin(store: Store, key: str, amount: float, check=None):  # type: ignore[no-untyped-def]
+    args = {"order_id": 1, "amount": amount}
+    return store.ledger.begin_within_limits(
+        key, thread_id=f"t-{key}", tool_call_id="c", tool="refund", action_hash=f"h-{key}", args=args,
+        dims=dimensions(f"t-{key}", args, {"customer_id": "cus_jane"}), check=check)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "counted"),
+    [("done", True), ("unknown", True), ("started", True), ("failed", False), ("rolled_back", False)],
+    ids=["done", "unknown", "started", "failed", "rolled-back"],
+)
+def test_what_counts_toward_a_total(store: Store, outcome: str, counted: bool) -> None:
+    _begin(store, "k1", 30)
+    if outcome == "done":
+        store.ledger.finish("k1", result={"ok": True})
+    elif outcome == "unknown":
+        store.ledger.mark_unknown("k1")
+    elif outcome == "failed":
+        store.ledger.finish("k1", error="card declined")
+    elif outcome == "rolled_back":
+        store.ledger.finish("k1", result={"ok": True})
+        store.ledger.mark_rolled_back("k1", 1)
+    assert _total(store) == (30.0 if counted else 0.0)
+    assert _total(store, exclude="k1") == 0.0
+
+
+def test_a_reservation_counts_until_released(store: Store) -> None:
+    args = {"order_id": 1, "amount": 40}
+    store.ledger.reserve("r1", tool="refund", thread_id="t", args=args,
+                         dims=dimensions("t", args, {"customer_id": "cus_jane"}))
+    assert _total(store) == 40.0 and store.ledger.counted(["r1", "zz"]) == {"r1"}
+    store.ledger.release("r1")
+    assert _total(store) == 0.0 and store.ledger.counted(["r1"]) == set()
+
+
+def test_another_group_and_an_old_row_do_not_count(store: Store) -> None:
+    args = {"order_id": 1, "amount": 25}
+    store.ledger.reserve("omar", tool="refund", thread_id="t", args=args,
+                         dims=dimensions("t", args, {"customer_id": "cus_omar"}))
+    store.ledger.reserve("other_tool", tool="discount", thread_id="t", args=args,
+                         dims=dimensions("t", args, {"customer_id": "cus_jane"}))
+    assert _total(store) == 0.0
+
+
+@pytest.mark.parametrize("racers", [2, 4, 8])
+def test_racing_writers_at_the_limit_pass_at_most_as_often_as_the_limit_allows(store: Store, racers: int) -> None:
+    """Each racer asks for 30 under a limit of 50: whatever the interleaving, one passes."""
+    barrier = threading.Barrier(racers)
+    passed: list[str] = []
+    refused: list[str] = []
+
+    def racer(i: int) -> None:
+        key = f"race{i}"
+
+        def check(tx):  # type: ignore[no-untyped-def]
+            now = store.ledger.total(tools=["refund"], dim=CUSTOMER[0], val=CUSTOMER[1], window=86400,
+                                     measure="amount", exclude=key, tx=tx)
+            return None if now + 30 <= 50 else "over the limit"
+
+        barrier.wait()
+        record, _, refusal = _begin(store, key, 30, check)
+        (passed if record is not None else refused).append(key)
+        assert (record is None) == (refusal == "over the limit")
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(passed) == 1 and len(refused) == racers - 1
+    assert _total(store) == 30.0
