@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from agent_kit._totals import dimensions, dim_value
+from agent_kit import _effects
+from agent_kit._totals import dim_value, dimensions
 from agent_kit.store import Store
 
 CUSTOMER = ("context.customer_id", dim_value("cus_jane"))
@@ -18,10 +19,17 @@ def _total(store: Store, exclude: str = "") -> float:
 
 
 def _begin(store: Store, key: str, amount: float, check=None):  # type: ignore[no-untyped-def]
+    """Start an effect as the execute node does: limits checked, ledger and audit in one transaction."""
     args = {"order_id": 1, "amount": amount}
-    return store.ledger.begin_within_limits(
-        key, thread_id=f"t-{key}", tool_call_id="c", tool="refund", action_hash=f"h-{key}", args=args,
-        dims=dimensions(f"t-{key}", args, {"customer_id": "cus_jane"}), check=check)
+    try:
+        record, created = _effects.start(
+            store, key, thread_id=f"t-{key}", tool_call_id="c", tool="refund", action_hash=f"h-{key}", args=args,
+            grants=[], intent={"kind": "started", "actor": "agent", "thread_id": f"t-{key}", "key": f"{key}:started"},
+            dims=dimensions(f"t-{key}", args, {"customer_id": "cus_jane"}), check=check)
+    except _effects.LimitRefused as exc:
+        store.ledger.release(key)
+        return None, False, exc.decision
+    return record, created, None
 
 
 @pytest.mark.parametrize(
