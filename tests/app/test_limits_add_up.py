@@ -41,7 +41,7 @@ def test_pieces_in_one_message_after_a_rejection_each_need_the_lead(app: App):
     app.say("t", JANE)
     r = app.say("t", "Refund $120 on order 1001")
     assert _rules(r) == [("refund_over_50", 120.0)]
-    app.runtime.reject("t", approver="lee", reason="not this time")
+    app.runtime.reject("t", approver="lee", reason="not this time", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     r = app.say("t", "Refund $50 on order 1001 and $50 on order 1001 and $20 on order 1001")
     assert r.status == "paused"
     assert _rules(r) == [("refund_over_50", 20.0), ("refund_over_50", 50.0), ("refund_over_50", 50.0)]
@@ -62,11 +62,11 @@ def test_pieces_across_turns_stop_at_the_limit(app: App):
 def test_a_rejected_refund_cannot_be_had_in_pieces_across_turns(app: App):
     app.say("t", JANE)
     app.say("t", "Refund $120 on order 1001")
-    app.runtime.reject("t", approver="lee", reason="no")
+    app.runtime.reject("t", approver="lee", reason="no", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     for amount in (40, 40, 40):
         app.say("t", f"Refund ${amount} on order 1001")
         if app.runtime.result("t").pending:
-            app.runtime.reject("t", approver="lee", reason="no again")
+            app.runtime.reject("t", approver="lee", reason="no again", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     assert _paid(app) == (40.0, 40.0)
 
 
@@ -74,16 +74,16 @@ def test_four_eyes_and_escalation_thresholds_count_earlier_refunds(app: App):
     app.say("t", JANE)
     r = app.say("t", "Refund $300 on order 1003")  # a $2,400 order: a supervisor too
     assert r.status == "paused" and r.pending[0]["action"]["args"]["amount"] == 300.0
-    r = app.runtime.approve("t", approver="morgan")
+    r = app.runtime.approve("t", approver="morgan", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     assert r.status in ("paused", "replied")
     if r.status == "paused":
-        r = app.runtime.approve("t", approver="lee")
+        r = app.runtime.approve("t", approver="lee", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     assert _paid(app) == (0.0, 300.0)
     r = app.say("t", "Refund $150 on order 1003")  # 450 in 24 h: two distinct support leads
     assert r.pending and r.pending[0]["approvals_needed"] == 2
-    r = app.runtime.approve("t", approver="lee")
+    r = app.runtime.approve("t", approver="lee", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     assert r.status == "paused" and _paid(app) == (0.0, 300.0)
-    r = app.runtime.approve("t", approver="morgan")
+    r = app.runtime.approve("t", approver="morgan", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     assert _paid(app) == (0.0, 450.0)
     r = app.say("t", "Refund $100 on order 1003")  # 550: above $500 it escalates
     assert r.status == "escalated" and r.pending[0]["rule"] == "refund_over_500"
@@ -105,11 +105,11 @@ def test_discounts_on_one_order_add_up(app: App):
         assert r.pending == [], r.reply
     r = app.say("t", "5% discount on 1002")  # 20% in total: a lead decides
     assert _rules(r) == [("discount_over_15", 5.0)]
-    app.runtime.reject("t", approver="lee", reason="enough")
+    app.runtime.reject("t", approver="lee", reason="enough", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     for _ in range(4):
         app.say("t", "5% discount on 1002")
         if app.runtime.result("t").pending:
-            app.runtime.reject("t", approver="lee", reason="enough")
+            app.runtime.reject("t", approver="lee", reason="enough", interrupt_id=app.runtime.result("t").pending[0]["interrupt_id"])
     assert _paid(app, "apply_discount") == (15.0, 15.0)
 
 

@@ -130,7 +130,7 @@ def test_execute_gated_names_its_approver_on_the_tool_entry(kit_factory):
     assert (d.outcome, d.required_role, d.rule) == ("approve", "boss", "tools.close_account")
     kit = kit_factory([tool_call("close_account", {"account": "a"}), "closed"], policy=data)
     assert kit.runtime.send("t", "close a").pending[0]["required_role"] == "boss"
-    assert kit.runtime.approve("t", approver="morgan").reply == "closed" and kit.bank.closed() == ["a"]
+    assert kit.runtime.approve("t", approver="morgan", interrupt_id=kit.runtime.result("t").pending[0]["interrupt_id"]).reply == "closed" and kit.bank.closed() == ["a"]
 
 
 def test_a_tool_registered_execute_gated_needs_a_gated_entry(kit_factory):
@@ -253,16 +253,16 @@ def test_an_approver_revoked_while_an_action_waits_cannot_approve_it(kit_factory
     rt = AgentRuntime(_graph(kit, path), store=kit.store)
     assert rt.send("t", f"pay ann {amount}").status == "paused"
     if count == 2:
-        assert rt.approve("t", approver="lee").status == "paused"  # one of two given
+        assert rt.approve("t", approver="lee", interrupt_id=rt.result("t").pending[0]["interrupt_id"]).status == "paused"  # one of two given
     _write_keeping_mtime(people, "sam: [lead]\nmorgan: [boss]\n")  # lee leaves; the file's mtime kept
     if count == 1:
         with pytest.raises(Exception, match="lee"):
-            rt.approve("t", approver="lee")
+            rt.approve("t", approver="lee", interrupt_id=rt.result("t").pending[0]["interrupt_id"])
         assert kit.bank.payments() == []
-        assert rt.approve("t", approver="sam").reply == "ok"
+        assert rt.approve("t", approver="sam", interrupt_id=rt.result("t").pending[0]["interrupt_id"]).reply == "ok"
     else:
         # lee's earlier approval no longer counts: sam's makes one of two, still paused
-        r = rt.approve("t", approver="sam")
+        r = rt.approve("t", approver="sam", interrupt_id=rt.result("t").pending[0]["interrupt_id"])
         assert r.status == "paused" and kit.bank.payments() == []
-        assert rt.approve("t", approver="morgan").reply == "ok"
+        assert rt.approve("t", approver="morgan", interrupt_id=rt.result("t").pending[0]["interrupt_id"]).reply == "ok"
     assert [p[1] for p in kit.bank.payments()] == [amount]
