@@ -12,7 +12,7 @@ from tests.web.conftest import SCREENSHOTS, Served
 
 pytestmark = pytest.mark.xdist_group("browser")
 
-JANE = "Hi, I'm jane@example.com"
+JANE = "Hi, I'm Jane Doe, zip 94107"
 
 
 def open_item(page: Any, thread: str) -> None:

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from tests.conftest import App
 from tests.web.conftest import PASSWORDS, SECRET, csrf_of, login, make_web
 
-JANE = "Hi, I'm jane@example.com"
+JANE = "Hi, I'm Jane Doe, zip 94107"
 
 
 def client_for(app: App, **settings: Any) -> TestClient:

@@ -41,7 +41,7 @@ def test_agent_kit_serve_signs_in_and_approves_through_the_same_store(tmp_path: 
     env.pop("AGENT_KIT_DB_URL", None)
     env.pop("AGENT_KIT_WEB_SECRET", None)
     assert _run(home, "approvers", "set-password", "lee", stdin=PASSWORD + "\n").returncode == 0
-    assert _run(home, "chat", "--thread", "t1", "-m", "Hi, I'm jane@example.com").returncode == 0
+    assert _run(home, "chat", "--thread", "t1", "-m", "Hi, I'm Jane Doe, zip 94107").returncode == 0
     assert "paused" in _run(home, "chat", "--thread", "t1", "-m", "Refund $80 on order 1001").stdout
     port = _free_port()
     proc = subprocess.Popen([str(SCRIPT), "--home", str(home), "serve", "--port", str(port)], cwd=ROOT, env=env,
