@@ -20,8 +20,8 @@ from tests.core.conftest import POLICY
 
 def _approved_pay(kit_factory: Any) -> tuple[Any, dict[str, Any]]:
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 50}), "paid"])
-    kit.runtime.send("t", "pay ann 50")
-    kit.runtime.approve("t", approver="lee")
+    paused = kit.runtime.send("t", "pay ann 50")
+    kit.runtime.approve(paused.pending[0], approver="lee")
     assert kit.bank.payments() == [("ann", 50.0, 0)]
     (approved,) = kit.store.audit.entries("t", kind="approved")
     grants = {"verified": [], "approvals": [{"approver": "lee", "role": "lead", "at": approved.at,

@@ -29,7 +29,8 @@ VERIFY = "Hi, I am Jane Doe, 94107"
 
 
 def _approve(app: App) -> Any:
-    return app.runtime.approve(THREAD, approver="lee")
+    (item,) = app.runtime.pending(THREAD, kind="approval")
+    return app.runtime.approve(item, approver="lee")
 
 
 def _rollback_refund(app: App) -> Any:
