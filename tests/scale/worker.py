@@ -23,6 +23,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = ["APPROVERS", "JANE", "WorkerArgs", "WorkerReport", "add_orders", "order_id", "run_workers", "serve"]
@@ -98,8 +99,24 @@ def _open(args: WorkerArgs) -> tuple[Any, Any]:
         store = Store.open(db_url=args.db_url, schema=args.schema)
     else:
         store = Store.open(home=args.home)
-    graph = build_graph(home=args.home, store=store)
+    graph = build_graph(home=args.home, store=store, policy=_per_order_policy(args.home))
     return AgentRuntime(graph, store=store), store
+
+
+def _per_order_policy(home: str) -> Path:
+    """The reference policy with the refund total kept per order instead of per customer.
+
+    Every run refunds $80 on its own order of Jane's, so each needs exactly one support lead; with
+    the reference per-customer total the thousand runs would add up past the four-eyes and
+    escalation thresholds, which is what the limit tests prove, not what this test is about.
+    """
+    source = Path(__file__).resolve().parents[2] / "policies" / "customer_service.yaml"
+    text = source.read_text()
+    per_customer = "customer_refunds_24h: {sum: args.amount, per: context.customer_id, within: 24h}"
+    assert per_customer in text, "the reference refund limit changed: update this test's policy"
+    target = Path(home) / f"scale_policy_{os.getpid()}.yaml"  # one a process: workers write at once
+    target.write_text(text.replace(per_customer, per_customer.replace("context.customer_id", "args.order_id")))
+    return target
 
 
 def _own_turn(runtime: Any, thread: str, message: str, report: WorkerReport) -> Any:
