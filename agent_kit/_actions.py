@@ -22,19 +22,19 @@ from agent_kit._canonical import action_hash, canonical_json, idempotency_key
 from agent_kit.errors import AgentKitError
 from agent_kit.interrupts import CUSTOMER, approvals_complete, now_iso
 from agent_kit.modes import Mode
+from agent_kit._compat import durability
 from agent_kit.policy import Decision, Policy
 
 if TYPE_CHECKING:
     from agent_kit.registry import ToolRegistry
 
-_DURABILITY_KEY = "__pregel_durability"
 ACTOR_KEY = "agent_kit_actor"
 """Configurable key with the identity of whoever drives this invocation (set by the runtime)."""
 
 
 def refuse_exit_durability(config: RunnableConfig) -> None:
     """With ``durability="exit"`` a crash after an approval loses it while the effect may have run."""
-    if (config.get("configurable") or {}).get(_DURABILITY_KEY) == "exit":
+    if durability(config) == "exit":
         raise AgentKitError(
             "durability='exit' is refused for permissioned graphs: an approval or effect could be "
             "lost in a crash; use 'sync' or 'async'"

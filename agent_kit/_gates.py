@@ -30,6 +30,7 @@ from langgraph.types import Command, interrupt
 from agent_kit import _effects
 from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
+from agent_kit._compat import answers_stored, next_interrupt_id
 from agent_kit._visibility import filter_fields
 from agent_kit.errors import ApprovalError, ResumeError
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
@@ -45,13 +46,6 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _next_interrupt_id(answered: int) -> str:
-    """The id LangGraph gives the interrupt this task raises after ``answered`` answers."""
-    from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_NS
-    from langgraph.config import get_config
-    from langgraph.types import _interrupt_id
-
-    return _interrupt_id(get_config()["configurable"][CONFIG_KEY_CHECKPOINT_NS], answered)
 
 
 def _pending_item(layer: PermissionLayer, request: Mapping[str, Any], config: RunnableConfig) -> Any:
@@ -85,11 +79,11 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
     Returns the checked decision, the interrupt id it answered and the answers consumed so far.
     """
     while True:
-        iid = _next_interrupt_id(answered)
+        iid = next_interrupt_id(answered)
         request = {**request, "interrupt_id": iid}
         # An answer is already in the task (given with this resume, or earlier): the interrupt was
         # published when it was first raised; publishing again would list an answered one.
-        replay = _answers_stored() > answered
+        replay = answers_stored() > answered
         if not replay:
             _publish(layer, request, action, config, requested_kind, actor=actor)
         answer = interrupt(request)
@@ -133,12 +127,6 @@ def _publish(layer: PermissionLayer, request: dict[str, Any], action: Mapping[st
     layer.store.audit.write(publish_in)
 
 
-def _answers_stored() -> int:
-    """How many interrupt answers this task already holds (answers replayed on re-entry)."""
-    from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
-    from langgraph.config import get_config
-
-    return len(get_config()["configurable"][CONFIG_KEY_SCRATCHPAD].resume)
 
 
 def _as_authenticated(answer: Any, config: RunnableConfig) -> Any:

@@ -26,8 +26,8 @@ import pydantic
 from langchain_core import messages as lc_messages
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
+from ._compat import delta_snapshot, ext_codes
 from ._db import BUSY_TIMEOUT_S, postgres_connect_kwargs, sqlite_synchronous
 from .errors import CheckpointError
 
@@ -66,8 +66,12 @@ ALLOWED_TYPES: frozenset[tuple[str, ...]] = frozenset(
 ALLOWED_METHODS: frozenset[tuple[str, str, str]] = frozenset({("datetime", "datetime", "fromisoformat")})
 """``(module, name, method)`` of every constructor method a checkpoint may call."""
 
-# Extension codes written by LangGraph's JsonPlusSerializer.
-_SINGLE_ARG, _POS_ARGS, _KW_ARGS, _METHOD, _PYDANTIC_V1, _PYDANTIC_V2, _NUMPY, _DELTA = range(8)
+# Extension codes written by LangGraph's JsonPlusSerializer (read from it, through agent_kit._compat).
+_EXT = ext_codes()
+_SINGLE_ARG, _POS_ARGS, _KW_ARGS = (_EXT["EXT_CONSTRUCTOR_SINGLE_ARG"], _EXT["EXT_CONSTRUCTOR_POS_ARGS"],
+                                   _EXT["EXT_CONSTRUCTOR_KW_ARGS"])
+_METHOD, _PYDANTIC_V1, _PYDANTIC_V2 = _EXT["EXT_METHOD_SINGLE_ARG"], _EXT["EXT_PYDANTIC_V1"], _EXT["EXT_PYDANTIC_V2"]
+_NUMPY, _DELTA = _EXT["EXT_NUMPY_ARRAY"], _EXT["EXT_DELTA_SNAPSHOT"]
 _CODE_NAMES = {_PYDANTIC_V1: "pydantic v1 model", _NUMPY: "numpy array"}
 
 
@@ -134,7 +138,7 @@ class StrictSerializer(JsonPlusSerializer):
             return ormsgpack.unpackb(payload, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS)
 
         if code == _DELTA:
-            return _DeltaSnapshot(unpack(data))
+            return delta_snapshot(unpack(data))
         if code not in (_SINGLE_ARG, _POS_ARGS, _KW_ARGS, _METHOD, _PYDANTIC_V2):
             raise _Refused(f"msgpack extension {code} ({_CODE_NAMES.get(code, 'unknown')}) is not allowed")
         tup = unpack(data)

@@ -736,16 +736,17 @@ _command(approvers_revoke, group=approvers_app, name="revoke")
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: run one command and exit with its code."""
-    import typer._click.exceptions as click_exc
-
     try:
         code = app(args=list(argv) if argv is not None else None, prog_name="agent-kit", standalone_mode=False)
-    except click_exc.ClickException as exc:
+    except typer.TyperException as exc:  # the base of every usage error typer raises
+        exit_code = int(getattr(exc, "exit_code", 2))
         if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed already
-            sys.exit(exc.exit_code)
-        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) is not None else ""  # type: ignore[attr-defined]
-        err.print(f"error: {where}{exc.format_message()} (see --help)", markup=False)
-        sys.exit(exc.exit_code)
+            sys.exit(exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"error: {where}{message} (see --help)", markup=False)
+        sys.exit(exit_code)
     except typer.Abort:
         err.print("error: aborted", markup=False)
         sys.exit(1)

@@ -31,7 +31,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
-from agent_kit import _gates
+from agent_kit import _compat, _gates
 from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
 from agent_kit.errors import AgentKitError, ModelError
 from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
@@ -127,6 +127,7 @@ class PermissionLayer(ActionRouter):
         escalation_receivers: Sequence[str] | None = None,
         context_keys: Mapping[str, Any] | None = None,
     ) -> None:
+        _compat.check()  # an incompatible LangGraph stops here, not at the first paused action
         self.registry = registry
         self.context_keys: dict[str, Any] = {**LIBRARY_CONTEXT_KEYS, **(context_keys or {})}
         """The trusted context keys policy rules may test: agent_kit's and the application's."""

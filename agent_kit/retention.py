@@ -165,15 +165,13 @@ def _prune_sqlite_in(conn: sqlite3.Connection, thread_id: str, keep: int) -> int
 # -- Postgres -------------------------------------------------------------------------------------
 
 def _prune_postgres(saver: Any, thread_id: str, keep: int) -> int:
-    from langgraph.checkpoint.postgres.base import PRUNE_DELTA_THREADS_SQL
+    from agent_kit._compat import postgres_cursor, prune_delta_threads_sql
 
-    with saver._cursor() as cur:
-        if saver.pipe:
-            saver.pipe.sync()
+    with postgres_cursor(saver) as cur:
         with cur.connection.transaction():
             # One snapshot: rows a concurrent run commits meanwhile are neither read nor deleted.
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute(PRUNE_DELTA_THREADS_SQL, ([thread_id], [thread_id]), prepare=False)
+            cur.execute(prune_delta_threads_sql(), ([thread_id], [thread_id]), prepare=False)
             if cur.fetchall():
                 raise AgentKitError(f"thread {thread_id!r} uses a DeltaChannel; its state is rebuilt from "
                                     "older checkpoints, so they are not pruned")

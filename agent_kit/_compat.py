@@ -1,0 +1,210 @@
+"""Every private LangGraph seam agent_kit leans on, in one place.
+
+agent_kit uses LangGraph through its public API (``StateGraph``, ``Send``, ``Command``,
+``interrupt``, ``get_config``, ``get_runtime``, the savers) except for the few things below, which
+LangGraph does not expose and which the permission layer cannot do without:
+
+- the id LangGraph will give the next interrupt of the running task (so the inbox item and the
+  audit entry written *before* ``interrupt()`` carry the id the client will answer to);
+- how many interrupt answers the running task already holds (to tell a replayed answer from a new one);
+- the durability mode of the running invocation (``"exit"`` is refused: a crash could lose an approval);
+- the serializer's extension codes and its delta-snapshot type (the strict checkpoint loader reads
+  exactly what ``JsonPlusSerializer`` writes);
+- the Postgres saver's cursor and its delta-thread query (retention keeps the newest N checkpoints,
+  which the saver's public ``prune`` cannot).
+
+Each seam is reached only through this module. :func:`check` verifies all of them against the
+installed LangGraph and fails with one line naming what moved; ``create_permissioned_agent`` calls it
+once, so an incompatible LangGraph stops at build time, not at the first paused refund. The range in
+``pyproject.toml`` (``langgraph>=1.2,<1.3``) is the one ``tests/core/test_compat.py`` proves.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from agent_kit.errors import AgentKitError
+
+__all__ = [
+    "SUPPORTED_LANGGRAPH",
+    "IncompatibleLangGraphError",
+    "answers_stored",
+    "check",
+    "delta_snapshot",
+    "durability",
+    "ext_codes",
+    "next_interrupt_id",
+    "postgres_cursor",
+    "prune_delta_threads_sql",
+]
+
+SUPPORTED_LANGGRAPH = ((1, 2), (1, 3))
+"""``[low, high)`` (major, minor) of the LangGraph releases whose private seams are proven here."""
+
+# (module, attribute, what agent_kit uses it for): every private name this module reaches.
+_SEAMS: tuple[tuple[str, str, str], ...] = (
+    ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_NS", "the running task's namespace"),
+    ("langgraph._internal._constants", "CONFIG_KEY_SCRATCHPAD", "the running task's stored answers"),
+    ("langgraph._internal._constants", "CONFIG_KEY_DURABILITY", "the invocation's durability mode"),
+    ("langgraph.types", "_interrupt_id", "the id of the next interrupt"),
+    ("langgraph.checkpoint.serde.types", "_DeltaSnapshot", "strict loading of delta snapshots"),
+    ("langgraph.checkpoint.serde.jsonplus", "EXT_CONSTRUCTOR_SINGLE_ARG", "strict checkpoint loading"),
+    ("langgraph.checkpoint.serde.jsonplus", "EXT_DELTA_SNAPSHOT", "strict checkpoint loading"),
+)
+_OPTIONAL_SEAMS: tuple[tuple[str, str, str], ...] = (
+    ("langgraph.checkpoint.postgres.base", "PRUNE_DELTA_THREADS_SQL", "Postgres retention"),
+)
+_EXT_NAMES = ("EXT_CONSTRUCTOR_SINGLE_ARG", "EXT_CONSTRUCTOR_POS_ARGS", "EXT_CONSTRUCTOR_KW_ARGS",
+              "EXT_METHOD_SINGLE_ARG", "EXT_PYDANTIC_V1", "EXT_PYDANTIC_V2", "EXT_NUMPY_ARRAY",
+              "EXT_DELTA_SNAPSHOT")
+
+
+class IncompatibleLangGraphError(AgentKitError):
+    """The installed LangGraph lacks a seam agent_kit needs; the message names it and the supported range."""
+
+    def __init__(self, message: str, *, version: str, missing: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.version = version
+        """The installed ``langgraph`` version."""
+        self.missing = missing
+        """``module.attribute`` of each seam that is gone or changed shape."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("langgraph")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - langgraph is a dependency
+        return "unknown"
+
+
+def _supported(version: str) -> bool:
+    try:
+        major_minor = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return False
+    low, high = SUPPORTED_LANGGRAPH
+    return low <= major_minor < high
+
+
+def _get(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
+
+
+def problems() -> list[str]:
+    """Every seam that is missing or changed shape in the installed LangGraph (empty when compatible)."""
+    found: list[str] = []
+    seams = list(_SEAMS)
+    try:
+        importlib.import_module("langgraph.checkpoint.postgres.base")
+    except ImportError:
+        pass  # the Postgres extra is not installed: its seam is not needed
+    else:
+        seams += _OPTIONAL_SEAMS
+    for module, name, use in seams:
+        try:
+            _get(module, name)
+        except (ImportError, AttributeError):
+            found.append(f"{module}.{name} ({use})")
+    if not found:
+        # Shapes, not only names: a renamed constant or a re-keyed id would pass a name check.
+        from langgraph._internal import _constants as c
+        from langgraph.types import _interrupt_id
+
+        if (c.CONFIG_KEY_CHECKPOINT_NS, c.CONFIG_KEY_SCRATCHPAD, c.CONFIG_KEY_DURABILITY) != (
+                "checkpoint_ns", "__pregel_scratchpad", "__pregel_durability"):
+            found.append("langgraph._internal._constants (config keys renamed)")
+        try:
+            ok = isinstance(_interrupt_id("ns", 1), str) and _interrupt_id("ns", 0) != _interrupt_id("ns", 1)
+        except TypeError:
+            ok = False
+        if not ok:
+            found.append("langgraph.types._interrupt_id (signature (ns, answered) -> str changed)")
+        codes = [getattr(importlib.import_module("langgraph.checkpoint.serde.jsonplus"), n, None)
+                 for n in _EXT_NAMES]
+        if codes != list(range(len(_EXT_NAMES))):
+            found.append("langgraph.checkpoint.serde.jsonplus.EXT_* (extension codes renumbered)")
+    version = _version()
+    if not _supported(version):
+        low, high = SUPPORTED_LANGGRAPH
+        found.append(f"langgraph {version} is outside the proven range "
+                     f">={low[0]}.{low[1]},<{high[0]}.{high[1]}")
+    return found
+
+
+@functools.cache
+def _checked() -> None:
+    found = problems()
+    if found:
+        raise IncompatibleLangGraphError(
+            f"this agent_kit does not work with the installed langgraph {_version()}: "
+            + "; ".join(found)
+            + " (install the range pyproject.toml names, e.g. pip install 'langgraph>=1.2,<1.3')",
+            version=_version(), missing=tuple(found))
+
+
+def check() -> None:
+    """Raise :class:`IncompatibleLangGraphError` unless every private seam is where agent_kit expects it.
+
+    Cached after the first success; a failure is re-raised on every call.
+    """
+    _checked()
+
+
+# -- the seams ------------------------------------------------------------------------------------
+
+def next_interrupt_id(answered: int) -> str:
+    """The id LangGraph gives the interrupt the running task raises after ``answered`` answers."""
+    from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_NS
+    from langgraph.config import get_config
+    from langgraph.types import _interrupt_id
+
+    return _interrupt_id(get_config()["configurable"][CONFIG_KEY_CHECKPOINT_NS], answered)
+
+
+def answers_stored() -> int:
+    """How many interrupt answers the running task already holds (answers replayed on re-entry)."""
+    from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
+    from langgraph.config import get_config
+
+    return len(get_config()["configurable"][CONFIG_KEY_SCRATCHPAD].resume)
+
+
+def durability(config: Any) -> str | None:
+    """The durability mode (``"sync"``, ``"async"``, ``"exit"``) of the invocation ``config`` belongs to."""
+    from langgraph._internal._constants import CONFIG_KEY_DURABILITY
+
+    value = ((config or {}).get("configurable") or {}).get(CONFIG_KEY_DURABILITY)
+    return value if isinstance(value, str) else None
+
+
+def delta_snapshot(value: Any) -> Any:
+    """The serializer's delta-snapshot wrapper around ``value``."""
+    from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+    return _DeltaSnapshot(value)
+
+
+def ext_codes() -> dict[str, int]:
+    """The serializer's msgpack extension codes, by name (``EXT_CONSTRUCTOR_SINGLE_ARG`` ...)."""
+    module = importlib.import_module("langgraph.checkpoint.serde.jsonplus")
+    return {name: int(getattr(module, name)) for name in _EXT_NAMES}
+
+
+def prune_delta_threads_sql() -> str:
+    """The Postgres saver's query listing which of the given threads use a delta channel."""
+    return str(_get("langgraph.checkpoint.postgres.base", "PRUNE_DELTA_THREADS_SQL"))
+
+
+@contextmanager
+def postgres_cursor(saver: Any) -> Iterator[Any]:
+    """A cursor on the Postgres saver's own connection, its pipeline (if any) flushed first."""
+    cursor: Callable[[], Any] = saver._cursor
+    with cursor() as cur:
+        if getattr(saver, "pipe", None):
+            saver.pipe.sync()
+        yield cur
