@@ -23,6 +23,7 @@ from agent_kit.errors import (
     RunBusyError,
     StaleInterruptError,
     StorageError,
+    UsageError,
 )
 
 if _typing.TYPE_CHECKING:
@@ -102,6 +103,7 @@ __all__ = [
     "RunContext",
     "StaleInterruptError",
     "StorageError",
+    "UsageError",
     "ToolRegistry",
     "ToolSpec",
     "TurnResult",

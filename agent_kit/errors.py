@@ -1,6 +1,7 @@
 """Every exception agent_kit raises.
 
     AgentKitError
+    ├── UsageError            the API is called wrongly (a wrong type or a contradictory argument)
     ├── PolicyError           a policy file or entry is invalid (names the key)
     ├── RegistrationError     a tool cannot be registered as declared
     ├── ResumeError           a resume payload is refused before the graph runs
@@ -39,11 +40,20 @@ __all__ = [
     "RunBusyError",
     "StaleInterruptError",
     "StorageError",
+    "UsageError",
 ]
 
 
 class AgentKitError(Exception):
     """Root of every agent_kit error."""
+
+
+class UsageError(AgentKitError, TypeError, ValueError):
+    """The API was called wrongly (a wrong type or value, a contradictory argument); nothing ran.
+
+    Also a :class:`TypeError` and a :class:`ValueError`, what Python code guarding such a call
+    would catch.
+    """
 
 
 class PolicyError(AgentKitError):
@@ -61,13 +71,38 @@ class ResumeError(AgentKitError):
 class ApprovalError(ResumeError):
     """An approval cannot be accepted: approver, role, expiry or binding is wrong."""
 
+    def __init__(self, message: str, *, approver: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.approver = approver
+        """Who tried to decide (None when nobody was named)."""
+        self.reason = reason
+        """Why, as a short code: ``unknown_approver``, ``wrong_role``, ``self_approval``,
+        ``repeat_approval``, ``expired``, ``unidentified``, ``not_bound`` (None when not classified)."""
+
 
 class StaleInterruptError(ResumeError):
     """The interrupt named is not pending on this thread (answered, foreign or unknown)."""
 
+    def __init__(self, message: str, *, interrupt_id: str | None = None, thread_id: str | None = None,
+                 pending: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.interrupt_id = interrupt_id
+        """The interrupt that was named."""
+        self.thread_id = thread_id
+        """The thread it was looked for on, when known."""
+        self.pending = tuple(pending)
+        """The interrupt ids that *are* pending there (empty when none or unknown)."""
+
 
 class RunBusyError(AgentKitError):
     """Another process is running or resuming this thread right now."""
+
+    def __init__(self, message: str, *, thread_id: str | None = None, owner: str | None = None) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        """The thread whose lease is held."""
+        self.owner = owner
+        """The holder (``host:pid/start`` or ``rollback:host:pid/start``), when known."""
 
 
 class LedgerError(AgentKitError):

@@ -17,7 +17,7 @@ import orjson
 
 from ._canonical import canonical_json
 from ._db import Database, Row, Tx, utc_now
-from .errors import ApprovalError, StaleInterruptError
+from .errors import ApprovalError, StaleInterruptError, UsageError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -69,7 +69,7 @@ class PendingItem:
 
     def __post_init__(self) -> None:
         if self.kind not in PENDING_KINDS:
-            raise ValueError(f"pending kind {self.kind!r} is not one of {', '.join(PENDING_KINDS)}")
+            raise UsageError(f"pending kind {self.kind!r} is not one of {', '.join(PENDING_KINDS)}")
 
     def to_json(self) -> dict[str, Any]:
         """The item as plain JSON."""
@@ -157,11 +157,13 @@ class Inbox:
         def approve_in(tx: Tx) -> PendingItem:
             row = tx.fetchone("SELECT body FROM inbox WHERE interrupt_id = ?", (interrupt_id,))
             if row is None:
-                raise StaleInterruptError(f"interrupt {interrupt_id!r} is not pending (answered or unknown)")
+                raise StaleInterruptError(f"interrupt {interrupt_id!r} is not pending (answered or unknown)",
+                                          interrupt_id=interrupt_id)
             item = _item(row)
             if any(a.get("approver") == approver for a in item.approvals):
                 raise ApprovalError(f"{approver!r} has already approved interrupt {interrupt_id!r}; "
-                                    "a second approval must come from someone else")
+                                    "a second approval must come from someone else",
+                                    approver=approver, reason="repeat_approval")
             updated = replace(item, approvals=[*item.approvals,
                                                {"approver": approver, "role": role, "at": when}])
             tx.execute("UPDATE inbox SET body = ? WHERE interrupt_id = ?",

@@ -111,7 +111,8 @@ class Lease:
         """
         if self._lost:
             raise RunBusyError(f"the lease on thread {self.thread_id} was lost while this process held it "
-                               "(taken over, or its database session ended); stop this run and try again")
+                               "(taken over, or its database session ended); stop this run and try again",
+                               thread_id=self.thread_id, owner=self.owner)
 
     def renew(self, ttl_s: float | None = None) -> None:
         """Push the expiry ``ttl_s`` (default: the lease's TTL) seconds ahead; on Postgres, check
@@ -140,7 +141,7 @@ class Lease:
             if not changed:
                 self._lose()
                 raise RunBusyError(f"the lease on thread {self.thread_id} expired and was taken over; "
-                                   "stop this run")
+                                   "stop this run", thread_id=self.thread_id)
             self.expires_at = expires
             self.renewals += 1
 
@@ -351,7 +352,7 @@ def _start_time(pid: int) -> str | None:
 
 def _busy(thread_id: str, owner: object) -> RunBusyError:
     return RunBusyError(f"thread {thread_id} is being run by another process (owner {owner or 'unknown'}); "
-                        "try again")
+                        "try again", thread_id=thread_id, owner=str(owner) if owner else None)
 
 
 def _create_sqlite_tables(db: sqlite_utils.Database) -> None:

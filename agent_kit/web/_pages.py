@@ -225,7 +225,8 @@ def _edit_args(web: Web, thread: str, iid: str, form: Any) -> tuple[str, dict[st
     live = next((i for i in snap.interrupts if i.id == iid), None)
     if live is None:
         raise StaleInterruptError(f"interrupt {iid!r} is not pending on thread {thread!r} (already decided); "
-                                  "the page shows the current state")
+                                  "the page shows the current state", interrupt_id=iid, thread_id=thread,
+                                  pending=tuple(i.id for i in snap.interrupts))
     req = live.value["action_requests"][0]
     spec = web.runtime.layer.registry.get(req["name"])
     if spec is None:
@@ -254,7 +255,8 @@ async def edit_preview(request: Request, web: Web, me: Session) -> Response:
     data = await run_in_threadpool(_item, web, me, iid, thread)
     if data.get("stale") or data["value"]["action_hash"] != action_hash:
         return await _refused(request, web, me, iid, thread, StaleInterruptError(
-            "the pending action changed since you looked; the page shows the current state"))
+            "the pending action changed since you looked; the page shows the current state",
+            interrupt_id=iid, thread_id=thread))
     return web.render(request, "edit_confirm.html", me, tool=tool, args_json=json.dumps(args),
                       changes=views.diff_args(data["action"]["args"], args), action_hash=action_hash, **{
                           k: data[k] for k in ("thread", "interrupt_id", "action", "value")})
