@@ -99,6 +99,8 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
                 elif auth_identity(config) not in (None, request.get("requested_by")):
                     # The customer answers their own verification; a signed-in operator cannot.
                     raise ApprovalError(f"only {request.get('requested_by')!r}, who asked for this action, can answer it")
+                elif auth_identity(config) and isinstance(answer, Mapping) and answer.get("approver") is None:
+                    answer = {**answer, "approver": CUSTOMER}  # the signed-in customer, answering as themselves
             # Expiry by this server's clock: now for a fresh answer, the recorded time for one
             # accepted before; never by a time the client wrote.
             when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)

@@ -46,6 +46,17 @@ def _copy_project(dest: Path) -> Path:
     return dest
 
 
+def without_auth(project: Path) -> str:
+    """A server configuration of ``project`` with the template's auth handler left out (what a
+    deployment that forgot it looks like); returns its file name, for :func:`served`."""
+    import json
+
+    config = json.loads((project / "langgraph.json").read_text())
+    config.pop("auth", None)
+    (project / "langgraph.noauth.json").write_text(json.dumps(config))
+    return "langgraph.noauth.json"
+
+
 @contextmanager
 def served(project: Path, home: Path, log: Path, config: str = "langgraph.json") -> Iterator[httpx.Client]:
     """``langgraph dev`` on ``project``; yields a client once ``/ok`` answers, stops it afterwards."""
@@ -151,7 +162,7 @@ def _story(client: httpx.Client, home: Path) -> None:
 
 def test_langgraph_dev_serves_the_project_graph_pauses_and_refunds_once_after_resume(tmp_path: Path) -> None:
     project = _copy_project(tmp_path / "project")
-    with served(project, tmp_path, tmp_path / "server.log") as client:
+    with served(project, tmp_path, tmp_path / "server.log", without_auth(project)) as client:
         _story(client, tmp_path)
 
 
@@ -164,7 +175,7 @@ def test_a_spent_approval_sent_to_execute_by_command_goto_runs_nothing(tmp_path:
     from tools.shop import Shop
 
     project = _copy_project(tmp_path / "project")
-    with served(project, tmp_path, tmp_path / "server.log") as client:
+    with served(project, tmp_path, tmp_path / "server.log", without_auth(project)) as client:
         thread = client.post("/threads", json={}).json()["thread_id"]
         _run(client, thread, {"input": {"messages": [{"role": "user", "content": "Hi, I am Jane Doe, 94107"}]}})
         _run(client, thread, {"input": {"messages": [{"role": "user", "content": "Refund $55 on order 1001"}]}})
