@@ -14,11 +14,13 @@ from ``/proc``, so a reused pid is not mistaken for the holder), then what it is
   host (a shared file system) is taken over once its lease expired. While a lease is held, a
   heartbeat thread of the holding store renews it every ``ttl_s / 3``, so a turn longer than
   the TTL keeps it.
-- Postgres: ``pg_try_advisory_lock`` on a connection kept open for the lease's life; the server
-  frees it when that connection ends (a killed holder's socket is closed by its kernel; a dead
+- Postgres: ``pg_try_advisory_lock`` on a session kept for the lease's life; the server
+  frees it when that session ends (a killed holder's socket is closed by its kernel; a dead
   machine is found by TCP keepalives within seconds), so ``ttl_s`` does not apply. The
-  heartbeat pings that connection and marks the lease lost if it broke. A row with the owner is
-  kept beside it for the busy message.
+  heartbeat pings that session and marks the lease lost if it broke. A row with the owner is
+  kept beside it for the busy message. Taking a lease is one statement (lock and row), giving it
+  back another (row and unlock); the session then waits, holding nothing, for the process's next
+  lease (a few are kept), so the hot path opens no session.
 
 ``ttl_s`` defaults to ``AGENT_KIT_LEASE_TTL`` (seconds), else 30.
 """
@@ -49,6 +51,15 @@ DEFAULT_TTL_S = 30.0
 # within about 11 s, and no idle timeout ends a session that holds a lease on purpose.
 _PG_SESSION = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2",
                "SET tcp_keepalives_count = 3", "SET idle_session_timeout = 0")
+_POOL_SIZE = 4
+"""Idle lease sessions a process keeps: taking a lease costs one statement, not a new session."""
+_TAKE = ("WITH got AS (SELECT pg_try_advisory_lock(%s) AS ok) "
+         "INSERT INTO leases (thread_id, owner, token, acquired_at, expires_at) "
+         "SELECT %s, %s, %s, %s, NULL FROM got WHERE got.ok ON CONFLICT (thread_id) DO UPDATE SET "
+         "owner = excluded.owner, token = excluded.token, acquired_at = excluded.acquired_at, "
+         "expires_at = NULL RETURNING 1")
+_RELEASE = ("WITH gone AS (DELETE FROM leases WHERE thread_id = %s AND token = %s) "
+            "SELECT pg_advisory_unlock(%s)")
 
 
 def process_identity() -> str:
@@ -165,15 +176,17 @@ class Lease:
                 self._leases._db.execute("DELETE FROM leases WHERE thread_id = ? AND token = ?",
                                          (self.thread_id, self.token))
                 return
+            conn, self._conn = self._conn, None
             try:
-                self._conn.execute("DELETE FROM leases WHERE thread_id = %s AND token = %s",
-                                   (self.thread_id, self.token))
-                # Unlock explicitly: the server frees a closed session's locks only some time after
-                # the client has gone, and the next call on this thread must find it free.
-                self._conn.execute("SELECT pg_advisory_unlock(%s)",
-                                   (self._leases._db.lock_key(f"lease\x1f{self.thread_id}"),))
-            finally:
-                self._conn.close()  # ends the session, which frees the advisory lock
+                # One statement: the row goes and the lock is freed explicitly (the server frees a
+                # closed session's locks only some time after the client has gone, and the next
+                # call on this thread must find it free at once).
+                unlocked = conn.execute(_RELEASE, (self.thread_id, self.token,
+                                                   self._leases._db.lock_key(f"lease\x1f{self.thread_id}"))).fetchone()
+            except BaseException:
+                conn.close()  # ends the session, which frees the advisory lock
+                raise
+            self._leases._idle(conn, clean=bool(unlocked and unlocked[0]))
 
     def __enter__(self) -> Lease:
         return self
@@ -204,6 +217,9 @@ class ThreadLeases:
         self._beat: threading.Thread | None = None
         self._beat_pid = 0
         self._closed = False
+        self._pool: list[psycopg.Connection[Any]] = []
+        self._pool_pid = os.getpid()
+        self._pool_lock = threading.Lock()
 
     def acquire(self, thread_id: str, *, owner: str | None = None, ttl_s: float | None = None) -> Lease:
         """Take the lease on ``thread_id`` now, or fail at once. The heartbeat renews it until released.
@@ -251,6 +267,10 @@ class ThreadLeases:
             self._closed = True
             self._held.clear()
         self._wake.set()
+        with self._pool_lock:
+            idle, self._pool = (self._pool if self._pool_pid == os.getpid() else []), []
+        for conn in idle:
+            conn.close()
 
     # -- heartbeat -----------------------------------------------------------------------------
     def _track(self, lease: Lease) -> None:
@@ -290,24 +310,55 @@ class ThreadLeases:
                 except Exception:  # noqa: BLE001 - a busy or briefly unreachable store: try again next beat
                     pass
 
-    def _acquire_postgres(self, thread_id: str, owner: str, token: str, ttl: float) -> Lease:
+    def _acquire_postgres(self, thread_id: str, owner: str, token: str, ttl: float, *,
+                          fresh: bool = False) -> Lease:
+        pooled, conn = self._session(fresh)
+        try:
+            # One statement: the lock, and the owner's row only if the lock was got.
+            got = conn.execute(_TAKE, (self._db.lock_key(f"lease\x1f{thread_id}"), thread_id, owner, token,
+                                       utc_now())).fetchone()
+        except BaseException:
+            conn.close()
+            if not pooled:
+                raise
+            # An idle session that broke meanwhile (server restarted, network cut): a fresh one.
+            return self._acquire_postgres(thread_id, owner, token, ttl, fresh=True)
+        if got is None:
+            self._idle(conn, clean=True)
+            raise _busy(thread_id, self.holder(thread_id))
+        return Lease(self, thread_id, owner, token, None, ttl, conn)
+
+    def _session(self, fresh: bool = False) -> tuple[bool, psycopg.Connection[Any]]:
+        """A lease session: an idle one of this process (unless ``fresh``), else a new one.
+        Returns ``(pooled, conn)``."""
+        with self._pool_lock:
+            if self._pool_pid != os.getpid():  # forked: the parent's sessions are not ours to use
+                self._pool, self._pool_pid = [], os.getpid()
+            if self._pool and not fresh:
+                return True, self._pool.pop()
         conn = self._db.raw_postgres()
         try:
             for statement in _PG_SESSION:
                 conn.execute(statement)
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)",
-                               (self._db.lock_key(f"lease\x1f{thread_id}"),)).fetchone()
-            if not got or not got[0]:
-                raise _busy(thread_id, self.holder(thread_id))
-            conn.execute(
-                "INSERT INTO leases (thread_id, owner, token, acquired_at, expires_at) "
-                "VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (thread_id) DO UPDATE SET "
-                "owner = excluded.owner, token = excluded.token, acquired_at = excluded.acquired_at, "
-                "expires_at = NULL", (thread_id, owner, token, utc_now()))
         except BaseException:
             conn.close()
             raise
-        return Lease(self, thread_id, owner, token, None, ttl, conn)
+        return False, conn
+
+    def _idle(self, conn: psycopg.Connection[Any], *, clean: bool) -> None:
+        """Keep a session that holds no lock for the next lease (a few per process), else close it."""
+        with self._pool_lock:
+            if clean and not self._closed and self._pool_pid == os.getpid() and len(self._pool) < _POOL_SIZE \
+                    and conn.info.transaction_status == _pq_idle():
+                self._pool.append(conn)
+                return
+        conn.close()
+
+
+def _pq_idle() -> Any:
+    from psycopg import pq
+
+    return pq.TransactionStatus.IDLE
 
 
 def _free(owner: str, expires_at: float, now: float) -> bool:
