@@ -13,6 +13,8 @@ from agent_kit.errors import (
     AuditError,
     CheckpointError,
     CredentialError,
+    DecisionInputError,
+    InputError,
     LedgerError,
     MissingExtraError,
     ModelError,
@@ -28,6 +30,7 @@ from agent_kit.errors import (
 
 if _typing.TYPE_CHECKING:
     from agent_kit.credentials import Credentials
+    from agent_kit.limits import InputLimits
     from agent_kit.graph import AgentState, PermissionLayer, RunContext, create_permissioned_agent, layer_of
     from agent_kit.modes import Mode
     from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
@@ -44,6 +47,7 @@ _LAZY: dict[str, str] = {
     "Compensation": "agent_kit.registry",
     "Credentials": "agent_kit.credentials",
     "Decision": "agent_kit.policy",
+    "InputLimits": "agent_kit.limits",
     "Mode": "agent_kit.modes",
     "PermissionLayer": "agent_kit.graph",
     "Policy": "agent_kit.policy",
@@ -88,6 +92,9 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "Decision",
+    "DecisionInputError",
+    "InputError",
+    "InputLimits",
     "LedgerError",
     "MissingExtraError",
     "Mode",

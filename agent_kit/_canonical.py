@@ -18,9 +18,10 @@ def _default(value: Any) -> Any:
     raise TypeError(f"value of type {type(value).__name__} is not JSON: {value!r}")
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: Any, *, allow_nan: bool = True) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default,
+                      allow_nan=allow_nan)
 
 
 def sha256_hex(text: str) -> str:

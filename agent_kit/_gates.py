@@ -34,6 +34,7 @@ from agent_kit._compat import answers_stored, next_interrupt_id
 from agent_kit._visibility import filter_fields
 from agent_kit.errors import ApprovalError, ResumeError
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
+from agent_kit.limits import InputLimits, storable_result
 
 if TYPE_CHECKING:
     from agent_kit.graph import PermissionLayer
@@ -292,7 +293,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
     call_args = {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
     if decision["mode"] == "read_only":
         try:
-            result = _plain(spec.tool.invoke(call_args))
+            result = _plain(spec.tool.invoke(call_args), layer.limits)
         except GraphBubbleUp:
             raise
         except Exception as exc:
@@ -305,7 +306,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
         update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
                                          config)
-        message = tool_message(action, refused, error=True) if refused else tool_message(action, visible)
+        message = tool_message(action, refused, error=True) if refused else tool_message(action, _seen(visible, layer.limits))
         return Command(update={"messages": [message], "context": update}, goto="agent")
 
     key = idempotency_key(thread, call_id(action), action["hash"])
@@ -351,7 +352,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         crash_point("before_effect")
         started = time.perf_counter()
         try:
-            result = _plain(spec.tool.invoke(call_args))
+            result = _plain(spec.tool.invoke(call_args), layer.limits)
         except GraphBubbleUp:
             raise
         except Exception as exc:
@@ -374,7 +375,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
                                              config)
     visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
-    message = tool_message(action, f"Done, but: {refused}", error=True) if refused else tool_message(action, visible)
+    message = tool_message(action, f"Done, but: {refused}", error=True) if refused else tool_message(action, _seen(visible, layer.limits))
     return Command(update={"messages": [message], "context": context_update}, goto="agent")
 
 
@@ -434,15 +435,30 @@ def _refuse_respend(layer: PermissionLayer, action: Mapping[str, Any], config: R
                    goto="agent")
 
 
-def _plain(result: Any) -> Any:
-    """A tool's result as plain JSON, which the ledger, the audit trail and the model all take."""
+def _plain(result: Any, limits: InputLimits) -> Any:
+    """A tool's result as plain JSON, which the ledger, the audit trail and the model all take.
+
+    The effect already ran, so nothing in a result is refused: a value no backend can store as it
+    is (an integer beyond 64 bits, inf or nan, a lone surrogate, nesting past the limit) becomes
+    text saying what it was (:func:`agent_kit.limits.storable_result`)."""
     if hasattr(result, "model_dump"):
         result = result.model_dump(mode="json")
+    result = storable_result(result, max_depth=limits.max_depth)
     try:
         return json.loads(json.dumps(result))
     except (TypeError, ValueError):
         return json.loads(json.dumps(result, default=lambda v: v.model_dump(mode="json") if hasattr(
             v, "model_dump") else str(v)))
+
+
+def _seen(visible: Any, limits: InputLimits) -> Any:
+    """What the model sees of a result: at most ``max_result_chars`` of its JSON text (the ledger
+    keeps the whole result)."""
+    text = visible if isinstance(visible, str) else json.dumps(visible, default=str)
+    if len(text) <= limits.max_result_chars:
+        return text
+    return (text[:limits.max_result_chars] + f"… (cut: the result is {len(text):,} characters; the limit is "
+            f"{limits.max_result_chars:,})")
 
 
 def _context_from(layer: PermissionLayer, spec: Any, action: Mapping[str, Any], result: Any,
@@ -549,7 +565,7 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
         else:  # new, cut off, or failed before: the same key makes the back office answer the same draft
             started = time.perf_counter()
             try:
-                draft_id = _plain(spec.draft(**call_args))
+                draft_id = _plain(spec.draft(**call_args), layer.limits)
             except GraphBubbleUp:
                 raise
             except Exception as exc:

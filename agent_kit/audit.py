@@ -31,6 +31,7 @@ from ._db import Database, Tx, utc_now
 from .anchor import AnchorRecord, AuditAnchor
 from .audit_keys import AuditKeyring
 from .errors import AuditError
+from .limits import storable_result
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -322,11 +323,16 @@ def _fields(kind: str, *, actor: str, thread_id: str | None, tool: str | None, a
     if not actor:
         raise AuditError("an audit entry needs an actor: pass actor='name'")
     try:
-        text = canonical_json(data or {})
+        text = canonical_json(data or {}, allow_nan=False)
         text.encode()
-        data_value = json.loads(text)
-    except (TypeError, ValueError, RecursionError) as exc:
+    except TypeError as exc:
         raise AuditError(f"audit data for {kind!r} is not JSON: {exc}") from None
+    except (ValueError, RecursionError):
+        # Valid but odd values that reached the trail (a lone surrogate, inf, nesting past any
+        # limit: a tool's error text, say) are kept as text saying what they were: an entry is
+        # never lost for them, and every backend stores it.
+        text = canonical_json(storable_result(data or {}, max_depth=64))
+    data_value = json.loads(text)
     if not isinstance(data_value, dict):
         raise AuditError(f"audit data must be a dict, got {type(data).__name__}")
     return {
@@ -386,12 +392,26 @@ def _create_sqlite_tables(db: sqlite_utils.Database) -> None:
 
 
 def _create_postgres_tables(tx: Tx) -> None:
-    cols = ",\n".join(f"  {c} TEXT GENERATED ALWAYS AS ((body::jsonb) ->> '{c}') STORED"
-                      for c in _COLUMNS)
+    cols = ",\n".join(f"  {c} {_pg_generated(c)}" for c in _COLUMNS)
     tx.execute(f"CREATE TABLE IF NOT EXISTS audit (\n  seq BIGINT PRIMARY KEY,\n"
                f"  hash TEXT NOT NULL,\n  body TEXT NOT NULL,\n  mac TEXT,\n{cols}\n)")
     tx.execute("ALTER TABLE audit ADD COLUMN IF NOT EXISTS mac TEXT")
+    old = tx.fetchone("SELECT generation_expression FROM information_schema.columns WHERE table_schema = "
+                      "current_schema() AND table_name = 'audit' AND column_name = 'kind'")
+    if old is not None and "replace" not in str(old[0]):
+        # A table from before text with NUL was stored: its columns are generated again, NUL-tolerant.
+        for c in _COLUMNS:
+            tx.execute(f"ALTER TABLE audit DROP COLUMN {c}")
+            tx.execute(f"ALTER TABLE audit ADD COLUMN {c} {_pg_generated(c)}")
     _create_indexes(tx.execute)
+
+
+def _pg_generated(column: str) -> str:
+    # jsonb refuses the escape of NUL (\u0000) that JSON text may hold; the readable columns are
+    # read with it shown as U+2400 (the body, which is hashed and read back, keeps it as it is).
+    # The plain replace is exact: in JSON text a backslash-u0000 is either a NUL's escape or the
+    # tail of an escaped backslash, and replacing it gives valid JSON in both cases.
+    return (f"TEXT GENERATED ALWAYS AS ((replace(body, '\\u0000', '\\u2400')::jsonb) ->> '{column}') STORED")
 
 
 def _create_indexes(execute: Callable[[str], Any]) -> None:

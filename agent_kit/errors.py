@@ -4,9 +4,11 @@
     ├── UsageError            the API is called wrongly (a wrong type or a contradictory argument)
     ├── PolicyError           a policy file or entry is invalid (names the key)
     ├── RegistrationError     a tool cannot be registered as declared
+    ├── InputError            an input cannot be stored faithfully or is over its limit (names the field)
     ├── ResumeError           a resume payload is refused before the graph runs
     │   ├── ApprovalError     unknown approver, wrong role, self- or repeat approval, expired
-    │   └── StaleInterruptError  the interrupt is not (or no longer) pending
+    │   ├── StaleInterruptError  the interrupt is not (or no longer) pending
+    │   └── DecisionInputError   a decision's text, name or edit is refused (also an InputError)
     ├── RunBusyError          another process holds this thread's lease
     ├── LedgerError           the execution ledger refuses (key reused for another action)
     ├── AuditError            the audit trail cannot be written or read
@@ -30,7 +32,9 @@ __all__ = [
     "AuditError",
     "CheckpointError",
     "CredentialError",
+    "DecisionInputError",
     "LedgerError",
+    "InputError",
     "MissingExtraError",
     "ModelError",
     "PolicyError",
@@ -92,6 +96,21 @@ class StaleInterruptError(ResumeError):
         """The thread it was looked for on, when known."""
         self.pending = tuple(pending)
         """The interrupt ids that *are* pending there (empty when none or unknown)."""
+
+
+class InputError(AgentKitError, ValueError):
+    """An input was refused before anything was written: a lone surrogate, an integer beyond 64
+    bits, ``inf``/``nan``, nesting or size over :class:`agent_kit.limits.InputLimits`, a value that
+    is not JSON. The thread is unchanged and answers the next message."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+        """The input refused: ``message``, ``args``, ``approver``, ``reason``, ``edit``..."""
+
+
+class DecisionInputError(InputError, ResumeError):
+    """A decision's text, approver name or edit was refused as input; the run stays paused."""
 
 
 class RunBusyError(AgentKitError):

@@ -33,7 +33,9 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates
 from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
-from agent_kit.errors import AgentKitError, ModelError
+from agent_kit.errors import AgentKitError, InputError, ModelError
+from agent_kit._canonical import canonical_json
+from agent_kit.limits import InputLimits, check_name, check_text, check_value, storable_result
 from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
 from agent_kit.policy import Policy, PolicySource
 from agent_kit.registry import ToolRegistry, ToolSpec
@@ -126,9 +128,12 @@ class PermissionLayer(ActionRouter):
         identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
         escalation_receivers: Sequence[str] | None = None,
         context_keys: Mapping[str, Any] | None = None,
+        limits: InputLimits | None = None,
     ) -> None:
         _compat.check()  # an incompatible LangGraph stops here, not at the first paused action
         self.registry = registry
+        self.limits = limits if limits is not None else InputLimits.from_env()
+        """Size limits of what the model writes (tool calls) and what tools return."""
         self.context_keys: dict[str, Any] = {**LIBRARY_CONTEXT_KEYS, **(context_keys or {})}
         """The trusted context keys policy rules may test: agent_kit's and the application's."""
 
@@ -187,6 +192,9 @@ class PermissionLayer(ActionRouter):
         messages: list[BaseMessage] = list(state.get("messages", []))
         update: dict[str, Any] = {}
         last = messages[-1] if messages else None
+        refused = self.refused_messages(messages)
+        if refused is not None:
+            return refused
         if isinstance(last, HumanMessage):
             update["strikes"] = "reset"
             update["status"] = "active"
@@ -213,8 +221,27 @@ class PermissionLayer(ActionRouter):
             raise
         except Exception as exc:  # a model server down or answering garbage: say which and where
             raise model_error(self.model, exc) from exc
-        update["messages"] = [response]
+        update["messages"] = [checked_calls(response, self.limits)]
         return update
+
+    def refused_messages(self, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
+        """Messages that reached the graph without the runtime's door (a served graph's input)
+        and cannot be kept as they are: each is replaced by a note of its refusal, and the
+        customer is told, so the thread stays usable. None when every new message is fine."""
+        notes: list[BaseMessage] = []
+        reasons: list[str] = []
+        for m in reversed(messages):
+            if not isinstance(m, HumanMessage):
+                break
+            try:
+                check_text(_text(m), "message", max_chars=self.limits.max_message_chars)
+            except InputError as exc:
+                reasons.append(str(exc))
+                notes.append(HumanMessage(content=f"(a message that was refused: {exc})", id=m.id))
+        if not notes:
+            return None
+        return {"messages": [*notes, AIMessage(content="I could not accept your message: " + "; ".join(reasons)
+                                                + ". Please send it again as plain text.")]}
 
     def permission(self, state: AgentState, config: RunnableConfig) -> Any:
         return self.decide_turn(state, config)
@@ -283,6 +310,33 @@ def model_error(model: Any, exc: BaseException) -> ModelError:
                       model=name, url=url)
 
 
+def checked_calls(message: Any, limits: InputLimits) -> Any:
+    """The model's message with every tool call whose name, id or arguments cannot be stored as
+    they are (or are over the limits) moved to ``invalid_tool_calls``: refused, audited as denied,
+    and the model is told why, as for a call that could not be parsed."""
+    if not isinstance(message, AIMessage) or not message.tool_calls:
+        return message
+    good: list[Any] = []
+    bad: list[Any] = list(message.invalid_tool_calls)
+    for i, tc in enumerate(message.tool_calls):
+        try:
+            check_name(tc.get("name"), "the tool name", max_chars=limits.max_name_chars)
+            if tc.get("id") is not None:
+                check_name(tc["id"], "the tool call id", max_chars=limits.max_name_chars)
+            check_value(tc.get("args"), f"the arguments of {tc.get('name')!r}", max_chars=limits.max_args_chars,
+                        max_depth=limits.max_depth)
+        except InputError as exc:
+            shown = canonical_json(storable_result(tc.get("args"), max_depth=4))
+            name = storable_result(tc.get("name"), max_depth=1)
+            bad.append({"type": "invalid_tool_call", "name": str(name)[:limits.max_name_chars] if name else None,
+                        "args": shown[:200], "id": f"refused_call_{i}", "error": str(exc)})
+            continue
+        good.append(tc)
+    if len(good) == len(message.tool_calls):
+        return message
+    return message.model_copy(update={"tool_calls": good, "invalid_tool_calls": bad})
+
+
 def _is_compensation(registry: ToolRegistry, spec: ToolSpec) -> bool:
     return any(s.compensation and s.compensation.tool == spec.name for s in registry.values())
 
@@ -328,6 +382,7 @@ def create_permissioned_agent(
     identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
     context_keys: Mapping[str, Any] | None = None,
     name: str = "agent_kit",
+    limits: InputLimits | None = None,
 ) -> CompiledStateGraph:
     """Wrap a model and its tools in permission, verification, approval and escalation nodes.
 
@@ -346,6 +401,7 @@ def create_permissioned_agent(
             by name with their Python type (None: any), beside agent_kit's own
             (:data:`agent_kit._policy_check.LIBRARY_CONTEXT_KEYS`). A rule testing an undeclared
             key is a load error.
+        limits: size limits of tool calls and results (default: :meth:`InputLimits.from_env`).
 
     Raises:
         PolicyError: the policy is invalid, or a rule could never fire for these tools (an
@@ -355,7 +411,8 @@ def create_permissioned_agent(
     registry = ToolRegistry(tools)
     registry.check_compensations()
     layer = PermissionLayer(model, registry, policy, store=store, system_prompt=system_prompt,
-                            observe=observe, identity_verifier=identity_verifier, context_keys=context_keys)
+                            observe=observe, identity_verifier=identity_verifier, context_keys=context_keys,
+                            limits=limits)
     return layer.compile(checkpointer=checkpointer, name=name)
 
 

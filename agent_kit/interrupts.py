@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from agent_kit.errors import ApprovalError, ResumeError
+from agent_kit.errors import ApprovalError, DecisionInputError, InputError, ResumeError
+from agent_kit.limits import InputLimits, check_name, check_text, check_value
 
 __all__ = ["ResumeDecision", "approvals_complete", "build_request", "check_resume", "now_iso"]
 
@@ -82,6 +83,7 @@ def check_resume(
     *,
     roles_of: Any,
     now: datetime | None = None,
+    limits: InputLimits | None = None,
 ) -> ResumeDecision:
     """Refuse a malformed or unauthorised resume, naming the problem.
 
@@ -91,10 +93,17 @@ def check_resume(
         roles_of: approver name -> the roles they may act as (from the policy).
         now: check expiry against this time; None skips the check (inside a node, where an
             answer accepted earlier is re-read on every re-entry).
+        limits: size limits of the decision's text and edit (default: from the environment).
 
     Raises:
-        ResumeError / ApprovalError: with a message that says what to fix.
+        ResumeError / ApprovalError: with a message that says what to fix;
+        DecisionInputError: the message, approver or edit cannot be stored as it is (see
+            :mod:`agent_kit.limits`).
     """
+    try:
+        _check_inputs(payload, limits or InputLimits.from_env())
+    except InputError as exc:
+        raise DecisionInputError(str(exc), field=exc.field) from None
     if not isinstance(payload, Mapping):
         raise ResumeError(f"a resume must be an object with 'decisions', got {type(payload).__name__}")
     extra = sorted(set(payload) - _RESUME_KEYS)
@@ -119,8 +128,6 @@ def check_resume(
     message = d.get("message")
     if message is not None and not isinstance(message, str):
         raise ResumeError(f"'message' must be text, got {type(message).__name__}")
-    _check_text(message, "the decision's message")
-    _check_text(d.get("edited_action"), "the edited action")
     given_hash = payload.get("action_hash")
     if given_hash is not None and given_hash != request["action_hash"]:
         raise ApprovalError(
@@ -189,26 +196,22 @@ def check_resume(
                           decided_at=decided_at)
 
 
-def _check_text(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse text no backend can store faithfully (NUL, which Postgres rejects; lone surrogates,
-    which UTF-8 cannot encode) before it reaches the checkpoint, where it would wedge the run."""
-    if depth > 50:
-        raise ResumeError(f"{where} is nested more than 50 levels deep; send a flatter value")
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ResumeError(f"{where} contains a NUL character (\\x00); remove it and decide again")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ResumeError(f"{where} contains a lone surrogate that is not valid Unicode text; "
-                              "remove it and decide again") from None
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            _check_text(k, where, depth + 1)
-            _check_text(v, where, depth + 1)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _check_text(v, where, depth + 1)
+def _check_inputs(payload: Any, limits: InputLimits) -> None:
+    """The door of every decision: its text, approver and edit are stored as they are (NUL and
+    control characters in text included) or refused here, before the run resumes."""
+    if not isinstance(payload, Mapping):
+        return
+    if isinstance(payload.get("approver"), str) and payload["approver"].strip():
+        check_name(payload["approver"], "approver", max_chars=limits.max_name_chars)
+    decisions = payload.get("decisions")
+    for d in decisions if isinstance(decisions, list) else ():
+        if not isinstance(d, Mapping):
+            continue
+        if d.get("message") is not None:
+            check_text(d["message"], "the decision's message", max_chars=limits.max_message_chars)
+        if d.get("edited_action") is not None:
+            check_value(d["edited_action"], "the edited action", max_chars=limits.max_args_chars,
+                        max_depth=limits.max_depth)
 
 
 def approvals_complete(requirements: list[Mapping[str, Any]], given: list[Mapping[str, Any]], roles_of: Any) -> bool:

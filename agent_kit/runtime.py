@@ -20,10 +20,12 @@ from langgraph.types import Command
 from agent_kit._actions import ACTOR_KEY
 from agent_kit._db import storage_failures
 from agent_kit._decisions import Named, Target, describe, named
-from agent_kit.errors import AgentKitError, ApprovalError, ResumeError, StaleInterruptError
+from agent_kit.errors import (AgentKitError, ApprovalError, DecisionInputError, InputError, ResumeError,
+                              StaleInterruptError)
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.retention import RetentionPolicy
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
+from agent_kit.limits import InputLimits, check_name, check_text
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
 
 __all__ = ["AgentRuntime", "TurnResult"]
@@ -70,12 +72,18 @@ class AgentRuntime:
         durability: ``"sync"`` (default) or ``"async"``; ``"exit"`` is refused.
         retention: which checkpoints to keep after each call (default: the latest, which holds
             every pending interrupt; the audit trail keeps the history). None keeps them all.
+        limits: size limits of messages, arguments and results (default:
+            :meth:`InputLimits.from_env`). An input over its limit, or one no backend can store
+            as it is, is refused with :class:`~agent_kit.errors.InputError` before anything is
+            written (see :mod:`agent_kit.limits`).
     """
 
     def __init__(self, graph: Any, *, store: Any = None, checkpointer: Any = None,
                  durability: Literal["sync", "async"] = "sync",
-                 retention: RetentionPolicy | None = RetentionPolicy()) -> None:
+                 retention: RetentionPolicy | None = RetentionPolicy(),
+                 limits: InputLimits | None = None) -> None:
         self.layer: PermissionLayer = layer_of(graph)
+        self.limits = limits if limits is not None else InputLimits.from_env()
         # The graph and its layer are never changed: this runtime's store reaches the nodes
         # through the run's context, and its checkpointer through a copy of the compiled graph
         # (not compiled again), so several runtimes can share one graph, each with its own store.
@@ -128,8 +136,13 @@ class AgentRuntime:
 
     # -- acting --------------------------------------------------------------------------------
     def send(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> TurnResult:
-        """One customer turn. While the run waits on the customer (verification), this answers it."""
-        _check_message(message)
+        """One customer turn. While the run waits on the customer (verification), this answers it.
+
+        Raises:
+            InputError: the message (or thread id, actor) cannot be stored as it is or is over
+                its limit; nothing was written and the thread answers the next message.
+        """
+        self._check_turn(thread_id, message, actor)
         with self.store.leases.acquire(thread_id, owner="turn"):
             planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
@@ -148,7 +161,7 @@ class AgentRuntime:
         stops the run where it is, as a crash would (the next call on the thread finishes it,
         and no effect runs twice).
         """
-        _check_message(message)
+        self._check_turn(thread_id, message, actor)
         with self.store.leases.acquire(thread_id, owner="turn (streamed)"):
             planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
@@ -235,7 +248,8 @@ class AgentRuntime:
                 "approve" if yes in YES_WORDS else "reject")
             payload = {"decisions": [{"type": dtype, "message": message}], "approver": CUSTOMER,
                        "action_hash": target.value["action_hash"], "decided_at": now_iso()}
-            check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
+            check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC),
+                         limits=self.limits)
             return _Planned(Command(resume={target.id: payload}))
         if snap.interrupts:
             # Waiting on staff: the message is kept (audited), the customer is told it waits,
@@ -286,7 +300,12 @@ class AgentRuntime:
                 kinds: tuple[str, ...], resolution: str | None = None) -> TurnResult:
         thread_id = target_named.thread_id
         if not isinstance(approver, str) or not approver.strip():
-            raise ResumeError("an identified approver is required (--as NAME)")
+            raise DecisionInputError("an identified approver is required (--as NAME)", field="approver")
+        try:
+            check_name(thread_id, "thread_id", max_chars=self.limits.max_name_chars)
+            check_name(approver, "approver", max_chars=self.limits.max_name_chars)
+        except InputError as exc:
+            raise DecisionInputError(str(exc), field=exc.field) from None
         with self.store.leases.acquire(thread_id, owner=f"resume by {approver}"):
             snap = self.state(thread_id)
             if not snap.values:
@@ -303,7 +322,8 @@ class AgentRuntime:
                                        "decided_at": now_iso()}
             if resolution is not None:
                 payload["resolution"] = resolution
-            checked = check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC))
+            checked = check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC),
+                                   limits=self.limits)
             if checked.edited_action is not None:
                 self._check_edit(checked.edited_action)
             # The run goes on for its requester: a decider only decides, and never becomes the one
@@ -311,6 +331,14 @@ class AgentRuntime:
             self._invoke(Command(resume={target.id: payload}), thread_id, _requester(snap))
             self._deliver_held(thread_id)
             return self._settle(thread_id)
+
+    def _check_turn(self, thread_id: Any, message: Any, actor: Any) -> None:
+        """The door of every customer turn: refused here, a message changes nothing."""
+        check_name(thread_id, "thread_id", max_chars=self.limits.max_name_chars)
+        check_name(actor, "actor", max_chars=self.limits.max_name_chars)
+        if not isinstance(message, str) or not message.strip():
+            raise InputError("a chat message must be non-empty text", field="message")
+        check_text(message, "message", max_chars=self.limits.max_message_chars)
 
     # -- messages that came in while the run waited on a person ----------------------------------
     def _undelivered(self, thread_id: str, snap: Any) -> list[Any]:
@@ -437,9 +465,6 @@ class _Planned:
     held: list[Any] = field(default_factory=list)
 
 
-def _check_message(message: Any) -> None:
-    if not isinstance(message, str) or not message.strip():
-        raise ResumeError("a chat message must be non-empty text")
 
 
 def _token(thread_id: str, chunk: Any) -> Token | None:
