@@ -45,7 +45,9 @@ $(STAMP): pyproject.toml
 demo: $(CORE_STAMP)
 	$(BIN)/agent-kit demo
 
-test: $(STAMP)
+test: $(STAMP)  # lint and type-check the library (config in pyproject.toml), then the tests
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)

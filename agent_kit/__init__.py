@@ -30,8 +30,8 @@ from agent_kit.errors import (
 
 if _typing.TYPE_CHECKING:
     from agent_kit.credentials import Credentials
-    from agent_kit.limits import InputLimits
     from agent_kit.graph import AgentState, PermissionLayer, RunContext, create_permissioned_agent, layer_of
+    from agent_kit.limits import InputLimits
     from agent_kit.modes import Mode
     from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
     from agent_kit.registry import Compensation, ToolRegistry, ToolSpec, error_in_result, register
@@ -110,10 +110,10 @@ __all__ = [
     "RunContext",
     "StaleInterruptError",
     "StorageError",
-    "UsageError",
     "ToolRegistry",
     "ToolSpec",
     "TurnResult",
+    "UsageError",
     "create_permissioned_agent",
     "error_in_result",
     "layer_of",

@@ -19,10 +19,10 @@ from langgraph.types import Command, Send
 
 from agent_kit import _totals
 from agent_kit._canonical import action_hash, canonical_json, idempotency_key
+from agent_kit._compat import durability
 from agent_kit.errors import AgentKitError
 from agent_kit.interrupts import CUSTOMER, approvals_complete, now_iso
 from agent_kit.modes import Mode
-from agent_kit._compat import durability
 from agent_kit.policy import Decision, Policy
 
 if TYPE_CHECKING:
@@ -106,8 +106,11 @@ class ActionRouter:
     registry: ToolRegistry
     escalation_receivers: tuple[str, ...]
     compensations: frozenset[str]
-    policy: Policy
     store: Any
+
+    if TYPE_CHECKING:
+        @property
+        def policy(self) -> Policy: ...
 
     # -- audit -------------------------------------------------------------------------------
     def audit(self, kind: str, action: Mapping[str, Any] | None, config: RunnableConfig, *, actor: str,
@@ -249,7 +252,8 @@ class ActionRouter:
             out[name] = round(value, 9)
         return out
 
-    def limit_refusal(self, action: Mapping[str, Any], context: Mapping[str, Any], thread: str, tx: Any) -> Decision | None:
+    def limit_refusal(self, action: Mapping[str, Any], context: Mapping[str, Any], thread: str,
+                      tx: Any) -> Decision | None:
         """Inside the ledger's transaction: the decision again with the totals as they are now;
         None when the action may still execute with the grants it holds, else the new decision."""
         decision = self.decide(action, context, thread=thread, tx=tx)
@@ -264,7 +268,7 @@ class ActionRouter:
         return decision
 
     def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig, *,
-              decision: Decision | None = None) -> Command:
+              decision: Decision | None = None) -> Command[Any]:
         """Where an action goes next, decided again under the current policy (or as ``decision`` says)."""
         thread = thread_of(config)
         if decision is None:
@@ -299,7 +303,7 @@ class ActionRouter:
                                       dims=self.dimensions(action, context, thread))
         return Command(goto=Send("execute", task))
 
-    def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
+    def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The permission node: decide every call of the last AI message and send each on its way."""
         refuse_exit_durability(config)
         messages = state.get("messages", [])
@@ -342,7 +346,7 @@ class ActionRouter:
         return Command(update=update, goto=gotos or ["agent"])
 
     def _escalate_turn(self, actions: list[dict[str, Any]], context: dict[str, Any], config: RunnableConfig,
-                       strikes: int) -> Command:
+                       strikes: int) -> Command[Any]:
         """Too many denials in a row: stop looping and hand the case to a person."""
         reason = (f"the run reached {strikes} denials, rejections or tool errors "
                   f"(limit {self.policy.max_strikes}); a person takes over")
@@ -352,7 +356,7 @@ class ActionRouter:
         msgs = [tool_message(a, f"Not run: {reason}", error=True) for a in rest]
         return Command(update={"messages": msgs}, goto=Send("escalation", {"action": first, "context": context}))
 
-    def escalate_strikes(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
+    def escalate_strikes(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The turn keeps failing: hand the last call to a person instead of asking the model again."""
         messages = state.get("messages", [])
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage) and m.tool_calls), None)

@@ -56,7 +56,8 @@ def audit_details(kind: str, data: Mapping[str, Any]) -> str:
         parts.append(value_text(reason))
     if data.get("rule") and str(data["rule"]) not in str(reason or ""):
         parts.append(f"rule {data['rule']}")
-    if data.get("required_role") and kind.endswith("_requested") and str(data["required_role"]) not in str(reason or ""):
+    role = data.get("required_role")
+    if role and kind.endswith("_requested") and str(role) not in str(reason or ""):
         parts.append(f"needs {data['required_role']}")
     if data.get("hidden_fields"):
         parts.append("hidden from the model: " + ", ".join(map(str, data["hidden_fields"])))

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUSY_TIMEOUT_S",
-    "Backend",
     "CONNECT_TIMEOUT_S",
+    "Backend",
     "Database",
     "Row",
     "Tx",
@@ -97,7 +97,7 @@ def to_pyformat(sql: str) -> str:
 
 def utc_now() -> str:
     """The current time as ISO-8601 UTC with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _psycopg() -> ModuleType:
@@ -150,18 +150,18 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         if self._pg:
-            return self._conn.execute(to_pyformat(sql), params).rowcount  # type: ignore[arg-type]
-        return self._conn.execute(sql, params).rowcount  # type: ignore[union-attr]
+            return self._conn.execute(to_pyformat(sql), params).rowcount
+        return self._conn.execute(sql, params).rowcount
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         if self._pg:
-            return self._conn.execute(to_pyformat(sql), params).fetchone()  # type: ignore[arg-type,no-any-return]
-        return self._conn.execute(sql, params).fetchone()  # type: ignore[union-attr,no-any-return]
+            return self._conn.execute(to_pyformat(sql), params).fetchone()
+        return self._conn.execute(sql, params).fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         if self._pg:
-            return self._conn.execute(to_pyformat(sql), params).fetchall()  # type: ignore[arg-type]
-        return self._conn.execute(sql, params).fetchall()  # type: ignore[union-attr]
+            return self._conn.execute(to_pyformat(sql), params).fetchall()
+        return self._conn.execute(sql, params).fetchall()
 
 
 class Database:
@@ -349,6 +349,7 @@ class Database:
         """Run ``fn`` in a write transaction, retrying it when the database is busy."""
         deadline = time.monotonic() + _RETRY_DEADLINE_S
         delay = 0.005
+        failures: tuple[type[Exception], ...] = (sqlite3.DatabaseError, *storage_failures())
         while True:
             try:
                 with self.transaction(lock=lock) as tx:
@@ -356,7 +357,7 @@ class Database:
             except self._busy_errors() as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise self.storage_error(exc) from None
-            except (sqlite3.DatabaseError, *storage_failures()) as exc:
+            except failures as exc:
                 if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
                     raise
                 raise self.storage_error(exc) from None

@@ -18,14 +18,14 @@ import json
 import os
 import signal
 import time
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, Send, interrupt
 
 from agent_kit import _effects
 from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
@@ -99,7 +99,8 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
                     answer = _as_authenticated(answer, config)
                 elif auth_identity(config) not in (None, request.get("requested_by")):
                     # The customer answers their own verification; a signed-in operator cannot.
-                    raise ApprovalError(f"only {request.get('requested_by')!r}, who asked for this action, can answer it")
+                    raise ApprovalError(f"only {request.get('requested_by')!r}, who asked for this action, "
+                                        "can answer it")
                 elif auth_identity(config) and isinstance(answer, Mapping) and answer.get("approver") is None:
                     answer = {**answer, "approver": CUSTOMER}  # the signed-in customer, answering as themselves
             # Expiry by this server's clock: now for a fresh answer, the recorded time for one
@@ -152,7 +153,7 @@ def _who(answer: Any) -> str:
     return str(answer.get("approver")) if isinstance(answer, Mapping) and answer.get("approver") else "unknown"
 
 
-def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     action, context = dict(task["action"]), dict(task["context"])
     decision = layer.decide(action, context)
     grants = {**action["grants"], "verified": list(action["grants"]["verified"]),
@@ -211,7 +212,7 @@ def _question(kind: str, action: Mapping[str, Any]) -> str:
     return f"Please confirm: {action['tool'].replace('_', ' ')} ({args}). Reply yes or no."
 
 
-def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     action, context = dict(task["action"]), dict(task["context"])
     decision = layer.decide(action, context)
     given = list(action["grants"]["approvals"])
@@ -251,7 +252,7 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
     return layer.route(action, context, config)
 
 
-def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     action, context = dict(task["action"]), dict(task["context"])
     summary = layer.summary(action, context)
     receivers = list(layer.escalation_receivers)
@@ -267,7 +268,8 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     if d.resolution == "return":
         text = f"{head}. A person ({d.actor}) reviewed the case and handed it back: {d.message}"
         msg = HumanMessage(content=f"[operator {d.actor}] {d.message}", name="operator",
-                           additional_kwargs={HANDOFF_MARK: True}) if handoff else tool_message(action, text, error=True)
+                           additional_kwargs={HANDOFF_MARK: True}) if handoff \
+        else tool_message(action, text, error=True)
         return Command(update={"messages": [msg]}, goto="agent")
     text = f"{head}. A person ({d.actor}) closed the case: {d.message}"
     update: dict[str, Any] = {"status": "closed", "context": {"closing_note": d.message}}
@@ -275,13 +277,13 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     return Command(update=update, goto="agent")
 
 
-def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     refuse_exit_durability(config)
     action, context = dict(task["action"]), dict(task["context"])
     # Fail closed: the policy may have changed since the action was cleared; decide it again.
     cmd = layer.route(action, context, config)
     goto = cmd.goto
-    if not (getattr(goto, "node", None) == "execute"):
+    if not isinstance(goto, Send) or goto.node != "execute":
         return cmd
     action = goto.arg["action"]
     spec = layer.registry[action["tool"]]
@@ -306,7 +308,8 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
         update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
                                          config)
-        message = tool_message(action, refused, error=True) if refused else tool_message(action, _seen(visible, layer.limits))
+        message = (tool_message(action, refused, error=True) if refused
+                   else tool_message(action, _seen(visible, layer.limits)))
         return Command(update={"messages": [message], "context": update}, goto="agent")
 
     key = idempotency_key(thread, call_id(action), action["hash"])
@@ -375,7 +378,8 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
                                              config)
     visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
-    message = tool_message(action, f"Done, but: {refused}", error=True) if refused else tool_message(action, _seen(visible, layer.limits))
+    message = (tool_message(action, f"Done, but: {refused}", error=True) if refused
+               else tool_message(action, _seen(visible, layer.limits)))
     return Command(update={"messages": [message], "context": context_update}, goto="agent")
 
 
@@ -426,7 +430,7 @@ def _executed_data(action: Mapping[str, Any], key: str, result: Any, duration_ms
 
 
 def _refuse_respend(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig,
-                    exc: _effects.GrantSpentError) -> Command:
+                    exc: _effects.GrantSpentError) -> Command[Any]:
     """A payload carrying grants another execution already consumed: nothing runs; it is audited."""
     reason = str(exc)
     layer.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:respent",
@@ -500,7 +504,7 @@ def _not_on_record(layer: PermissionLayer, spec: Any, action: Mapping[str, Any],
 
 
 def _tool_failed(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any, *,
-                 key: str | None = None, recorded: bool = False) -> Command:
+                 key: str | None = None, recorded: bool = False) -> Command[Any]:
     layer.store.audit.append(**_failed_fields(layer, action, config, exc, key))
     return _tool_message_failed(action, exc)
 
@@ -512,13 +516,13 @@ def _failed_fields(layer: PermissionLayer, action: Mapping[str, Any], config: Ru
                               data={"error": str(exc), "idempotency_key": key})
 
 
-def _tool_message_failed(action: Mapping[str, Any], exc: Any) -> Command:
+def _tool_message_failed(action: Mapping[str, Any], exc: Any) -> Command[Any]:
     return Command(update={"messages": [tool_message(action, f"Error: {exc}", error=True)], "strikes": 1},
                    goto="agent")
 
 
 def _outcome_unknown(layer: PermissionLayer, action: dict[str, Any], context: dict[str, Any],
-                     config: RunnableConfig, key: str) -> Command:
+                     config: RunnableConfig, key: str) -> Command[Any]:
     """An effect was started and its outcome is unknown: never re-run blindly; a person decides."""
     from langgraph.types import Send
 
@@ -529,7 +533,7 @@ def _outcome_unknown(layer: PermissionLayer, action: dict[str, Any], context: di
     return Command(goto=Send("escalation", {"action": action, "context": context}))
 
 
-def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command:
+def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     action, context = dict(task["action"]), dict(task["context"])
     # Decided again under the current policy: a payload that is not a recommendation or a draft
     # now goes where policy sends it.
@@ -554,8 +558,9 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
     draft_id: Any
     if spec.draft is not None:
         # The draft tool writes to the system of record: it is an effect like any other.
-        call_args = {**action["args"], **{arg: context.get(k) for arg, k in spec.inject.items()}, "idempotency_key": key}
-        record, created = _effects.start(
+        injected = {arg: context.get(k) for arg, k in spec.inject.items()}
+        call_args = {**action["args"], **injected, "idempotency_key": key}
+        record, _created = _effects.start(
             store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
             action_hash=action["hash"], args=action["args"], grants=[],
             intent=layer.audit_fields("started", action, config, actor="agent", key=f"{key}:started",

@@ -69,7 +69,8 @@ def _value_type(v: Any) -> str:
     return "object"
 
 
-def _schema_types(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[frozenset[str] | None, Mapping[str, Any]]:
+def _schema_types(schema: Mapping[str, Any],
+                  defs: Mapping[str, Any]) -> tuple[frozenset[str] | None, Mapping[str, Any]]:
     """JSON types of a JSON-schema node, and the node itself with ``$ref`` resolved."""
     if "$ref" in schema:
         name = str(schema["$ref"]).rsplit("/", 1)[-1]
@@ -126,7 +127,8 @@ class _Paths:
                 inner = node.get("properties")
                 if inner is None:
                     if types is not None and "object" not in types:
-                        return _ANY, f"{self.tool} argument {'.'.join(parts[:1])!r} is not an object; {path!r} is never set"
+                        return _ANY, (f"{self.tool} argument {'.'.join(parts[:1])!r} is not an object; "
+                                      f"{path!r} is never set")
                     return _ANY, None
                 if part not in inner:
                     return _ANY, f"{self.tool} argument {head!r} has no field {part!r}"

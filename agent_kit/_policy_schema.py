@@ -8,11 +8,10 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
-from typing_extensions import Annotated
 
 from agent_kit.modes import Mode
 
@@ -79,7 +78,8 @@ class Condition(_Strict):
         """A fast predicate over the request, equivalent to :meth:`holds`."""
         root, *parts = self.path.split(".")
         op, expected = self.op, self.value
-        ref = tuple(str(expected["ref"]).split(".")) if isinstance(expected, dict) and set(expected) == {"ref"} else None
+        is_ref = isinstance(expected, dict) and set(expected) == {"ref"}
+        ref = tuple(str(expected["ref"]).split(".")) if is_ref else None
         cmp = _CMP.get(op)
         if root == "aggregates":
             # A total the caller did not supply is unknown: the rule applies (fail closed).
@@ -109,7 +109,7 @@ class Condition(_Strict):
             # The common case, kept to one dictionary walk and one comparison.
             key = parts[0]
 
-            def pred(request: Mapping[str, Any]) -> bool:
+            def pred_one_key(request: Mapping[str, Any]) -> bool:
                 node = request[root]
                 if key not in node:
                     return False
@@ -117,11 +117,11 @@ class Condition(_Strict):
                 if actual != actual:  # NaN compares false with every limit: the rule applies
                     return True
                 try:
-                    return bool(cmp(actual, expected))  # type: ignore[misc]
+                    return bool(cmp(actual, expected))
                 except TypeError:
                     return True
 
-            return pred
+            return pred_one_key
 
         def pred(request: Mapping[str, Any]) -> bool:
             actual = get(request, root, parts)
@@ -139,7 +139,7 @@ class Condition(_Strict):
             if actual != actual:  # NaN: fail closed
                 return True
             try:
-                return bool(cmp(actual, want))  # type: ignore[misc]
+                return bool(cmp(actual, want))
             except TypeError:
                 return True
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._db import Database, Tx, utc_now
@@ -60,7 +60,7 @@ def since(window: int | None) -> str:
     """The start of a window ending now, in the stored timestamp format ('' for all time)."""
     if window is None:
         return ""
-    return (datetime.now(timezone.utc) - timedelta(seconds=window)).isoformat(timespec="microseconds")
+    return (datetime.now(UTC) - timedelta(seconds=window)).isoformat(timespec="microseconds")
 
 
 def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[tuple[str, str]],

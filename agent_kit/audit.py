@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT_KINDS",
+    "GENESIS",
     "AuditEntry",
     "AuditLog",
-    "GENESIS",
     "VerifyReport",
 ]
 
@@ -256,7 +256,7 @@ class AuditLog:
         # Read the anchor before the chain: a head anchored while we stream is then never
         # mistaken for a cut tail.
         anchored = self.anchor.latest() if self.anchor is not None else None
-        if anchored is not None:
+        if anchored is not None and self.anchor is not None:
             why = check(_anchor_message(anchored.seq, anchored.hash), anchored.mac)
             if why is not None:
                 return VerifyReport(False, 0, 0, GENESIS, anchored.seq, (

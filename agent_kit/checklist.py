@@ -91,7 +91,8 @@ def _inert_rules(policy: Policy, registry: ToolRegistry) -> list[str]:
     return out
 
 
-def build_checklist(registry: ToolRegistry, policy: Policy, context_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_checklist(registry: ToolRegistry, policy: Policy,
+                    context_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Answers and gaps, as plain JSON: ``{"ok", "policy_version", "questions": [...], "gaps": [...]}``.
 
     Anything that could make a rule never fire is a gap: a path no call can have, an operand of
@@ -108,7 +109,8 @@ def build_checklist(registry: ToolRegistry, policy: Policy, context_keys: Mappin
         mode = entry.mode.stricter(spec.mode)
         answers["systems"].append(f"{name}: {spec.system}")
         if spec.reads or mode is Mode.READ_ONLY:
-            hidden = "all fields visible" if entry.visible_fields is None else f"visible only: {', '.join(entry.visible_fields)}"
+            hidden = ("all fields visible" if entry.visible_fields is None
+                      else f"visible only: {', '.join(entry.visible_fields)}")
             answers["reads"].append(f"{name} reads {', '.join(spec.reads) or 'its result'} ({hidden})")
         if spec.changes:
             answers["changes"].append(f"{name} changes {', '.join(spec.changes)} (mode {mode.value})")
@@ -125,13 +127,15 @@ def build_checklist(registry: ToolRegistry, policy: Policy, context_keys: Mappin
                     gaps.append(f"{name} rule {r.id} needs {r.approval.count}× role {r.approval.role}, "
                                 f"but only {len(holders)} approver(s) hold it: {', '.join(holders) or 'nobody'}")
                 answers["approvals"].append(
-                    f"{name} [{r.id}]: approval by {r.approval.count}× {r.approval.role} ({', '.join(holders) or 'NOBODY'})")
+                    f"{name} [{r.id}]: approval by {r.approval.count}× {r.approval.role} "
+                    f"({', '.join(holders) or 'NOBODY'})")
             if r.verification:
                 answers["approvals"].append(f"{name} [{r.id}]: customer {r.verification} verification")
         if spec.compensation is not None:
             need = policy.rollback_requirement(name)
             who = f"role {need.role}" if need else "NOBODY (no rollback entry)"
-            answers["reversal"].append(f"{name}: reversed by {spec.compensation.tool} ({spec.compensation.description}); "
+            answers["reversal"].append(f"{name}: reversed by {spec.compensation.tool} "
+                                       f"({spec.compensation.description}); "
                                        f"who may roll back: {who}")
             if need is None:
                 gaps.append(f"{name} has a compensation but the policy names nobody who may roll it back")
@@ -156,9 +160,11 @@ def build_checklist(registry: ToolRegistry, policy: Policy, context_keys: Mappin
         "unknown tools, invalid arguments and denied calls never run; the model is told why (deny by default)",
         f"after {policy.max_strikes} denials, rejections or tool errors in a turn the case escalates to a person",
         f"escalations go to: {', '.join(reachable) or 'NOBODY'}" + ("" if escalates else " (no rule escalates)"),
-        "an effect whose outcome is unknown after a crash is reconciled by its idempotency key or escalated, never re-run",
+        "an effect whose outcome is unknown after a crash is reconciled by its idempotency key or escalated, "
+        "never re-run",
     ]
-    answers["reversal"].insert(0, "every read, decision and effect is in the hash-chained audit trail (agent-kit audit --verify)")
+    answers["reversal"].insert(0, "every read, decision and effect is in the hash-chained audit trail "
+                                  "(agent-kit audit --verify)")
     questions = [{"id": k, "question": q, "answers": answers[k], "answered": bool(answers[k])} for k, q in QUESTIONS]
     for q in questions:
         if not q["answered"] and q["id"] not in ("changes",):

@@ -193,8 +193,8 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
 
         conn = sqlite3.connect(str(store.path), check_same_thread=False, timeout=BUSY_TIMEOUT_S)
         conn.execute(f"PRAGMA synchronous={sqlite_synchronous()}")  # see sqlite_synchronous()
-        saver = _guarded_sqlite_saver(SqliteSaver)(conn, serde=serde)
-        saver.store_db = store._db  # type: ignore[attr-defined]
+        saver: SqliteSaver = _guarded_sqlite_saver(SqliteSaver)(conn, serde=serde)
+        saver.store_db = store._db  # type: ignore[attr-defined]  # GuardedSqliteSaver declares it
         saver.setup()
         return saver
     import psycopg
@@ -211,7 +211,7 @@ def _guarded_sqlite_saver(base: type[Any]) -> type[Any]:
     """``SqliteSaver`` whose writes first check that the store's file is still the one opened,
     and whose storage failures are :class:`~agent_kit.errors.StorageError` naming the file."""
 
-    class GuardedSqliteSaver(base):  # type: ignore[misc,valid-type]
+    class GuardedSqliteSaver(base):  # type: ignore[misc]  # base is SqliteSaver, passed in to import it lazily
         store_db: Any
 
         def _guarded(self, method: str, *args: Any, **kwargs: Any) -> Any:

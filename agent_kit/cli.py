@@ -106,10 +106,13 @@ def _emit(data: Any) -> None:
 
 
 # -- shared options ------------------------------------------------------------------------------
-HomeOpt = Annotated[Optional[str], typer.Option("--home", metavar="DIR", help="Home folder (default: AGENT_KIT_HOME or ./.agent_kit).")]  # noqa: UP045
-DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", metavar="URL", help="Postgres URL for every store (or AGENT_KIT_DB_URL).")]  # noqa: UP045
+HomeOpt = Annotated[Optional[str], typer.Option("--home", metavar="DIR",  # noqa: UP045
+                                                help="Home folder (default: AGENT_KIT_HOME or ./.agent_kit).")]
+DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", metavar="URL",  # noqa: UP045
+                                                 help="Postgres URL for every store (or AGENT_KIT_DB_URL).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-GraphOpt = Annotated[Optional[str], typer.Option("--graph", metavar="MODULE:ATTR", help="module:attr or ./file.py:attr of the graph (default: langgraph.json).")]  # noqa: UP045
+GraphOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--graph", metavar="MODULE:ATTR", help="module:attr or ./file.py:attr of the graph (default: langgraph.json).")]
 
 _COMMON = [
     inspect.Parameter("common_home", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=HomeOpt),
@@ -269,9 +272,12 @@ def _show_pending_item(p: dict[str, Any]) -> None:
 # -- commands ------------------------------------------------------------------------------------
 @_command
 def chat(
-    thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD", help="Thread id (a new one if omitted).")] = None,  # noqa: UP045
-    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="TEXT", help="One customer message; omit for a REPL.")] = None,  # noqa: UP045
-    as_: Annotated[str, typer.Option("--as", metavar="NAME", help="Who is writing (default: the customer).")] = "customer",
+    thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD",  # noqa: UP045
+                                                  help="Thread id (a new one if omitted).")] = None,
+    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="TEXT",  # noqa: UP045
+                                                   help="One customer message; omit for a REPL.")] = None,
+    as_: Annotated[str, typer.Option("--as", metavar="NAME",
+                                     help="Who is writing (default: the customer).")] = "customer",
 ) -> None:
     """One customer turn, or a REPL without --message."""
     if message is not None and not message.strip():
@@ -328,8 +334,10 @@ def _print_audit(entries: list[Any], thread: str | None) -> None:
 
 @_command
 def pending(
-    kind: Annotated[Optional[str], typer.Option("--kind", metavar="KIND", help="approval, verification or escalation.")] = None,  # noqa: UP045
-    thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD", help="Only this thread.")] = None,  # noqa: UP045
+    kind: Annotated[Optional[str], typer.Option("--kind", metavar="KIND",  # noqa: UP045
+                                                help="approval, verification or escalation.")] = None,
+    thread: Annotated[Optional[str], typer.Option("--thread", metavar="THREAD",  # noqa: UP045
+                                                  help="Only this thread.")] = None,
     ids: Annotated[bool, typer.Option("--ids", help="Only the interrupt ids, one a line (for scripts).")] = False,
 ) -> None:
     """Runs paused on a person (from the inbox index): what each waits for, who must act and how."""
@@ -396,7 +404,8 @@ def _edited_action(rt: Any, thread: str, interrupt: str | None, hash_: str | Non
     return {"name": edited.get("name") or action["name"], "args": {**action["args"], **args}}
 
 
-AsOpt = Annotated[str, typer.Option("--as", metavar="NAME", help="Your name as the policy lists it (its roles decide).")]
+AsOpt = Annotated[str, typer.Option("--as", metavar="NAME",
+                                    help="Your name as the policy lists it (its roles decide).")]
 InterruptOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
     "--interrupt", metavar="ID", help="The interrupt id `agent-kit pending` shows: the decision lands on it only.")]
 HashOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -443,8 +452,9 @@ def approve(
     interrupt: InterruptOpt = None,
     hash_: HashOpt = None,
     edit: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--edit", metavar="JSON", help='Edit, then approve: changed args as JSON (\'{"amount": 40}\', merged onto the pending '
-                       'action) or a whole action (\'{"name": ..., "args": {...}}\').')] = None,
+        "--edit", metavar="JSON",
+        help='Edit, then approve: changed args as JSON (\'{"amount": 40}\', merged onto the pending '
+             'action) or a whole action (\'{"name": ..., "args": {...}}\').')] = None,
 ) -> None:
     """Approve (or edit and approve) the pending action named by --interrupt or --hash, and resume the run."""
     approver = _need(as_, "--as NAME", "every decision is made by an identified person")
@@ -480,7 +490,8 @@ def resolve(
     thread: Annotated[str, typer.Argument(metavar="THREAD", help="The escalated thread.", show_default=False)],
     *,
     as_: AsOpt,
-    note: Annotated[str, typer.Option("--note", metavar="TEXT", help="The resolution; the customer gets it as the reply.")],
+    note: Annotated[str, typer.Option("--note", metavar="TEXT",
+                                      help="The resolution; the customer gets it as the reply.")],
     interrupt: InterruptOpt = None,
     hash_: HashOpt = None,
     hand_back: Annotated[bool, typer.Option("--return", help="Hand the run back to the agent with the note.")] = False,
@@ -497,11 +508,13 @@ def resolve(
 
 @_command
 def audit(
-    thread: Annotated[Optional[str], typer.Argument(metavar="THREAD", help="Only this thread.", show_default=False)] = None,  # noqa: UP045
+    thread: Annotated[Optional[str], typer.Argument(metavar="THREAD",  # noqa: UP045
+                                                    help="Only this thread.", show_default=False)] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 on any tampering.")] = False,
     expect_head: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--expect-head", metavar="HASH", help="A head hash exported earlier; implies --verify (the anchor already "
-                                              "catches truncation: this checks against a head you kept elsewhere too).")] = None,
+        "--expect-head", metavar="HASH",
+        help="A head hash exported earlier; implies --verify (the anchor already "
+             "catches truncation: this checks against a head you kept elsewhere too).")] = None,
     rotate_key: Annotated[bool, typer.Option(
         "--rotate-key", help="Make a new audit key current (older entries keep verifying with theirs).")] = False,
 ) -> None:
@@ -534,7 +547,8 @@ def audit(
 
 @_command
 def rollback(
-    entry: Annotated[int, typer.Argument(metavar="ENTRY", help="The audit seq of the 'executed' entry to reverse.", show_default=False)],
+    entry: Annotated[int, typer.Argument(metavar="ENTRY",
+                                         help="The audit seq of the 'executed' entry to reverse.", show_default=False)],
     *,
     as_: AsOpt,
 ) -> None:
@@ -553,7 +567,8 @@ def rollback(
 @_command
 def checklist(
     policy: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--policy", metavar="FILE", help="Check this policy file against the graph's tools instead of the graph's own.")] = None,
+        "--policy", metavar="FILE",
+        help="Check this policy file against the graph's tools instead of the graph's own.")] = None,
 ) -> None:
     """The pre-deployment checklist; exit 1 where a question has no answer."""
     from agent_kit.checklist import build_checklist, to_markdown
@@ -579,7 +594,8 @@ def _drawable(layer: Any) -> Any:
 
 @_command
 def graph(
-    png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE", help="Write a PNG here (needs pygraphviz; drawn offline).")] = None,  # noqa: UP045
+    png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE",  # noqa: UP045
+                                                help="Write a PNG here (needs pygraphviz; drawn offline).")] = None,
 ) -> None:
     """The graph with its permission, verification, approval, escalation and execute nodes (Mermaid, or PNG)."""
     from agent_kit.graph import layer_of
@@ -636,7 +652,8 @@ def _fresh_demo_home(folder: Path) -> None:
 
 @_command
 def demo() -> None:
-    """The reference story offline on a fresh demo home (<home>/demo): every mode once, an approval, the audit verified."""
+    """The reference story offline on a fresh demo home (<home>/demo): every mode once, an approval, the audit
+    verified."""
     from agent_kit._loader import graph_ref, load_object
     from agent_kit.store import DEFAULT_HOME
 

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._db import Database, Tx, utc_now
@@ -60,7 +60,7 @@ class Credentials:
     """Passwords and bearer tokens of the approvers, in one open :class:`~agent_kit.store.Store`."""
 
     def __init__(self, store: Store) -> None:
-        self._db: Database = store._db  # noqa: SLF001  (the store's own database; same package)
+        self._db: Database = store._db
         self._audit = store.audit
         # A fixed dummy row, so checking an unknown name costs one scrypt like a known one.
         self._dummy = (secrets.token_bytes(_SALT_BYTES), SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
@@ -131,7 +131,7 @@ class Credentials:
             raise CredentialError(f"expires_in must be positive, got {expires_in}; omit it for a token "
                                   "valid until revoked")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires = (datetime.now(timezone.utc) + expires_in).isoformat(timespec="microseconds") \
+        expires = (datetime.now(UTC) + expires_in).isoformat(timespec="microseconds") \
             if expires_in is not None else None
 
         def write(tx: Tx) -> None:

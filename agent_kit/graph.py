@@ -33,10 +33,10 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates
 from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
-from agent_kit.errors import AgentKitError, InputError, ModelError
 from agent_kit._canonical import canonical_json
-from agent_kit.limits import InputLimits, check_name, check_text, check_value, storable_result
 from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
+from agent_kit.errors import AgentKitError, InputError, ModelError
+from agent_kit.limits import InputLimits, check_name, check_text, check_value, storable_result
 from agent_kit.policy import Policy, PolicySource
 from agent_kit.registry import ToolRegistry, ToolSpec
 
@@ -262,24 +262,30 @@ class PermissionLayer(ActionRouter):
         return _gates.record(self, task, config)
 
     # -- building ----------------------------------------------------------------------------
-    def builder(self) -> StateGraph:
+    def builder(self) -> StateGraph[Any, Any, Any, Any]:
         """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
-        g: StateGraph = StateGraph(AgentState, input_schema=InputState, context_schema=RunContext)
+        g: StateGraph[Any, Any, Any, Any] = StateGraph(AgentState, input_schema=InputState,
+                                                       context_schema=RunContext)
         g.add_node("agent", self.agent, destinations=("escalation",))
         g.add_node("permission", self.permission,
                    destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
-        g.add_node("verification", self.verification, destinations=("approval", "execute", "escalation", "agent"))
-        g.add_node("approval", self.approval,
-                   destinations=("verification", "execute", "escalation", "record", "agent"))
-        g.add_node("escalation", self.escalation, destinations=("agent",))
-        g.add_node("execute", self.execute, destinations=("agent", "escalation", "approval", "verification"))
-        g.add_node("record", self.record, destinations=("agent",))
+        # The gates are Send targets: each takes its task (one action), not the graph's state.
+        gates: dict[str, tuple[Any, tuple[str, ...]]] = {
+            "verification": (self.verification, ("approval", "execute", "escalation", "agent")),
+            "approval": (self.approval, ("verification", "execute", "escalation", "record", "agent")),
+            "escalation": (self.escalation, ("agent",)),
+            "execute": (self.execute, ("agent", "escalation", "approval", "verification")),
+            "record": (self.record, ("agent",)),
+        }
+        for name, (node, destinations) in gates.items():
+            g.add_node(name, node, destinations=destinations)
         g.add_edge(START, "agent")
         g.add_conditional_edges("agent", _after_agent, ["permission", END])
         return g
 
-    def compile(self, checkpointer: BaseCheckpointSaver | None | bool = None, **kw: Any) -> CompiledStateGraph:
-        graph = self.builder().compile(checkpointer=checkpointer, **kw)  # type: ignore[arg-type]
+    def compile(self, checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
+                **kw: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
+        graph = self.builder().compile(checkpointer=checkpointer, **kw)
         graph.agent_kit = self  # type: ignore[attr-defined]
         return graph
 
@@ -375,7 +381,7 @@ def create_permissioned_agent(
     tools: Sequence[ToolSpec | BaseTool | Callable[..., Any]],
     policy: Policy | str | Path,
     *,
-    checkpointer: BaseCheckpointSaver | None | bool = None,
+    checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
     store: Any = None,
     system_prompt: str | None = None,
     observe: Callable[[str], Mapping[str, Any]] | None = None,
@@ -383,7 +389,7 @@ def create_permissioned_agent(
     context_keys: Mapping[str, Any] | None = None,
     name: str = "agent_kit",
     limits: InputLimits | None = None,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Wrap a model and its tools in permission, verification, approval and escalation nodes.
 
     Args:
@@ -431,7 +437,8 @@ def layer_of(graph: Any) -> PermissionLayer:
 
 
 
-def with_checkpointer(graph: CompiledStateGraph, checkpointer: BaseCheckpointSaver) -> CompiledStateGraph:
+def with_checkpointer(graph: CompiledStateGraph[Any, Any, Any, Any],
+                      checkpointer: BaseCheckpointSaver[Any]) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The compiled graph on another checkpointer: a copy (never compiled again), the graph given
     left as it was."""
     layer = layer_of(graph)

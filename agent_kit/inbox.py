@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 __all__ = [
-    "Inbox",
     "PENDING_KINDS",
+    "Inbox",
     "PendingItem",
     "PendingKind",
 ]
@@ -123,7 +123,7 @@ class Inbox:
 
     def list(self, *, kind: str | None = None, limit: int | None = None) -> list[PendingItem]:
         """Pending items (of one kind, if given), oldest request first."""
-        sql, params = "SELECT body FROM inbox", []
+        sql, params = "SELECT body FROM inbox", list[Any]()
         if kind is not None:
             sql += " WHERE kind = ?"
             params.append(kind)

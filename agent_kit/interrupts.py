@@ -12,7 +12,7 @@ refuses what slipped through by asking again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -189,7 +189,7 @@ def check_resume(
     edited = None
     if dtype == "edit":
         ea = d.get("edited_action")
-        if not isinstance(ea, Mapping) or not isinstance(ea.get("name"), str) or not isinstance(ea.get("args"), Mapping):
+        if not (isinstance(ea, Mapping) and isinstance(ea.get("name"), str) and isinstance(ea.get("args"), Mapping)):
             raise ResumeError("an edit needs 'edited_action' with 'name' (text) and 'args' (object)")
         edited = {"name": ea["name"], "args": dict(ea["args"])}
     return ResumeDecision(type=dtype, actor=actor, role=role, message=message, edited_action=edited,
@@ -214,7 +214,8 @@ def _check_inputs(payload: Any, limits: InputLimits) -> None:
                         max_depth=limits.max_depth)
 
 
-def approvals_complete(requirements: list[Mapping[str, Any]], given: list[Mapping[str, Any]], roles_of: Any) -> bool:
+def approvals_complete(requirements: Sequence[Mapping[str, Any]], given: Sequence[Mapping[str, Any]],
+                       roles_of: Any) -> bool:
     """Whether the approvals given meet every requirement (distinct approvers, right roles)."""
     if not requirements:
         return True
@@ -223,6 +224,6 @@ def approvals_complete(requirements: list[Mapping[str, Any]], given: list[Mappin
     return len(distinct) >= need and not any(_unmet(r, given, roles_of) for r in requirements)
 
 
-def _unmet(req: Mapping[str, Any], given: list[Mapping[str, Any]], roles_of: Any) -> bool:
+def _unmet(req: Mapping[str, Any], given: Sequence[Mapping[str, Any]], roles_of: Any) -> bool:
     have = sum(1 for g in given if req["role"] in roles_of(g["approver"]))
     return bool(have < req["count"])

@@ -161,7 +161,9 @@ class ExecutionLedger:
 
     def counted(self, keys: Sequence[str], tx: Tx | None = None) -> set[str]:
         """Which of these action keys the totals already count."""
-        return _totals.present(tx, keys) if tx is not None else _totals.read(self._db, lambda t: _totals.present(t, keys))
+        if tx is not None:
+            return _totals.present(tx, keys)
+        return set(_totals.read(self._db, lambda t: _totals.present(t, keys)))
 
     def finish(self, key: str, *, result: Any = None, error: str | None = None,
                duration_ms: float | None = None) -> LedgerRecord:

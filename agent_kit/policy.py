@@ -161,7 +161,7 @@ class Policy:
         """Per tool: each rule as (id, predicates, deny, mode, rank, role, count, verification, reason)."""
         cached = self._compiled.get(tool)
         if cached is None:
-            out = []
+            out: list[tuple[Any, ...]] = []
             if entry.mode is Mode.EXECUTE_GATED:
                 # The entry's own gate: every call of an execute_gated tool passes it.
                 out.append((f"tools.{tool}", (), None, Mode.EXECUTE_GATED, Mode.EXECUTE_GATED.rank,
@@ -186,7 +186,10 @@ class Policy:
             base: tuple[Any, ...] = (None,)
         else:
             mode = entry.mode if ceiling is None else entry.mode.stricter(ceiling)
-            decided_by = f"tools.{tool}.mode" if ceiling is None or mode == entry.mode else f"registered:{ceiling.value}"
+            if ceiling is None or mode == entry.mode:
+                decided_by = f"tools.{tool}.mode"
+            else:
+                decided_by = f"registered:{ceiling.value}"
             base = (entry, mode, mode.rank, decided_by, entry.description or f"{tool} is {mode.value}",
                     entry.approval_expiry or self.document.defaults.approval_expiry, self._compiled_rules(tool, entry))
         self._base[(tool, ceiling)] = base
@@ -278,7 +281,7 @@ class Policy:
             cached = self._compiled[" counted"] = frozenset(
                 t for name, entry in self.document.tools.items() for agg in entry.aggregates.values()
                 for t in (name, *agg.tools))
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def rollback_requirement(self, tool: str) -> ApprovalRequirement | None:
         entry = self.document.tools.get(tool)
@@ -394,7 +397,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
             except TypeError:
@@ -411,7 +414,7 @@ def _parse_yaml(raw: bytes, path: Path, named_by: Path | None) -> Any:
     where = f"policy file {str(path)!r}" if named_by is None else (
         f"invalid policy in {named_by}: approvers_file: {str(path)!r}")
     try:
-        return yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(raw.decode("utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{where} is not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:

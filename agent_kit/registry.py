@@ -85,7 +85,7 @@ class ToolSpec:
             return None
         try:
             verdict = self.failure(result)
-        except Exception as exc:  # noqa: BLE001  (the tool ran; its outcome could not be told)
+        except Exception as exc:
             return f"the failure check of {self.name} raised {type(exc).__name__}: {exc}"
         if verdict is None or verdict is False:
             return None
@@ -108,7 +108,7 @@ class ToolSpec:
         """The arguments the model may set (injected ones are hidden)."""
         if isinstance(self.tool.args_schema, dict):
             return _model_json_schema(self.tool.args_schema, set(self.inject) | {IDEMPOTENCY_ARG})
-        return self.tool.tool_call_schema
+        return _pydantic_schema(self.tool)
 
     @property
     def model_tool(self) -> BaseTool | dict[str, Any]:
@@ -133,7 +133,7 @@ class ToolSpec:
             raise ValueError(f"argument(s) {', '.join(extra)} are set by agent_kit, not by the caller")
         if isinstance(self.tool.args_schema, dict):  # a tool wrapped from a JSON schema
             return _check_json_args(self.name, _model_json_schema(self.tool.args_schema, hidden), args)
-        schema = self.tool.tool_call_schema
+        schema = _pydantic_schema(self.tool)
         try:
             model = schema.model_validate(dict(args))
         except ValidationError as exc:
@@ -194,6 +194,15 @@ def _model_json_schema(schema: Mapping[str, Any], hidden: set[str]) -> dict[str,
     return out
 
 
+def _pydantic_schema(tool: BaseTool) -> type[BaseModel]:
+    """The tool's call schema as a pydantic v2 model (LangChain builds one for every tool without a JSON schema)."""
+    schema = tool.tool_call_schema
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise RegistrationError(f"tool {tool.name!r} has an argument schema agent_kit cannot check "
+                                f"({schema!r}); give it a pydantic v2 model or a JSON schema")
+    return schema
+
+
 def _json_validator(name: str, schema: Mapping[str, Any]) -> Any:
     """A validator for a tool's JSON schema; a schema that is not valid JSON Schema is refused."""
     from jsonschema import SchemaError
@@ -201,7 +210,7 @@ def _json_validator(name: str, schema: Mapping[str, Any]) -> Any:
 
     cls = validator_for(schema)
     try:
-        cls.check_schema(schema)
+        cls.check_schema(dict(schema))
     except SchemaError as exc:
         raise RegistrationError(f"tool {name!r} has an invalid JSON schema: {exc.message}") from None
     if schema.get("type", "object") != "object":

@@ -221,7 +221,7 @@ def reclaim_space(checkpointer_or_store: Any, *, full: bool = False) -> None:
 
     A no-op on Postgres, where autovacuum makes freed space reusable.
     """
-    saver = _saver(checkpointer_or_store)
+    saver: Any = _saver(checkpointer_or_store)  # a SqliteSaver: its lock and connection
     if _kind(saver) != "sqlite":
         return
     with saver.lock:

@@ -34,7 +34,8 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
     if entry is None:
         raise RollbackError(f"no audit entry {entry_seq}")
     if entry.kind != "executed":
-        raise RollbackError(f"audit entry {entry_seq} is a {entry.kind!r} entry; only 'executed' actions can be rolled back")
+        raise RollbackError(f"audit entry {entry_seq} is a {entry.kind!r} entry; "
+                            "only 'executed' actions can be rolled back")
     spec = layer.registry.get(entry.tool or "")
     if spec is None:
         raise RollbackError(f"tool {entry.tool!r} of entry {entry_seq} is not registered in this graph")
@@ -43,7 +44,8 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         raise RollbackError(f"{spec.name} (entry {entry_seq}) cannot be rolled back: {why}")
     need = layer.policy.rollback_requirement(spec.name)
     if need is None:
-        raise RollbackError(f"the policy names nobody who may roll back {spec.name}; add `rollback: {{role: ...}}` to its entry")
+        raise RollbackError(f"the policy names nobody who may roll back {spec.name}; "
+                            "add `rollback: {role: ...}` to its entry")
     if need.count > 1:
         # Rollback takes one approver; a policy asking for more is not met by one: fail closed.
         raise RollbackError(f"rolling back {spec.name} needs {need.count} approvers with role {need.role}; "
@@ -97,7 +99,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         if record.status == "done":
             result = record.result
             audit_entry = store.audit.append(**rolled_back, data={**detail, "result_hash": result_hash(result)})
-            if store.ledger.get(key).rolled_back_by is None:  # type: ignore[union-attr]
+            if store.ledger.get(key).rolled_back_by is None:
                 store.ledger.mark_rolled_back(key, audit_entry.seq)
         else:
             started = time.perf_counter()

@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.types import Command
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command, StreamMode
 
 from agent_kit._actions import ACTOR_KEY
 from agent_kit._db import storage_failures
 from agent_kit._decisions import Named, Target, describe, named
-from agent_kit.errors import (AgentKitError, ApprovalError, DecisionInputError, InputError, ResumeError,
-                              StaleInterruptError)
+from agent_kit.errors import (
+    AgentKitError,
+    ApprovalError,
+    DecisionInputError,
+    InputError,
+    ResumeError,
+    StaleInterruptError,
+)
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
-from agent_kit.retention import RetentionPolicy
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
 from agent_kit.limits import InputLimits, check_name, check_text
+from agent_kit.retention import RetentionPolicy
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
 
 __all__ = ["AgentRuntime", "TurnResult"]
@@ -99,7 +107,7 @@ class AgentRuntime:
         self.retention = retention
 
     # -- reading -------------------------------------------------------------------------------
-    def _config(self, thread_id: str, actor: str) -> dict[str, Any]:
+    def _config(self, thread_id: str, actor: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id, ACTOR_KEY: actor}}
 
     def state(self, thread_id: str) -> Any:
@@ -151,7 +159,7 @@ class AgentRuntime:
             self._mark_delivered(thread_id, planned.held)
             return self._settle(thread_id)
 
-    def stream(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> Iterator[StreamEvent]:
+    def stream(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> Generator[StreamEvent, None, None]:
         """One customer turn, as :meth:`send`, streamed: the model's tokens as the model server
         sends them, each decision and effect as its audit entry is written, each pause on a
         person as it is raised, and last a :class:`~agent_kit.streaming.TurnEnded` with the
@@ -170,8 +178,9 @@ class AgentRuntime:
             last_seq = max((e.seq for e in self.store.audit.entries(thread_id)), default=0)
             paused: set[str] = set()
             config = self._config(thread_id, actor)
+            modes: list[StreamMode] = ["messages", "updates"]
             for mode, chunk in self.graph.stream(planned.value, config, context=RunContext(store=self.store),
-                                                 durability=self.durability, stream_mode=["messages", "updates"]):
+                                                 durability=self.durability, stream_mode=modes):
                 if mode == "messages":
                     token = _token(thread_id, chunk)
                     if token is not None:
@@ -384,7 +393,10 @@ class AgentRuntime:
             return False
         if snap.next:
             return True
-        saved = self.graph.checkpointer.get_tuple({"configurable": {"thread_id": thread_id}})
+        saver = self.graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):  # the runtime always gives the graph its saver
+            return False
+        saved = saver.get_tuple({"configurable": {"thread_id": thread_id}})
         return bool(saved is not None and saved.pending_writes)
 
     def _target(self, named: Named, interrupts: Any, kinds: tuple[str, ...]) -> Any:
@@ -496,4 +508,5 @@ def _waiting_reply(pending: list[dict[str, Any]]) -> str:
         return str(p.get("question") or "Please confirm.")
     if p["kind"] == "escalation":
         return "I've passed your case to a person, who will follow up with you."
-    return f"Your request ({p['action']['name']}) needs approval by a {p.get('required_role') or 'staff member'}; I'll continue once it is decided."
+    who = p.get("required_role") or "staff member"
+    return f"Your request ({p['action']['name']}) needs approval by a {who}; I'll continue once it is decided."

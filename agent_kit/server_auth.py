@@ -151,7 +151,7 @@ def build_auth(
             raise deny(ctx)
 
     @auth.on.threads.create
-    async def create_thread(ctx: Any, value: dict[str, Any]) -> Any:
+    async def create_thread(ctx: Any, value: Any) -> Any:
         kind = kind_of(ctx)
         if kind == OPERATOR:
             return None
@@ -183,7 +183,7 @@ def build_auth(
         raise deny(ctx)
 
     @auth.on.threads.create_run
-    async def create_run(ctx: Any, value: dict[str, Any]) -> Any:
+    async def create_run(ctx: Any, value: Any) -> Any:
         kind = kind_of(ctx)
         if kind == OPERATOR:
             return None

@@ -175,7 +175,7 @@ def _create_tables(db: Database) -> None:
                                         if_not_exists=True)
             _check_version(tx, str(db.path))
             for module in _MODULES:
-                module._create_sqlite_tables(su)  # type: ignore[attr-defined]
+                module._create_sqlite_tables(su)
 
         try:
             db.write(create_sqlite)
@@ -187,7 +187,7 @@ def _create_tables(db: Database) -> None:
         tx.execute("CREATE TABLE IF NOT EXISTS agent_kit_meta (name TEXT PRIMARY KEY, value TEXT)")
         _check_version(tx, f"{db.url} (schema {db.schema})")
         for module in _MODULES:
-            module._create_postgres_tables(tx)  # type: ignore[attr-defined]
+            module._create_postgres_tables(tx)
 
     db.write(create_postgres, lock="create_tables")
 
@@ -197,11 +197,11 @@ def _setup_checkpoints(db: Database) -> None:
     if db.backend == "sqlite":
         from langgraph.checkpoint.sqlite import SqliteSaver
 
-        conn = sqlite3.connect(str(db.path), timeout=BUSY_TIMEOUT_S)
+        lite = sqlite3.connect(str(db.path), timeout=BUSY_TIMEOUT_S)
         try:
-            SqliteSaver(conn, serde=strict_serializer()).setup()
+            SqliteSaver(lite, serde=strict_serializer()).setup()
         finally:
-            conn.close()
+            lite.close()
         return
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg.rows import dict_row

@@ -49,7 +49,7 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "agent_kit-scripted"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
         return self
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,

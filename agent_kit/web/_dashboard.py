@@ -115,7 +115,7 @@ def figures(store: Any, now: datetime, *, points: int = 24) -> Figures:
         by_rule={rule: dict(c) for rule, c in sorted(by_rule.items())},
         executed={tool: {k: (int(v[0]), float(v[1])) for k, v in d.items()} for tool, d in sorted(executed.items())},
         decided_count=len(waits),
-        executed_count=sum(v[0] for d in executed.values() for v in d.values()),
+        executed_count=int(sum(v[0] for d in executed.values() for v in d.values())),
         pending_now=sum(s[-1][1] for s in series.values()) if series else 0,
     )
 

@@ -56,7 +56,8 @@ def _inbox(web: Web, me: Session, query: Any) -> dict[str, Any]:
         "tool": sorted({i.action["name"] for i in items}),
     }
     shown = [i for i in items
-             if (not chosen["kind"] or i.kind == chosen["kind"]) and (not chosen["role"] or i.required_role == chosen["role"])
+             if (not chosen["kind"] or i.kind == chosen["kind"])
+             and (not chosen["role"] or i.required_role == chosen["role"])
              and (not chosen["tool"] or i.action["name"] == chosen["tool"])
              and (not chosen["thread"] or chosen["thread"] in i.thread_id)]
     rows = []
@@ -64,7 +65,8 @@ def _inbox(web: Web, me: Session, query: Any) -> dict[str, Any]:
         expires = views.parse_time(i.expires_at)
         rows.append({
             "item": i, "perm": views.list_permission(i, me.name, policy), "url": item_url(i.thread_id, i.interrupt_id),
-            "age": views.rough_time(i.requested_at, now), "expires": views.rough_time(i.expires_at, now) if expires else None,
+            "age": views.rough_time(i.requested_at, now),
+            "expires": views.rough_time(i.expires_at, now) if expires else None,
             "expired": bool(expires and expires <= now),
             "who": _who(policy, i.kind, i.required_role),
             "got": len(i.approvals), "need": i.approvals_needed,
@@ -114,13 +116,14 @@ def _item(web: Web, me: Session, interrupt_id: str, thread: str | None) -> dict[
     origin = None
     if edited_from is not None:
         before = _args_before(entries, edited_from, list(values.get("messages", [])), value.get("tool_call_id"))
-        origin = {"entry": edited_from, "changes": views.diff_args(before or {}, edited_from.data.get("new_args") or {})}
+        changes = views.diff_args(before or {}, edited_from.data.get("new_args") or {})
+        origin = {"entry": edited_from, "changes": changes}
     data.update(
         stale=False, value=value, action={"name": request_["name"], "args": request_["args"]},
         perm=views.permissions(value, me.name, policy, now), fields=views.edit_fields(schema, request_["args"]),
         can_edit="edit" in value["review_configs"][0]["allowed_decisions"] and bool(schema.get("properties")),
         expires=views.rough_time(value.get("expires_at"), now) if value.get("expires_at") else None,
-        expired=bool(views.parse_time(value.get("expires_at")) and views.parse_time(value.get("expires_at")) <= now),
+        expired=_expired(value.get("expires_at"), now),
         who=_who(policy, value["kind"], value.get("required_role")),
         origin=origin, requested=views.rough_time(value.get("requested_at"), now),
         others=[{"url": item_url(thread, i.id), "value": i.value} for i in snap.interrupts if i.id != interrupt_id],
@@ -128,7 +131,13 @@ def _item(web: Web, me: Session, interrupt_id: str, thread: str | None) -> dict[
     return data
 
 
-def _args_before(timeline: list[Any], edit: Any, messages: list[Any], tool_call_id: str | None) -> dict[str, Any] | None:
+def _expired(expires_at: Any, now: datetime) -> bool:
+    when = views.parse_time(expires_at)
+    return when is not None and when <= now
+
+
+def _args_before(timeline: list[Any], edit: Any, messages: list[Any],
+                 tool_call_id: str | None) -> dict[str, Any] | None:
     """The arguments an edit changed: those of an earlier edit that made that action, else the model's call."""
     earlier = next((e for e in timeline if e.kind == "edited" and e.seq < edit.seq
                     and e.data.get("new_action_hash") == edit.action_hash), None)
@@ -311,7 +320,7 @@ async def thread_page(request: Request, web: Web, me: Session) -> Response:
 
 def _rollbackable(web: Web, me: Session, entries: list[Any]) -> dict[int, str | None]:
     """Executed entries -> None if ``me`` may roll it back now, else why not (shown as the button's note)."""
-    layer, out = web.runtime.layer, {}
+    layer, out = web.runtime.layer, dict[int, str | None]()
     for e in entries:
         if e.kind != "executed":
             continue
@@ -356,7 +365,8 @@ def _rollback_plan(web: Web, seq: int) -> dict[str, Any]:
     spec = layer.registry.get(entry.tool or "")
     record = web.store.ledger.get(entry.data.get("idempotency_key") or "")
     need = layer.policy.rollback_requirement(entry.tool or "")
-    plan: dict[str, Any] = {"entry": entry, "record": record, "need": need, "thread_url": thread_url(entry.thread_id or "")}
+    plan: dict[str, Any] = {"entry": entry, "record": record, "need": need,
+                            "thread_url": thread_url(entry.thread_id or "")}
     if spec is not None and spec.compensation is not None and record is not None:
         plan["compensation"] = spec.compensation.tool
         plan["comp_args"] = spec.compensation.args(record.args, record.result)
@@ -367,7 +377,8 @@ async def rollback_confirm(request: Request, web: Web, me: Session) -> Response:
     seq = request.path_params["seq"]
     plan = await run_in_threadpool(_rollback_plan, web, seq)
     if "problem" in plan:
-        return web.render(request, "error.html", me, status_code=404, title="Nothing to roll back", message=plan["problem"])
+        return web.render(request, "error.html", me, status_code=404, title="Nothing to roll back",
+                          message=plan["problem"])
     allowed = (await run_in_threadpool(_rollbackable, web, me, [plan["entry"]])).get(seq)
     return web.render(request, "rollback.html", me, seq=seq, why_not=allowed, **plan)
 
@@ -396,7 +407,8 @@ async def dashboard(request: Request, web: Web, me: Session) -> Response:
     amounts = {tool: {k: v[1] for k, v in d.items()} for tool, d in fig.executed.items()
                if any(v[1] for v in d.values())}
     charts = {
-        "pending": lines(fig.pending_series, title="Pending by role over time", empty="Nothing has waited on a person yet."),
+        "pending": lines(fig.pending_series, title="Pending by role over time",
+                         empty="Nothing has waited on a person yet."),
         "waits": bars(fig.time_to_decision, title="Time to decision", empty="No decisions yet."),
         "rules": stacked_bars({r: {k: float(v) for k, v in d.items()} for r, d in fig.by_rule.items()},
                               title="Decisions by rule and outcome", empty="No decisions yet."),

@@ -53,7 +53,7 @@ class Sessions:
     """The ``web_sessions`` table of one store (created on first use, on SQLite and Postgres)."""
 
     def __init__(self, store: Any, *, ttl_s: float = SESSION_TTL_S, clock: Callable[[], float] = time.time) -> None:
-        self._db = store._db  # noqa: SLF001  (the store's own database; same package)
+        self._db = store._db
         self._ttl_s = ttl_s
         self._clock = clock
         self._db.write(lambda tx: tx.execute(

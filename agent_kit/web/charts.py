@@ -7,7 +7,7 @@ as a table for screen readers and for copying.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 
@@ -40,7 +40,7 @@ def _nice_max(value: float) -> float:
     return magnitude * 40
 
 
-def lines(series: dict[str, Sequence[tuple[datetime, int]]], *, title: str, empty: str) -> Markup:
+def lines(series: Mapping[str, Sequence[tuple[datetime, int]]], *, title: str, empty: str) -> Markup:
     """A step line per series over shared time points (pending items by role over time)."""
     width, height, left, right, top, bottom = 640, 260, 40, 170, 16, 34
     if not series or not any(series.values()):
@@ -146,5 +146,6 @@ def stacked_bars(rows: dict[str, dict[str, float]], *, title: str, empty: str,
             xx += w
         body.append(f'<text x="{xx + 6:.1f}" y="{yy + bar_h * 0.7:.1f}" fill="#374151">'
                     f'{unit}{sum(parts.values()):g}</text>')
-    desc = "; ".join(f"{name}: " + ", ".join(f"{unit}{v:g} {c}" for c, v in parts.items()) for name, parts in rows.items())
+    desc = "; ".join(f"{name}: " + ", ".join(f"{unit}{v:g} {c}" for c, v in parts.items())
+                     for name, parts in rows.items())
     return _svg(width, height, title, desc, body)
