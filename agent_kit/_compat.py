@@ -34,6 +34,7 @@ __all__ = [
     "SUPPORTED_LANGGRAPH",
     "IncompatibleLangGraphError",
     "answers_stored",
+    "bound_node_owner",
     "check",
     "delta_snapshot",
     "durability",
@@ -208,3 +209,12 @@ def postgres_cursor(saver: Any) -> Iterator[Any]:
         if getattr(saver, "pipe", None):
             saver.pipe.sync()
         yield cur
+
+
+def bound_node_owner(graph: Any, node: str) -> Any:
+    """The object whose bound method runs ``node`` of a compiled ``StateGraph`` (None when the node
+    is missing or is not a bound method). Reads the compiled graph's ``builder`` and the node's
+    ``RunnableCallable.func``."""
+    spec = (getattr(getattr(graph, "builder", None), "nodes", None) or {}).get(node)
+    func = getattr(getattr(spec, "runnable", None), "func", None)
+    return getattr(func, "__self__", None)

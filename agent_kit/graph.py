@@ -109,6 +109,10 @@ def _run_store() -> Any:
     return store if isinstance(store, Store) else None
 
 
+GATE_NODES = ("agent", "permission", "verification", "approval", "escalation", "execute", "record")
+"""The nodes every agent_kit graph runs (PermissionLayer.builder() adds them all)."""
+
+
 class PermissionLayer(ActionRouter):
     """The nodes and their shared parts: registry, policy, store, model.
 
@@ -429,9 +433,22 @@ def layer_of(graph: Any) -> PermissionLayer:
         AgentKitError: the object is not a graph made by :func:`create_permissioned_agent`.
     """
     layer = getattr(graph, "agent_kit", None)
+    if layer is None:
+        # A graph the application compiled from PermissionLayer.builder(): the layer is the one
+        # whose nodes it runs, and every gate must be there, run by that same layer.
+        owners = {name: _compat.bound_node_owner(graph, name) for name in GATE_NODES}
+        found = {id(o): o for o in owners.values() if isinstance(o, PermissionLayer)}
+        if len(found) == 1 and all(isinstance(o, PermissionLayer) for o in owners.values()):
+            layer = next(iter(found.values()))
+        elif found:
+            missing = sorted(n for n, o in owners.items() if not isinstance(o, PermissionLayer))
+            raise AgentKitError(f"{type(graph).__name__} runs agent_kit nodes but not all of them (missing or "
+                                f"replaced: {', '.join(missing) or 'none'}; from {len(found)} layers); keep "
+                                "every node of PermissionLayer.builder() and add yours beside them")
     if not isinstance(layer, PermissionLayer):
         raise AgentKitError(
-            f"{type(graph).__name__} is not an agent_kit graph; build it with create_permissioned_agent()"
+            f"{type(graph).__name__} is not an agent_kit graph; build it with create_permissioned_agent() "
+            "or compile PermissionLayer.builder()"
         )
     return layer
 

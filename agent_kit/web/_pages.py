@@ -18,7 +18,7 @@ from agent_kit.errors import AgentKitError, ApprovalError, RollbackError, RunBus
 from agent_kit.web import _views as views
 from agent_kit.web._dashboard import figures
 from agent_kit.web._security import Session
-from agent_kit.web.app import Web, flash
+from agent_kit.web._state import Web, flash
 from agent_kit.web.charts import bars, lines, stacked_bars
 
 __all__ = ["routes"]

@@ -1,0 +1,104 @@
+"""The runtime takes any agent_kit graph: the factory's, or one the application compiled from
+PermissionLayer.builder() with nodes of its own; and two runtimes share one compiled graph without
+touching it or each other (each on its own store and checkpointer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langgraph.graph import END
+
+from agent_kit import AgentRuntime, Policy, create_permissioned_agent
+from agent_kit.errors import AgentKitError
+from agent_kit.store import Store
+from agent_kit.testing import ScriptedChatModel, tool_call
+
+from .conftest import POLICY, Bank, bank_specs
+
+
+def _layer(tmp_path: Any, steps: list[Any]) -> tuple[Any, Bank]:
+    bank = Bank(tmp_path / "bank.sqlite")
+    graph = create_permissioned_agent(ScriptedChatModel(steps=steps), bank_specs(bank), Policy.from_dict(POLICY),
+                                      observe=lambda text: {"sentiment": "calm"}, context_keys={"sentiment": str})
+    return graph.agent_kit, bank
+
+
+def test_a_graph_compiled_from_the_builder_runs_under_the_runtime(tmp_path: Any) -> None:
+    layer, bank = _layer(tmp_path, [tool_call("pay", {"to": "ann", "amount": 50}), "paid", "logged"])
+    seen: list[str] = []
+    builder = layer.builder()
+
+    def log_turn(state: dict[str, Any]) -> dict[str, Any]:  # the application's own node, after the agent
+        seen.append(str(state["messages"][-1].content))
+        return {}
+
+    builder.add_node("log_turn", log_turn)
+    builder.add_edge("log_turn", END)
+    graph = builder.compile()
+    assert not hasattr(graph, "agent_kit")
+
+    store = Store.open(home=tmp_path / "home")
+    try:
+        rt = AgentRuntime(graph, store=store)
+        assert rt.layer is layer
+        paused = rt.send("t", "pay ann 50")
+        assert paused.status == "paused" and paused.pending[0]["kind"] == "approval"
+        assert bank.payments() == []
+        done = rt.approve(paused.pending[0], approver="lee")
+        assert done.status == "replied"
+        assert bank.payments() == [("ann", 50.0, 0)]
+        assert store.audit.verify().ok
+    finally:
+        store.close()
+
+
+def test_a_builder_graph_with_a_gate_replaced_is_refused(tmp_path: Any) -> None:
+    layer, _ = _layer(tmp_path, [])
+    builder = layer.builder()
+    spec = builder.nodes.pop("execute")
+    builder.add_node("execute", lambda task: {}, destinations=spec.ends)  # an execute that skips the ledger
+    graph = builder.compile()
+    with pytest.raises(AgentKitError, match="missing or replaced: execute"):
+        AgentRuntime(graph, store=Store.open(home=tmp_path / "h2"))
+
+
+def test_a_plain_graph_is_refused_with_how_to_build_one(tmp_path: Any) -> None:
+    from langgraph.graph import START, StateGraph
+    from typing_extensions import TypedDict
+
+    class S(TypedDict):
+        x: int
+
+    g = StateGraph(S)
+    g.add_node("n", lambda s: s)
+    g.add_edge(START, "n")
+    with pytest.raises(AgentKitError, match="not an agent_kit graph; build it with create_permissioned_agent"):
+        AgentRuntime(g.compile(), store=Store.open(home=tmp_path / "h3"))
+
+
+def test_two_runtimes_share_one_graph_each_on_its_own_store(tmp_path: Any) -> None:
+    # The scripted model answers by the thread's own history, so each thread gets the same script.
+    layer, bank = _layer(tmp_path, [tool_call("pay", {"to": "ann", "amount": 5}), "paid"])
+    graph = layer.compile()
+    a, b = Store.open(home=tmp_path / "a"), Store.open(home=tmp_path / "b")
+    try:
+        ra, rb = AgentRuntime(graph, store=a), AgentRuntime(graph, store=b)
+        assert ra.send("ta", "pay ann 5").status == "replied"
+        assert rb.send("tb", "pay ann 5").status == "replied"
+        # The graph given was not changed: no checkpointer put on it; each runtime has its own copy.
+        assert graph.checkpointer is None
+        assert ra.graph is not rb.graph and ra.graph.checkpointer is not rb.graph.checkpointer
+        # Each thread lives in its own store only: history, audit trail and ledger.
+        assert ra.exists("ta") and not ra.exists("tb")
+        assert rb.exists("tb") and not rb.exists("ta")
+        key_a = a.audit.entries("ta", kind="executed")[0].data["idempotency_key"]
+        key_b = b.audit.entries("tb", kind="executed")[0].data["idempotency_key"]
+        assert a.audit.entries("tb") == [] and b.audit.entries("ta") == []
+        assert a.ledger.get(key_a) is not None and a.ledger.get(key_b) is None
+        assert b.ledger.get(key_b) is not None and b.ledger.get(key_a) is None
+        assert bank.payments() == [("ann", 5.0, 0), ("ann", 5.0, 0)]
+        assert a.audit.verify().ok and b.audit.verify().ok
+    finally:
+        a.close()
+        b.close()
