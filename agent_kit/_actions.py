@@ -268,8 +268,10 @@ class ActionRouter:
         return decision
 
     def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig, *,
-              decision: Decision | None = None) -> Command[Any]:
-        """Where an action goes next, decided again under the current policy (or as ``decision`` says)."""
+              decision: Decision | None = None, dry_run: bool = False) -> Command[Any]:
+        """Where an action goes next, decided again under the current policy (or as ``decision`` says).
+
+        ``dry_run``: only say where it would go; audit nothing and reserve nothing."""
         thread = thread_of(config)
         if decision is None:
             decision = self.decide(action, context, thread=thread)
@@ -280,6 +282,8 @@ class ActionRouter:
         task = {"action": action, "context": dict(context)}
         grants = action["grants"]
         out = decision.outcome
+        if dry_run and out == "deny":
+            return Command(goto="agent")
         if out == "deny":
             self.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:denied",
                        data={"reason": decision.reason, "rule": decision.rule})
@@ -295,6 +299,8 @@ class ActionRouter:
             reqs = [a.to_json() for a in decision.approvals]
             if not approvals_complete(reqs, grants["approvals"], self.policy.roles_of):
                 return Command(goto=Send("approval", task))
+        if dry_run:
+            return Command(goto=Send("execute", task))
         if decision.mode is not Mode.READ_ONLY and action["tool"] in self.policy.counted_tools():
             # Decided to execute: counted from now on, so an approved action on its way is in
             # every other call's totals before it starts.
@@ -335,13 +341,55 @@ class ActionRouter:
             return self._escalate_turn(actions, context, config, strikes + denials)
         updates: list[Any] = []
         gotos: list[Any] = []
+        queued: list[dict[str, Any]] = []
         for action in actions:
+            if any(_waits_on_person(g) for g in gotos):
+                # One call waits on a person at a time: a client that answers one interrupt at
+                # a time (Agent Chat UI resumes unkeyed) always has exactly one to answer. The
+                # rest are decided again, under the context as it is then, when it is their turn.
+                cmd = self.route(action, context, config, dry_run=True)
+                if any(_waits_on_person(g) for g in _gotos(cmd)):
+                    queued.append(action)
+                    continue
             cmd = self.route(action, context, config)
             if cmd.update:
                 updates.append(cmd.update)
-            gotos.extend(cmd.goto if isinstance(cmd.goto, list) else [cmd.goto])
+            gotos.extend(_gotos(cmd))
         messages_out = [m for u in updates for m in u.get("messages", [])]
-        update: dict[str, Any] = {"messages": messages_out, "strikes": sum(u.get("strikes", 0) for u in updates)}
+        update: dict[str, Any] = {"messages": messages_out, "strikes": sum(u.get("strikes", 0) for u in updates),
+                                  "queued": queued}
+        gotos = _dedupe(gotos)
+        return Command(update=update, goto=gotos or ["agent"])
+
+    def dispatch_queued(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
+        """The agent node's turn when a call of the last message waits in the queue: send the
+        next ones on their way (decided again now), up to the next that waits on a person."""
+        queue = [dict(a) for a in state.get("queued") or []]
+        if state.get("status") == "closed":
+            msgs = [tool_message(a, "Not run: a person closed the case before this call was decided", error=True)
+                    for a in queue]
+            for a in queue:
+                self.audit("denied", a, config, actor="policy", key=f"{call_id(a)}:{a['hash'][:16]}:closed",
+                           data={"reason": "the case was closed", "rule": "case_closed"})
+            return Command(update={"messages": msgs, "queued": []}, goto="agent")
+        context = dict(state.get("context") or {})
+        updates: list[Any] = []
+        gotos: list[Any] = []
+        while queue:
+            action = queue.pop(0)
+            # It is asked now: its approval window starts when a person first sees it.
+            now = datetime.now(UTC)
+            expiry = int(action["decision"].get("approval_expiry") or 0)
+            action["requested_at"] = now_iso(now)
+            action["expires_at"] = now_iso(now + timedelta(seconds=expiry)) if expiry else None
+            cmd = self.route(action, context, config)
+            if cmd.update:
+                updates.append(cmd.update)
+            gotos.extend(_gotos(cmd))
+            if any(_waits_on_person(g) for g in gotos):
+                break
+        update: dict[str, Any] = {"messages": [m for u in updates for m in u.get("messages", [])],
+                                  "strikes": sum(u.get("strikes", 0) for u in updates), "queued": queue}
         gotos = _dedupe(gotos)
         return Command(update=update, goto=gotos or ["agent"])
 
@@ -400,6 +448,18 @@ def _decision_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:
         "approvals": tuple(ApprovalRequirement(a["role"], a["count"]) for a in d.get("approvals", [])),
         "verification": tuple(d.get("verification", ())), "approval_expiry": d.get("approval_expiry", 0),
     }
+
+
+GATES = ("verification", "approval", "escalation")
+"""The nodes where a call waits on a person."""
+
+
+def _gotos(cmd: Command) -> list[Any]:
+    return list(cmd.goto) if isinstance(cmd.goto, list | tuple) else [cmd.goto]
+
+
+def _waits_on_person(goto: Any) -> bool:
+    return isinstance(goto, Send) and goto.node in GATES
 
 
 def _dedupe(gotos: list[Any]) -> list[Any]:

@@ -11,7 +11,12 @@ LangGraph does not expose and which the permission layer cannot do without:
 - the serializer's extension codes and its delta-snapshot type (the strict checkpoint loader reads
   exactly what ``JsonPlusSerializer`` writes);
 - the Postgres saver's cursor and its delta-thread query (retention keeps the newest N checkpoints,
-  which the saver's public ``prune`` cannot).
+  which the saver's public ``prune`` cannot);
+- the channel a client's ``Command(goto=END)`` writes to, a node's read of it, and whether an
+  unkeyed resume waits for the running task (Agent Chat UI's "Mark as Resolved" would otherwise
+  be dropped and leave the thread stuck);
+- the configurable key of strict resumes (a resume naming an interrupt that is not pending is an
+  error the client sees, not a silent re-ask).
 
 Each seam is reached only through this module. :func:`check` verifies all of them against the
 installed LangGraph and fails with one line naming what moved; ``create_permissioned_agent`` calls it
@@ -31,6 +36,7 @@ from typing import Any
 from agent_kit.errors import AgentKitError
 
 __all__ = [
+    "END_CHANNEL",
     "SUPPORTED_LANGGRAPH",
     "IncompatibleLangGraphError",
     "answers_stored",
@@ -38,10 +44,14 @@ __all__ = [
     "check",
     "delta_snapshot",
     "durability",
+    "end_requested",
     "ext_codes",
     "next_interrupt_id",
+    "null_resume_pending",
     "postgres_cursor",
     "prune_delta_threads_sql",
+    "strict_resume",
+    "take_goto_end",
 ]
 
 SUPPORTED_LANGGRAPH = ((1, 2), (1, 3))
@@ -52,6 +62,9 @@ _SEAMS: tuple[tuple[str, str, str], ...] = (
     ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_NS", "the running task's namespace"),
     ("langgraph._internal._constants", "CONFIG_KEY_SCRATCHPAD", "the running task's stored answers"),
     ("langgraph._internal._constants", "CONFIG_KEY_DURABILITY", "the invocation's durability mode"),
+    ("langgraph._internal._constants", "CONFIG_KEY_READ", "a node's read of a client's goto END"),
+    ("langgraph._internal._constants", "CONFIG_KEY_STRICT_RESUME", "resumes naming no pending interrupt refused"),
+    ("langgraph.channels.ephemeral_value", "EphemeralValue", "the channel a client's goto END lands in"),
     ("langgraph.types", "_interrupt_id", "the id of the next interrupt"),
     ("langgraph.checkpoint.serde.types", "_DeltaSnapshot", "strict loading of delta snapshots"),
     ("langgraph.checkpoint.serde.jsonplus", "EXT_CONSTRUCTOR_SINGLE_ARG", "strict checkpoint loading"),
@@ -116,8 +129,9 @@ def problems() -> list[str]:
         from langgraph._internal import _constants as c
         from langgraph.types import _interrupt_id
 
-        if (c.CONFIG_KEY_CHECKPOINT_NS, c.CONFIG_KEY_SCRATCHPAD, c.CONFIG_KEY_DURABILITY) != (
-                "checkpoint_ns", "__pregel_scratchpad", "__pregel_durability"):
+        if (c.CONFIG_KEY_CHECKPOINT_NS, c.CONFIG_KEY_SCRATCHPAD, c.CONFIG_KEY_DURABILITY, c.CONFIG_KEY_READ,
+                c.CONFIG_KEY_STRICT_RESUME) != ("checkpoint_ns", "__pregel_scratchpad", "__pregel_durability",
+                                                "__pregel_read", STRICT_RESUME_KEY):
             found.append("langgraph._internal._constants (config keys renamed)")
         try:
             ok = isinstance(_interrupt_id("ns", 1), str) and _interrupt_id("ns", 0) != _interrupt_id("ns", 1)
@@ -218,3 +232,50 @@ def bound_node_owner(graph: Any, node: str) -> Any:
     spec = (getattr(getattr(graph, "builder", None), "nodes", None) or {}).get(node)
     func = getattr(getattr(spec, "runnable", None), "func", None)
     return getattr(func, "__self__", None)
+
+
+END_CHANNEL = "branch:to:__end__"
+"""Where ``Command(goto=END)`` sent as run input writes (Agent Chat UI's "Mark as Resolved").
+LangGraph has no such channel, so the write is dropped with a warning and the run re-raises the
+pending interrupt: the thread stays stuck. :func:`take_goto_end` gives it a channel to land in."""
+
+
+def take_goto_end(graph: Any) -> None:
+    """Let a client's ``Command(goto=END)`` reach the nodes: they read it with :func:`end_requested`."""
+    from langgraph.channels.ephemeral_value import EphemeralValue
+
+    graph.channels.setdefault(END_CHANNEL, EphemeralValue(Any))
+
+
+def end_requested() -> bool:
+    """Inside a node: whether this step's input was a client's ``Command(goto=END)``."""
+    from langgraph._internal._constants import CONFIG_KEY_READ
+    from langgraph.config import get_config
+
+    read = get_config()["configurable"].get(CONFIG_KEY_READ)
+    if read is None:
+        return False
+    try:
+        return read(END_CHANNEL, False) is not None
+    except KeyError:  # a graph without the channel
+        return False
+
+
+def null_resume_pending() -> bool:
+    """Inside a node: whether an unkeyed ``Command(resume=...)`` waits to be taken by an interrupt."""
+    from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
+    from langgraph.config import get_config
+
+    return get_config()["configurable"][CONFIG_KEY_SCRATCHPAD].get_null_resume(False) is not None
+
+
+STRICT_RESUME_KEY = "__pregel_strict_resume"
+"""Configurable key that makes LangGraph refuse a resume naming an interrupt that is not pending
+(``UnknownInterruptError``, raised before anything is written) instead of re-asking silently."""
+
+
+def strict_resume(graph: Any) -> None:
+    """Make the compiled graph refuse resumes aimed at interrupts that are not pending."""
+    config = dict(graph.config or {})
+    config["configurable"] = {**(config.get("configurable") or {}), STRICT_RESUME_KEY: True}
+    graph.config = config

@@ -27,7 +27,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, Send, interrupt
 
-from agent_kit import _effects
+from agent_kit import _compat, _effects
 from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._compat import answers_stored, next_interrupt_id
@@ -73,25 +73,57 @@ def _served_by(config: RunnableConfig) -> dict[str, str] | None:
     return {"graph_id": str(conf.get("graph_id") or ""), "assistant_id": str(conf.get("assistant_id") or "")}
 
 
+class Reask(Exception):
+    """Ask again in a new task: the answer was refused in a way the pending step cannot keep.
+
+    A client's ``Command(goto=END)`` stays on the checkpoint it was sent to; asking again in the
+    same task would see it again on every later run. The node ends its task instead and sends
+    the same action to itself, carrying the refusal, so the next interrupt says why.
+    """
+
+    def __init__(self, refused: dict[str, Any]) -> None:
+        super().__init__(refused["reason"])
+        self.refused = refused
+
+
+def with_refusal(request: dict[str, Any], refused: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The request as asked again after a refused answer: the reason in a ``refused`` field and at
+    the head of the description, where Agent Chat UI and any HITL client show it."""
+    if not refused:
+        return request
+    ar = dict(request["action_requests"][0])
+    ar["description"] = f"Refused: {refused['reason']}. {ar.get('description') or ''}".strip()
+    return {**request, "action_requests": [ar], "refused": dict(refused)}
+
+
 def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
-         answered: int, requested_kind: str, *, actor: str) -> tuple[Any, str, int]:
-    """Publish one interrupt and wait for a valid answer; refused answers are audited and re-asked.
+         answered: int, requested_kind: str, *, actor: str,
+         carried: Mapping[str, Any] | None = None) -> tuple[Any, str, int]:
+    """Publish one interrupt and wait for a valid answer; refused answers are audited and re-asked,
+    the reason in the interrupt asked next (``carried``: a refusal from the task before).
 
     Returns the checked decision, the interrupt id it answered and the answers consumed so far.
     """
+    base = request
+    refused: Mapping[str, Any] | None = carried
+    audit, thread = layer.store.audit, thread_of(config)
     while True:
         iid = next_interrupt_id(answered)
-        request = {**request, "interrupt_id": iid}
+        request = {**with_refusal(base, refused), "interrupt_id": iid}
         # An answer is already in the task (given with this resume, or earlier): the interrupt was
         # published when it was first raised; publishing again would list an answered one.
         replay = answers_stored() > answered
         if not replay:
             _publish(layer, request, action, config, requested_kind, actor=actor)
+            if _compat.end_requested() and not _compat.null_resume_pending():
+                return _goto_end(layer, request, action, config, iid, answered)
         answer = interrupt(request)
         answered += 1
-        audit, thread = layer.store.audit, thread_of(config)
-        if audit.by_key(f"{thread}:{iid}:refused") is not None:
-            continue  # refused when it came in; the refusal stands on every re-entry
+        entry = audit.by_key(f"{thread}:{iid}:refused")
+        if entry is not None:
+            # refused when it came in; the refusal stands on every re-entry
+            refused = {"interrupt_id": iid, "reason": str(entry.data.get("error"))}
+            continue
         try:
             decided = audit.by_key(f"{thread}:{iid}:decided")
             if decided is None:  # a fresh answer, not one accepted in an earlier run of this node
@@ -110,9 +142,37 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
         except ResumeError as exc:
             layer.audit("refused", action, config, actor=_who(answer), key=f"{iid}:refused", interrupt_id=iid,
                         data={"error": str(exc)}, close_inbox=iid)
+            refused = {"interrupt_id": iid, "reason": str(exc)}
             continue
         # The inbox item leaves with the decision's audit entry (close_inbox=iid), in one transaction.
         return decision, iid, answered
+
+
+GOTO_END_NOTE = "Marked as resolved"
+"""The note of a case closed by a client's ``Command(goto=END)`` (Agent Chat UI's "Mark as Resolved")."""
+
+
+def _goto_end(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
+              iid: str, answered: int) -> tuple[Any, str, int]:
+    """A client sent ``Command(goto=END)`` while this interrupt waited: close the escalated case
+    as the signed-in person, or refuse (audited) and ask again in a new task, saying why."""
+    thread = thread_of(config)
+    decided = layer.store.audit.by_key(f"{thread}:{iid}:decided")
+    payload: dict[str, Any] = {"decisions": [{"type": "respond", "message": GOTO_END_NOTE}], "resolution": "close"}
+    try:
+        if request["kind"] != "escalation":
+            who = "the customer answers it in the chat" if request["kind"] == "verification" else \
+                "approve, edit or reject it"
+            raise ResumeError(f"Mark as Resolved (goto END) closes escalated cases only; this is a pending "
+                              f"{request['kind']}: {who}")
+        payload = _as_authenticated(payload, config)
+        when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
+        decision = check_resume(payload, request, roles_of=layer.policy.roles_of, now=when)
+    except ResumeError as exc:
+        layer.audit("refused", action, config, actor=_who(payload), key=f"{iid}:refused", interrupt_id=iid,
+                    data={"error": str(exc), "command": "goto END"}, close_inbox=iid)
+        raise Reask({"interrupt_id": iid, "reason": str(exc)}) from None
+    return decision, iid, answered
 
 
 def _publish(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
@@ -167,8 +227,12 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
         request = build_request("verification", {**action, "decision": decision.to_json()}, question=question,
                                 verification=kind, summary=layer.summary(action, context),
                                 expires_at=action.get("expires_at"))
-        d, iid, answered = _ask(layer, request, action, config, answered, "verification_requested", actor="policy")
-        ok = d.type == "approve"
+        try:
+            d, iid, answered = _ask(layer, request, action, config, answered, "verification_requested",
+                                    actor="policy", carried=task.get("refused") if answered == 0 else None)
+        except Reask as exc:
+            return _reask("verification", {**action, "grants": grants}, context, exc, context_update)
+        ok = d.type in ("approve", "respond")
         detail: dict[str, Any] = {"verification": kind, "answer": d.message}
         if ok and kind == "confirm":
             ok = (d.message or "yes").strip().lower().rstrip(".!") in YES_WORDS
@@ -204,6 +268,16 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
     return cmd
 
 
+def _reask(node: str, action: Mapping[str, Any], context: Mapping[str, Any], exc: Reask,
+           context_update: Mapping[str, Any] | None = None) -> Command:
+    """End this task and ask again in a new one, the refusal carried into its first interrupt."""
+    from langgraph.types import Send
+
+    task = {"action": dict(action), "context": {**context, **(context_update or {})}, "refused": exc.refused}
+    update = {"context": dict(context_update)} if context_update else None
+    return Command(update=update, goto=Send(node, task))
+
+
 def _question(kind: str, action: Mapping[str, Any]) -> str:
     if kind == "identity":
         return ("Please verify your identity first: reply with your email and your name or zip code, "
@@ -226,7 +300,11 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
             required_role=(unmet or reqs)[0]["role"], requirements=reqs, approvals_needed=decision.approvals_needed,
             approvals_given=given, expires_at=action.get("expires_at"), summary=layer.summary(action, context),
         )
-        d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy")
+        try:
+            d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy",
+                                    carried=task.get("refused") if answered == 0 else None)
+        except Reask as exc:
+            return _reask("approval", {**action, "grants": {**action["grants"], "approvals": given}}, context, exc)
         data = {"role": d.role, "message": d.message}
         if d.type == "reject":
             layer.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data,
@@ -258,7 +336,10 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     receivers = list(layer.escalation_receivers)
     request = build_request("escalation", action, summary=summary, receivers=receivers,
                             required_role=receivers[0] if receivers else None)
-    d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy")
+    try:
+        d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy", carried=task.get("refused"))
+    except Reask as exc:
+        return _reask("escalation", action, context, exc)
     layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                 data={"note": d.message, "resolution": d.resolution, "role": d.role}, close_inbox=iid)
     handoff = bool(action.get("handoff"))  # no open tool call: a run-level hand-off

@@ -57,6 +57,10 @@ def _merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> di
     return {**old, **new}
 
 
+def _replace(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return list(new or [])
+
+
 def _count_strikes(old: int | None, new: int | str | None) -> int:
     if new == "reset":
         return 0
@@ -77,6 +81,9 @@ class AgentState(TypedDict, total=False):
     """Denials, rejections and tool errors since the customer last wrote."""
     status: str
     """``active``, or ``closed`` once a person closed an escalated case."""
+    queued: Annotated[list[dict[str, Any]], _replace]
+    """Calls of the last model message waiting for their turn with a person: one call waits on a
+    person at a time, so a client answering one interrupt at a time always has one to answer."""
     requester: str
     """Who the conversation acts for: whoever sent its last customer message (the end user, or
     the service that started the run). Never a person who resumed it: approvers only decide."""
@@ -210,6 +217,8 @@ class PermissionLayer(ActionRouter):
                 except Exception:  # a failing classifier adds nothing; it must not wedge the thread
                     update["context"] = {}
         elif _unanswered(messages):
+            if state.get("queued"):
+                return self.dispatch_queued(state, config)  # the next call's turn with a person
             return {}  # a sibling call is still on its way; the last one to finish wakes us again
         if not isinstance(last, HumanMessage) and int(state.get("strikes") or 0) >= self.policy.max_strikes:
             return self.escalate_strikes(state, config)
@@ -270,14 +279,16 @@ class PermissionLayer(ActionRouter):
         """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
         g: StateGraph[Any, Any, Any, Any] = StateGraph(AgentState, input_schema=InputState,
                                                        context_schema=RunContext)
-        g.add_node("agent", self.agent, destinations=("escalation",))
+        # The agent node sends a queued call on its way when its turn with a person comes.
+        g.add_node("agent", self.agent, destinations=("verification", "approval", "escalation", "execute", "record"))
         g.add_node("permission", self.permission,
                    destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
-        # The gates are Send targets: each takes its task (one action), not the graph's state.
+        # The gates are Send targets: each takes its task (one action), not the graph's state. A gate
+        # may send its action to itself again (asked anew after a refused "Mark as Resolved").
         gates: dict[str, tuple[Any, tuple[str, ...]]] = {
-            "verification": (self.verification, ("approval", "execute", "escalation", "agent")),
-            "approval": (self.approval, ("verification", "execute", "escalation", "record", "agent")),
-            "escalation": (self.escalation, ("agent",)),
+            "verification": (self.verification, ("verification", "approval", "execute", "escalation", "agent")),
+            "approval": (self.approval, ("verification", "approval", "execute", "escalation", "record", "agent")),
+            "escalation": (self.escalation, ("escalation", "agent")),
             "execute": (self.execute, ("agent", "escalation", "approval", "verification")),
             "record": (self.record, ("agent",)),
         }
@@ -290,6 +301,10 @@ class PermissionLayer(ActionRouter):
     def compile(self, checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
                 **kw: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
         graph = self.builder().compile(checkpointer=checkpointer, **kw)
+        # A client's "Mark as Resolved" (`Command(goto=END)`) reaches the pending node, and a resume
+        # naming an interrupt that is not pending is an error the client sees, not a silent no-op.
+        _compat.take_goto_end(graph)
+        _compat.strict_resume(graph)
         graph.agent_kit = self  # type: ignore[attr-defined]
         return graph
 

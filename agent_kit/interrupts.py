@@ -25,9 +25,23 @@ __all__ = ["ResumeDecision", "approvals_complete", "build_request", "check_resum
 Kind = Literal["approval", "verification", "escalation"]
 _ALLOWED: dict[str, list[str]] = {
     "approval": ["approve", "edit", "reject"],
-    "verification": ["approve", "reject"],
-    "escalation": ["respond"],
+    # The customer answers in the chat (a `respond` with their words); offering staff approve or
+    # reject here would invite them to answer for the customer.
+    "verification": ["respond"],
+    # Agent Chat UI shows controls for approve / edit / reject only: `reject` with a note hands
+    # the case back to the agent; its "Mark as Resolved" (`goto: END`) closes it; `respond`
+    # (LangChain's own clients, the CLI, the Python API) closes it, or hands it back with
+    # `resolution: "return"`.
+    "escalation": ["reject", "respond"],
 }
+_ACCEPTED: dict[str, tuple[str, ...]] = {
+    **{k: tuple(v) for k, v in _ALLOWED.items()},
+    # What the chat sent before answers were `respond`: still understood, never offered.
+    "verification": ("respond", "approve", "reject"),
+}
+ESCALATION_HELP = ("Reject with a note to hand the case back to the agent (the model is told the note); "
+                   "Mark as Resolved to close it.")
+"""How an escalation is decided with Agent Chat UI's own controls (shown in its description)."""
 _RESUME_KEYS = {"decisions", "approver", "action_hash", "decided_at", "resolution"}
 YES_WORDS = frozenset({"yes", "y", "yes please", "confirm", "confirmed", "i confirm", "yes, go ahead",
                        "go ahead", "ok", "okay", "sure"})
@@ -48,6 +62,10 @@ def build_request(kind: Kind, action: Mapping[str, Any], **fields: Any) -> dict[
     """The interrupt value for one pending action."""
     decision = action["decision"]
     description = fields.pop("question", None) or decision["reason"]
+    if kind == "escalation":
+        description = f"{description}. {ESCALATION_HELP}"
+    if kind == "verification":
+        fields.setdefault("answered_by", CUSTOMER)
     return {
         "action_requests": [{"name": action["tool"], "args": dict(action["args"]), "description": description}],
         "review_configs": [{"action_name": action["tool"], "allowed_decisions": list(_ALLOWED[kind])}],
@@ -119,7 +137,7 @@ def check_resume(
     kind: str = request["kind"]
     allowed = request["review_configs"][0]["allowed_decisions"]
     dtype = d["type"]
-    if dtype not in allowed:
+    if dtype not in allowed and dtype not in _ACCEPTED.get(kind, ()):
         raise ResumeError(f"decision {dtype!r} is not allowed for a {kind} interrupt; allowed: {', '.join(allowed)}")
     known = {"type", "message", "edited_action", "args_schema"}
     bad = sorted(set(d) - known)
@@ -149,6 +167,8 @@ def check_resume(
             raise ApprovalError(
                 f"this interrupt waits on the customer's own answer; {actor!r} cannot give it (answer through the chat)"
             )
+        if dtype == "respond" and not message:
+            raise ResumeError("a respond decision needs the customer's answer in 'message'")
         return ResumeDecision(type=dtype, actor=actor, role=None, message=message, decided_at=decided_at)
 
     roles = roles_of(actor)
@@ -160,11 +180,12 @@ def check_resume(
         receivers = request.get("receivers") or []
         if receivers and not (set(receivers) & (roles | {actor})):
             raise ApprovalError(f"{actor!r} cannot resolve escalations; that takes one of: {', '.join(receivers)}")
-        resolution = payload.get("resolution", "close")
+        # `reject` (Agent Chat UI's control) hands the case back; `respond` closes it unless told.
+        resolution = payload.get("resolution", "return" if dtype == "reject" else "close")
         if resolution not in ("close", "return"):
             raise ResumeError(f"'resolution' must be 'close' or 'return', got {resolution!r}")
         if not message:
-            raise ResumeError("resolving an escalation needs a note (--note TEXT)")
+            raise ResumeError("resolving an escalation needs a note (--note TEXT, or the decision's 'message')")
         role = next(iter(sorted(roles & set(receivers))), None) if receivers else None
         return ResumeDecision(type="respond", actor=actor, role=role, message=message,
                               resolution=resolution, decided_at=decided_at)

@@ -31,7 +31,7 @@ from agent_kit.errors import (
     StaleInterruptError,
 )
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
-from agent_kit.interrupts import CUSTOMER, YES_WORDS, check_resume, now_iso
+from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
 from agent_kit.limits import InputLimits, check_name, check_text
 from agent_kit.retention import RetentionPolicy
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
@@ -252,10 +252,7 @@ class AgentRuntime:
         waiting = [i for i in snap.interrupts if i.value.get("kind") == "verification"]
         if waiting:
             target = waiting[0]
-            yes = message.strip().lower().rstrip(".!")
-            dtype = "approve" if target.value.get("verification") == "identity" else (
-                "approve" if yes in YES_WORDS else "reject")
-            payload = {"decisions": [{"type": dtype, "message": message}], "approver": CUSTOMER,
+            payload = {"decisions": [{"type": "respond", "message": message}], "approver": CUSTOMER,
                        "action_hash": target.value["action_hash"], "decided_at": now_iso()}
             check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC),
                          limits=self.limits)

@@ -49,8 +49,9 @@ def test_a_call_the_model_makes_after_an_approval_is_still_the_customers(app):
     """Two gated refunds in one turn and a third after the approvals: none is lee's own request."""
     app.say("t", JANE)
     r = app.say("t", "Refund $60 on order 1001 and refund $55 on order 1004")
-    assert r.status == "paused" and len(r.pending) == 2
-    for item in app.runtime.pending("t", kind="approval"):
+    assert r.status == "paused" and len(r.pending) == 1  # one waits on a person at a time
+    for _ in range(2):
+        (item,) = app.runtime.pending("t", kind="approval")
         assert item.requested_by == "customer"
         app.runtime.approve(item, approver="lee")
     r = app.say("t", "Refund $55 on order 1001")

@@ -199,12 +199,14 @@ def test_approving_a_verification_is_refused_the_customer_answers_it(cli: CLI) -
     assert r.code == 1 and "the customer answers it through the chat" in r.one_error_line()
 
 
-def test_an_edit_with_several_pending_needs_the_interrupt(cli: CLI) -> None:
+def test_several_gated_calls_in_a_message_are_decided_one_after_another(cli: CLI) -> None:
     verified(cli, "t3")
     r = cli("chat", "--thread", "t3", "--message", "refund $60 on 1001 and $70 on 1001", "--json")
-    pending = [p for p in r.json()["pending"] if p["kind"] == "approval"]
-    assert len(pending) == 2
+    (first,) = [p for p in r.json()["pending"] if p["kind"] == "approval"]  # one waits on a person at a time
+    assert first["action"]["args"]["amount"] == 60
     r = cli("approve", "t3", "--as", "lee", "--edit", '{"amount": 55}')
-    assert r.code == 2 and "name one with --interrupt" in r.one_error_line()
-    r = cli("approve", "t3", "--as", "lee")
-    assert r.code == 2 and "name one with --interrupt" in r.one_error_line()
+    assert r.code == 2 and "name the approval you decide" in r.one_error_line()
+    r = cli("approve", "t3", "--as", "lee", "--interrupt", first["interrupt_id"], "--json")
+    assert r.code == 0, r.stderr
+    (second,) = [p for p in r.json()["pending"] if p["kind"] == "approval"]
+    assert second["interrupt_id"] != first["interrupt_id"] and second["action"]["args"]["amount"] == 70

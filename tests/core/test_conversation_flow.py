@@ -51,10 +51,12 @@ def test_held_messages_wait_until_the_last_pending_decision(kit_on):
     kit = kit_on([calls, "done with both", _saw(seen)])
     kit.runtime.send("t", "pay both")
     kit.runtime.send("t", "please hurry")
-    first, second = kit.runtime.pending("t", kind="approval")
+    (first,) = kit.runtime.pending("t", kind="approval")  # one waits on a person at a time
     r = kit.runtime.approve(first, approver="lee")
     assert r.status == "paused" and seen == []
     assert not kit.store.audit.entries("t", kind="message_delivered")
+    (second,) = kit.runtime.pending("t", kind="approval")
+    assert (first.action["args"]["to"], second.action["args"]["to"]) == ("ann", "bob")
     r = kit.runtime.reject(second, approver="lee", reason="not bob")
     assert seen[-1] == "please hurry" and r.reply == "noted your follow-up"
 
