@@ -361,7 +361,7 @@ class ActionRouter:
         gotos = _dedupe(gotos)
         return Command(update=update, goto=gotos or ["agent"])
 
-    def dispatch_queued(self, state: Mapping[str, Any], config: RunnableConfig) -> Command:
+    def dispatch_queued(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The agent node's turn when a call of the last message waits in the queue: send the
         next ones on their way (decided again now), up to the next that waits on a person."""
         queue = [dict(a) for a in state.get("queued") or []]
@@ -454,7 +454,7 @@ GATES = ("verification", "approval", "escalation")
 """The nodes where a call waits on a person."""
 
 
-def _gotos(cmd: Command) -> list[Any]:
+def _gotos(cmd: Command[Any]) -> list[Any]:
     return list(cmd.goto) if isinstance(cmd.goto, list | tuple) else [cmd.goto]
 
 

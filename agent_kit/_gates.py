@@ -269,7 +269,7 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
 
 
 def _reask(node: str, action: Mapping[str, Any], context: Mapping[str, Any], exc: Reask,
-           context_update: Mapping[str, Any] | None = None) -> Command:
+           context_update: Mapping[str, Any] | None = None) -> Command[Any]:
     """End this task and ask again in a new one, the refusal carried into its first interrupt."""
     from langgraph.types import Send
 
