@@ -10,8 +10,11 @@
                                         '--escalate----------> escalation (pause; a person resolves)
 
 Each tool call travels on its own (a ``Send`` per call), so parallel calls are gated one by one,
-each pending one has its own interrupt id, and an approved call never runs again when a sibling
-is decided later. The agent node waits until every call of its last message has an answer.
+each has its own interrupt id, and an approved call never runs again when a sibling is decided
+later. One call waits on a person at a time: the others that need a person wait in ``queued`` and
+the agent node sends the next on its way (decided again) when one is done, so a client answering
+one interrupt at a time, unkeyed, always has exactly one to answer. The agent node waits until
+every call of its last message has an answer.
 """
 
 from __future__ import annotations
