@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
-from agent_kit import _totals
+from agent_kit import _provenance, _totals
 from agent_kit._canonical import action_hash, canonical_json, idempotency_key
 from agent_kit._compat import durability
 from agent_kit.errors import AgentKitError
@@ -128,6 +128,25 @@ class ActionRouter:
             return entry
 
         return self.store.audit.write(decide_in)
+
+    # -- trusted context ---------------------------------------------------------------------
+    def signed_context(self, update: Mapping[str, Any], config: RunnableConfig, *, by: str,
+                       source: str) -> dict[str, Any]:
+        """A context update from node ``by`` (because of ``source``: an interrupt, a call), with
+        its provenance, so later nodes can tell it from a write through the server's API."""
+        return _provenance.sign(self.store.audit.keyring, thread_of(config), update, by=by, source=source)
+
+    def trust(self, context: Mapping[str, Any] | None, config: RunnableConfig, *, node: str) -> dict[str, Any]:
+        """The context this thread's nodes wrote; anything else is dropped, and audited once."""
+        good, forged = _provenance.trusted(self.store.audit.keyring, thread_of(config), context)
+        if forged:
+            shown = {ascii(k)[1:-1][:64]: ascii(v)[:200] for k, v in list(forged.items())[:20]}
+            self.audit("refused", None, config, actor=actor_of(config),
+                       key=f"forged_context:{_provenance.digest(forged)}",
+                       data={"rule": "forged_context", "node": node, "keys": sorted(shown), "values": shown,
+                             "error": "context not written by agent_kit's nodes (a state write through the API?); "
+                                      "ignored: the run acts as if it were absent"})
+        return good
 
     def audit_fields(self, kind: str, action: Mapping[str, Any] | None, config: RunnableConfig, *, actor: str,
                      key: str, data: Mapping[str, Any] | None = None,
@@ -314,7 +333,7 @@ class ActionRouter:
         refuse_exit_durability(config)
         messages = state.get("messages", [])
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        context = dict(state.get("context") or {})
+        context = self.trust(state.get("context"), config, node="permission")
         if last is None or not (last.tool_calls or last.invalid_tool_calls):
             return Command(goto="agent")
         requester = requester_of(state, config)
@@ -408,7 +427,7 @@ class ActionRouter:
         """The turn keeps failing: hand the last call to a person instead of asking the model again."""
         messages = state.get("messages", [])
         last = next((m for m in reversed(messages) if isinstance(m, AIMessage) and m.tool_calls), None)
-        context = dict(state.get("context") or {})
+        context = self.trust(state.get("context"), config, node="agent")
         if last is None:
             return Command(goto="__end__")
         tc = last.tool_calls[-1]

@@ -27,7 +27,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, Send, interrupt
 
-from agent_kit import _compat, _effects
+from agent_kit import _compat, _effects, _provenance
 from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._compat import answers_stored, next_interrupt_id
@@ -247,8 +247,9 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
                 if refused:
                     ok, detail["error"] = False, refused
                 else:
-                    context_update.update(claimed)
-                    context.update(claimed)
+                    signed = layer.signed_context(claimed, config, by="verification", source=iid)
+                    context_update = _provenance.merge(context_update, signed)
+                    context = _provenance.merge(context, signed)
         if not ok:
             layer.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid,
                         data=detail, close_inbox=iid)
@@ -353,7 +354,8 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
         else tool_message(action, text, error=True)
         return Command(update={"messages": [msg]}, goto="agent")
     text = f"{head}. A person ({d.actor}) closed the case: {d.message}"
-    update: dict[str, Any] = {"status": "closed", "context": {"closing_note": d.message}}
+    update: dict[str, Any] = {"status": "closed", "context": layer.signed_context(
+        {"closing_note": d.message}, config, by="escalation", source=iid)}
     update["messages"] = [] if handoff else [tool_message(action, text, error=True)]
     return Command(update=update, goto="agent")
 
@@ -389,6 +391,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
         update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
                                          config)
+        update = layer.signed_context(update, config, by="execute", source=call_id(action))
         message = (tool_message(action, refused, error=True) if refused
                    else tool_message(action, _seen(visible, layer.limits)))
         return Command(update={"messages": [message], "context": update}, goto="agent")
@@ -457,6 +460,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         crash_point("after_result")
     context_update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
                                              config)
+    context_update = layer.signed_context(context_update, config, by="execute", source=call_id(action))
     visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
     message = (tool_message(action, f"Done, but: {refused}", error=True) if refused

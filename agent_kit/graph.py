@@ -34,7 +34,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
-from agent_kit import _compat, _gates
+from agent_kit import _compat, _gates, _provenance
 from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
 from agent_kit._canonical import canonical_json
 from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
@@ -57,7 +57,9 @@ def _merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> di
     held = old.get("customer_id")
     if held and "customer_id" in new and new["customer_id"] != held:
         new = {k: v for k, v in new.items() if k not in _IDENTITY_KEYS}
-    return {**old, **new}
+        if isinstance(new.get(_provenance.SIGNED), dict):
+            new[_provenance.SIGNED] = {k: v for k, v in new[_provenance.SIGNED].items() if k not in _IDENTITY_KEYS}
+    return _provenance.merge(old, new)
 
 
 def _replace(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -216,9 +218,10 @@ class PermissionLayer(ActionRouter):
                 update["requester"] = actor_of(config)
             if self.observe is not None:
                 try:
-                    update["context"] = dict(self.observe(_text(last)) or {})
+                    observed = dict(self.observe(_text(last)) or {})
                 except Exception:  # a failing classifier adds nothing; it must not wedge the thread
-                    update["context"] = {}
+                    observed = {}
+                update["context"] = self.signed_context(observed, config, by="agent", source=str(last.id or ""))
         elif _unanswered(messages):
             if state.get("queued"):
                 return self.dispatch_queued(state, config)  # the next call's turn with a person
@@ -226,7 +229,8 @@ class PermissionLayer(ActionRouter):
         if not isinstance(last, HumanMessage) and int(state.get("strikes") or 0) >= self.policy.max_strikes:
             return self.escalate_strikes(state, config)
         if state.get("status") == "closed" and not isinstance(last, HumanMessage):
-            note = (state.get("context") or {}).get("closing_note", "A person has closed this case.")
+            note = self.trust(state.get("context"), config, node="agent").get(
+                "closing_note", "A person has closed this case.")
             return {"messages": [AIMessage(content=note)]}
         prompt: list[BaseMessage] = [SystemMessage(content=self.system_prompt)] if self.system_prompt else []
         try:
@@ -263,19 +267,23 @@ class PermissionLayer(ActionRouter):
         return self.decide_turn(state, config)
 
     def verification(self, task: dict[str, Any], config: RunnableConfig) -> Any:
-        return _gates.verification(self, task, config)
+        return _gates.verification(self, self._trusted_task(task, config, "verification"), config)
 
     def approval(self, task: dict[str, Any], config: RunnableConfig) -> Any:
-        return _gates.approval(self, task, config)
+        return _gates.approval(self, self._trusted_task(task, config, "approval"), config)
 
     def escalation(self, task: dict[str, Any], config: RunnableConfig) -> Any:
-        return _gates.escalation(self, task, config)
+        return _gates.escalation(self, self._trusted_task(task, config, "escalation"), config)
 
     def execute(self, task: dict[str, Any], config: RunnableConfig) -> Any:
-        return _gates.execute(self, task, config)
+        return _gates.execute(self, self._trusted_task(task, config, "execute"), config)
 
     def record(self, task: dict[str, Any], config: RunnableConfig) -> Any:
-        return _gates.record(self, task, config)
+        return _gates.record(self, self._trusted_task(task, config, "record"), config)
+
+    def _trusted_task(self, task: dict[str, Any], config: RunnableConfig, node: str) -> dict[str, Any]:
+        """The task with only the context agent_kit's nodes wrote for this thread (see _provenance)."""
+        return {**task, "context": self.trust(task.get("context"), config, node=node)}
 
     # -- building ----------------------------------------------------------------------------
     def builder(self) -> StateGraph[Any, Any, Any, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agent_kit import _effects
+from agent_kit import _effects, _provenance
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._gates import crash_point
 from agent_kit.errors import RollbackError
@@ -70,7 +70,9 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         if current is not None and current.rolled_back_by is not None:
             raise RollbackError(f"entry {entry_seq} was already rolled back (audit entry {current.rolled_back_by})")
         snap = runtime.state(thread)
-        context = (snap.values or {}).get("context", {}) if snap else {}
+        # only what the thread's nodes wrote (a customer id written through the API is not trusted)
+        stored = (snap.values or {}).get("context") if snap else None
+        context = _provenance.trusted(store.audit.keyring, thread, stored)[0]
         call = {**args, **{arg: context.get(k) for arg, k in comp.inject.items()}}
         chash = action_hash(comp.name, args)
         ckey = idempotency_key(thread, f"rollback:{entry_seq}", chash)

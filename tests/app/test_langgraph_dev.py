@@ -194,7 +194,9 @@ def test_a_spent_approval_sent_to_execute_by_command_goto_runs_nothing(tmp_path:
                   "grants": {"verified": [], "approvals": [{"approver": "lee", "role": "support_lead",
                                                             "at": value["requested_at"],
                                                             "interrupt_id": interrupt["id"]}]}}
-        context = {"customer_verified": True, "customer_id": "cus_jane", "customer_name": "Jane Doe"}
+        # the thread's own context, provenance and all (a forged one would not even reach execute)
+        context = client.get(f"/threads/{thread}/state").json()["values"]["context"]
+        assert context["customer_id"] == "cus_jane" and "_signed" in context
         _run(client, thread, {"command": {"goto": {"node": "execute", "input": {"action": action, "context": context}}}})
 
         assert len(shop.refunds(1001)) == 1
