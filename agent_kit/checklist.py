@@ -4,12 +4,14 @@ tools and the policy. A question with no answer (a gap) makes the checklist fail
 Gaps: a tool without a policy entry; an execute tool with neither a compensation nor an explicit
 ``irreversible``; a gated action whose role no approver holds; an escalation nobody receives;
 anything that could make a rule never fire (an unknown path or an operand of the wrong type, a
-rule that targets no registered tool, a mode that is not stricter, contradictory bounds).
+rule that targets no registered tool, a mode that is not stricter, contradictory bounds); a
+served configuration (``langgraph.json``) without an authorization handler that denies by default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from agent_kit._policy_check import policy_problems
@@ -17,7 +19,7 @@ from agent_kit.modes import Mode
 from agent_kit.policy import Policy
 from agent_kit.registry import ToolRegistry
 
-__all__ = ["build_checklist", "to_markdown"]
+__all__ = ["build_checklist", "served_problems", "to_markdown"]
 
 QUESTIONS = [
     ("systems", "What systems can the agent access?"),
@@ -92,14 +94,21 @@ def _inert_rules(policy: Policy, registry: ToolRegistry) -> list[str]:
 
 
 def build_checklist(registry: ToolRegistry, policy: Policy,
-                    context_keys: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    context_keys: Mapping[str, Any] | None = None, *,
+                    served: Path | None = None) -> dict[str, Any]:
     """Answers and gaps, as plain JSON: ``{"ok", "policy_version", "questions": [...], "gaps": [...]}``.
 
     Anything that could make a rule never fire is a gap: a path no call can have, an operand of
     the wrong type, a rule no registered tool meets, a mode that changes nothing, a contradiction.
+    With ``served`` (the ``langgraph.json`` serving the graph), so is serving it without an
+    authorization handler that denies by default.
     """
     gaps: list[str] = [*policy_problems(policy, registry, context_keys), *_inert_rules(policy, registry)]
     answers: dict[str, list[str]] = {k: [] for k, _ in QUESTIONS}
+    if served is not None:
+        said, missing = served_problems(served)
+        answers["approvals"] += said
+        gaps += missing
     entries = policy.tools
     for name, spec in registry.items():
         entry = entries.get(name)
@@ -170,6 +179,50 @@ def build_checklist(registry: ToolRegistry, policy: Policy,
         if not q["answered"] and q["id"] not in ("changes",):
             gaps.append(f"no answer to: {q['question']}")
     return {"ok": not gaps, "policy_version": policy.version, "questions": questions, "gaps": gaps}
+
+
+def served_problems(config: Path) -> tuple[list[str], list[str]]:
+    """Answers and gaps about how ``config`` (a ``langgraph.json``) serves the graph.
+
+    A served graph's API can write a thread's state, send commands and resume any interrupt, so a
+    configuration without an authorization handler is a gap, and so is a handler that allows
+    what it does not name (no default ``@auth.on``), or one LangSmith Studio's scheme bypasses.
+    """
+    import json
+
+    from agent_kit._loader import load_object
+
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError) as exc:
+        return [], [f"{config}: cannot read it as JSON ({exc}); the served configuration is unchecked"]
+    auth = data.get("auth") if isinstance(data, dict) else None
+    if not auth:
+        return [], [f"{config.name} serves the graph with no auth handler: anyone who reaches the server can write "
+                    "a thread's state, send commands and decide as any approver; add \"auth\": {\"path\": "
+                    "\"./graphs/auth.py:auth\", \"disable_studio_auth\": true} (docs/DEPLOY.md)"]
+    path = auth if isinstance(auth, str) else auth.get("path") if isinstance(auth, dict) else None
+    if not isinstance(path, str) or not path:
+        return [], [f"{config.name}: auth names no handler path; give \"auth\": {{\"path\": \"file.py:auth\"}}"]
+    try:
+        handler = load_object(path, config.parent)
+    except Exception as exc:  # noqa: BLE001  (a broken handler file: whatever it raises is the gap)
+        return [], [f"{config.name}: the auth handler {path!r} cannot be loaded: {exc}"]
+    gaps: list[str] = []
+    if getattr(handler, "_authenticate_handler", None) is None:
+        gaps.append(f"{config.name}: the auth handler {path!r} is not a langgraph_sdk Auth with an @auth.authenticate")
+    # langgraph_api runs the most specific handler and allows an action that has none: deny by
+    # default needs a handler for every resource and action (a bare @auth.on).
+    handlers = getattr(handler, "_handlers", {}) or {}
+    if not (getattr(handler, "_global_handlers", None) or ("*", "*") in handlers):
+        gaps.append(f"{config.name}: the auth handler {path!r} has no default @auth.on handler, so every action it "
+                    "does not name (state writes, store, crons) is allowed; add one that refuses")
+    if not (isinstance(auth, dict) and auth.get("disable_studio_auth") is True):
+        gaps.append(f"{config.name}: auth.disable_studio_auth is not true, so under langgraph dev a request with "
+                    "x-auth-scheme: langsmith skips the authenticate handler")
+    answers = [f"served through {config.name}: callers are authenticated and authorized by {path} "
+               "(deny by default; see docs/DEPLOY.md for what customers, approvers and operators may do)"]
+    return answers, gaps
 
 
 def to_markdown(report: dict[str, Any]) -> str:

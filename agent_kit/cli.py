@@ -576,8 +576,10 @@ def checklist(
     from agent_kit.policy import load_policy
 
     layer = layer_of(_load_graph())
+    # The graph found through langgraph.json is the one LangGraph Server serves: check how.
+    served = Path.cwd() / "langgraph.json" if opts.graph is None else None
     report = build_checklist(layer.registry, load_policy(policy) if policy is not None else layer.policy,
-                             layer.context_keys)
+                             layer.context_keys, served=served if served is not None and served.exists() else None)
     if opts.json:
         _emit(report)
     else:

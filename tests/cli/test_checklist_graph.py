@@ -173,3 +173,58 @@ def test_no_langgraph_json_here_is_one_clear_line(cli: CLI, home: Path, monkeypa
     monkeypatch.chdir(home)
     r = cli("graph")
     assert r.code == 1 and "no langgraph.json in" in r.one_error_line()
+
+
+OPEN_AUTH = '''
+from langgraph_sdk import Auth
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> str:
+    return "anyone"
+
+
+@auth.on.threads.create
+async def create(ctx, value) -> None:
+    return None
+'''
+
+
+@pytest.mark.parametrize(("auth", "named"), [
+    (None, "serves the graph with no auth handler"),
+    ({"path": "./missing_auth.py:auth", "disable_studio_auth": True}, "cannot be loaded"),
+    ({"path": "./open_auth.py:auth", "disable_studio_auth": True}, "has no default @auth.on handler"),
+    ({"path": "./graphs/auth.py:auth"}, "disable_studio_auth is not true"),
+    ("./open_auth.py:auth", "has no default @auth.on handler"),  # and studio auth left on: a second gap
+], ids=["no-auth", "missing-file", "allows-what-it-does-not-name", "studio-bypass", "bare-path"])
+def test_checklist_reports_a_served_configuration_without_authorization(
+        cli: CLI, home: Path, monkeypatch: pytest.MonkeyPatch, auth: object, named: str) -> None:
+    import json
+    import shutil
+
+    from tests.cli.conftest import ROOT
+
+    for part in ("graphs", "tools", "policies"):
+        shutil.copytree(ROOT / part, home / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (home / "open_auth.py").write_text(OPEN_AUTH)
+    config: dict[str, object] = {"dependencies": ["."], "graphs": {"customer_service": "./graphs/serve.py:graph"}}
+    if auth is not None:
+        config["auth"] = auth
+    (home / "langgraph.json").write_text(json.dumps(config))
+    monkeypatch.chdir(home)
+    monkeypatch.syspath_prepend(str(home))
+    r = cli("checklist", "--json")
+    assert r.code == 1
+    gaps = r.json()["gaps"]
+    assert len(gaps) == (2 if isinstance(auth, str) else 1) and named in gaps[0], gaps
+    # the same graph checked on its own (--graph): its policy and tools have no gap
+    ok = cli("--graph", "graphs.serve:graph", "checklist", "--json")
+    assert ok.code == 0, ok.stdout
+
+
+def test_checklist_names_the_reference_apps_auth_handler(cli: CLI) -> None:
+    report = cli("checklist", "--json").json()
+    (approvals,) = [q for q in report["questions"] if q["id"] == "approvals"]
+    assert any("graphs/auth.py:auth" in a and "deny by default" in a for a in approvals["answers"])
