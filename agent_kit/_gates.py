@@ -135,6 +135,11 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
                                         "can answer it")
                 elif auth_identity(config) and isinstance(answer, Mapping) and answer.get("approver") is None:
                     answer = {**answer, "approver": CUSTOMER}  # the signed-in customer, answering as themselves
+            elif isinstance(answer, Mapping) and answer.get("approver") is None:
+                # Accepted before from a signed-in user, whose name the stored answer does not carry:
+                # replayed (the node re-runs on every later resume), it is theirs as recorded, whoever
+                # sends the run that replays it (another approver, or a goto END).
+                answer = {**answer, "approver": decided.actor}
             # Expiry by this server's clock: now for a fresh answer, the recorded time for one
             # accepted before; never by a time the client wrote.
             when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)

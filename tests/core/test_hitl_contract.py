@@ -191,3 +191,31 @@ def test_a_handed_back_case_lets_the_next_call_be_asked(kit_on: Any) -> None:
     served(kit, Command(resume=APPROVE), user="lee")
     assert kit.bank.payments() == [("ann", 50.0, 0)]
     assert kit.runtime.state("t").interrupts == ()
+
+
+def test_a_refused_goto_end_between_two_approvals_keeps_the_first(kit_on: Any) -> None:
+    """Asked again in a new task, a four-eyes approval still holds the approval given before."""
+    kit = kit_on([tool_call("pay", {"to": "ann", "amount": 500}), "paid"])
+    kit.runtime.send("t", "pay ann 500")
+    served(kit, Command(resume=APPROVE), user="lee")
+    served(kit, Command(goto=END), user="morgan")
+    again = only_interrupt(kit)
+    assert "closes escalated cases only" in refused_reason(again)
+    assert [a["approver"] for a in again.value["approvals_given"]] == ["lee"]
+    out = served(kit, Command(resume=APPROVE), user="lee")  # the same person twice is still one
+    assert "already approved" in refused_reason(out["__interrupt__"][0]) and kit.bank.payments() == []
+    served(kit, Command(resume=APPROVE), user="sam")
+    assert kit.bank.payments() == [("ann", 500.0, 0)]
+
+
+def test_four_eyes_through_the_server_counts_both_signed_in_approvers(kit_on: Any) -> None:
+    """The first approval (no approver field: the signed-in user's) is replayed when the node runs
+    again for the second; it stays lee's, not refused for naming nobody."""
+    kit = kit_on([tool_call("pay", {"to": "ann", "amount": 500}), "paid"])
+    kit.runtime.send("t", "pay ann 500")
+    out = served(kit, Command(resume=APPROVE), user="lee")
+    assert [a["approver"] for a in out["__interrupt__"][0].value["approvals_given"]] == ["lee"]
+    served(kit, Command(resume=APPROVE), user="sam")
+    assert kit.bank.payments() == [("ann", 500.0, 0)]
+    assert [(e.kind, e.actor) for e in kit.store.audit.entries("t") if e.kind in ("approved", "refused")] == [
+        ("approved", "lee"), ("approved", "sam")]
