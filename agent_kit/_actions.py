@@ -391,7 +391,7 @@ class ActionRouter:
                 self.audit("denied", a, config, actor="policy", key=f"{call_id(a)}:{a['hash'][:16]}:closed",
                            data={"reason": "the case was closed", "rule": "case_closed"})
             return Command(update={"messages": msgs, "queued": []}, goto="agent")
-        context = dict(state.get("context") or {})
+        context = self.trust(state.get("context"), config, node="agent")
         updates: list[Any] = []
         gotos: list[Any] = []
         while queue:

@@ -279,7 +279,7 @@ def _reask(node: str, action: Mapping[str, Any], context: Mapping[str, Any], exc
     """End this task and ask again in a new one, the refusal carried into its first interrupt."""
     from langgraph.types import Send
 
-    task = {"action": dict(action), "context": {**context, **(context_update or {})}, "refused": exc.refused}
+    task = {"action": dict(action), "context": _provenance.merge(context, context_update), "refused": exc.refused}
     update = {"context": dict(context_update)} if context_update else None
     return Command(update=update, goto=Send(node, task))
 
