@@ -19,7 +19,7 @@ from typing import Any
 from . import Result
 
 MODULES = ("auto_allowed", "approval_round_trip", "policy_decision", "aggregate_limit", "inbox", "audit",
-           "checkpoint_growth", "scale_out", "fresh_start")
+           "checkpoint_growth", "scale_out", "fresh_start", "hostile_input")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -37,7 +37,7 @@ ORDER_FACTS: dict[str, Any] = {"order_total": float, "order_status": str, "order
                                "order_refunded": float}
 """The facts :func:`tools.customer_service.order_facts` reads for policy rules."""
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")  # starts only where a run starts: linear
 _ZIP = re.compile(r"\b(\d{5})\b")
 
 

@@ -71,7 +71,44 @@ PHRASES: list[tuple[str, str]] = [
 # ---------------------------------------------------------------------------------------------
 
 _I = re.IGNORECASE
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+class _Then:
+    """``first``, then ``second`` later in the same stretch of text (a line, or up to a period):
+    ``first.*second`` without its backtracking. Only the leftmost ``first`` of a stretch can
+    start a match, so one pass reads the text once, in time linear in its length (the pattern
+    took 17 s on a 60,000-character message)."""
+
+    def __init__(self, first: str, second: str, *, stretch: str = "\n") -> None:
+        self.first = re.compile(first, _I)
+        self.second = re.compile(second, _I)
+        self.stretch = stretch
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for part in text.split(self.stretch):
+            m = self.first.search(part)
+            found = self.second.search(part, m.end()) if m else None
+            if found:
+                return found
+        return None
+
+
+class _Any:
+    """The first of several searchers that finds something."""
+
+    def __init__(self, *searchers: _Searcher) -> None:
+        self.searchers = searchers
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for s in self.searchers:
+            found = s.search(text)
+            if found:
+                return found
+        return None
+
+
+_Searcher = re.Pattern[str] | _Then | _Any
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")  # starts only where a run starts: linear
 _EMAIL_LEAD = re.compile(
     r"(?:\b(?:i'?m|i am|this is|it'?s|my e-?mail(?: address)? is|e-?mail(?: address)?\s*(?:is|:)?)\s*)?$", _I
 )
@@ -93,8 +130,8 @@ _NAME_ALONE = re.compile(r"^\s*(?:(?i:i'?m|i am|this is)\s+)?(?P<name>[A-Z][a-z'
 _ORDER_KW = re.compile(r"\b(?:order|ord)\s*(?:no\.?|number|num|id)?\s*#?\s*(\d{3,})\b|#\s*(\d{3,})\b", _I)
 _ORDER_PREP = re.compile(r"\b(?:on|for|of|about|with|from|to)\s+(?:my\s+|the\s+)?#?(\d{4,})\b", _I)
 _NUMBER = re.compile(r"(?<![\w.,])(\$\s*)?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w%]|,\d)")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", _I)
-_SPLIT = re.compile(r"\s*(?:;|\band also\b|\band then\b|\balso\b|\bplus\b|\band\b|(?<=[.!?])\s+(?=[A-Z]))\s*", _I)
+_PERCENT = re.compile(r"(?<!\d)(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", _I)
+_SPLIT = re.compile(r"(?<!\s)\s*(?:;|\band also\b|\band then\b|\balso\b|\bplus\b|\band\b|(?<=[.!?])\s+(?=[A-Z]))\s*", _I)
 _ABBREVIATIONS = ("st.", "ave.", "rd.", "dr.", "blvd.", "apt.", "no.", "mr.", "ms.", "mrs.", "ln.")
 
 _HUMAN = re.compile(
@@ -105,7 +142,7 @@ _HUMAN = re.compile(
     r"|^\s*(?:human|agent|operator|representative)\W*$|\bescalate\b",
     _I,
 )
-_DRAFT = re.compile(r"\b(?:draft|write|compose|prepare)\b.*?\b(?:reply|response|e-?mail|message|letter)\b", _I)
+_DRAFT = _Then(r"\b(?:draft|write|compose|prepare)\b", r"\b(?:reply|response|e-?mail|message|letter)\b")
 _TICKET = re.compile(
     r"\b(?:open|file|create|raise|submit|log|start)\s+(?:a\s+|an\s+)?(?:new\s+)?(?:support\s+)?"
     r"(?:ticket|case|complaint)\b|\breport\s+(?:a|an|the)?\s*(?:problem|issue|bug|fault|defect)\b",
@@ -113,19 +150,20 @@ _TICKET = re.compile(
 )
 _TOPIC = re.compile(r"\b(?:about|regarding|concerning|re:|with|on|for)\s+(.+)$", _I)
 _DISPUTE = re.compile(r"\bdispute\b|\bcharge\s*-?\s*back\b|\bunauthori[sz]ed\s+charge\b", _I)
-_REFUND = re.compile(r"\brefund|\bmoney back\b|\breimburse|\b(?:want|get|need|like)\b.*\bback\b", _I)
+_REFUND = _Any(re.compile(r"\brefund|\bmoney back\b|\breimburse", _I), _Then(r"\b(?:want|get|need|like)\b", r"\bback\b"))
 _CANCEL = re.compile(r"\bcancel", _I)
-_ADDRESS = re.compile(r"\b(?:change|update|correct|fix|edit|new)\b.*\baddress\b|\b(?:ship|send|deliver)\b.*\bto\b", _I)
+_ADDRESS = _Any(_Then(r"\b(?:change|update|correct|fix|edit|new)\b", r"\baddress\b"),
+                _Then(r"\b(?:ship|send|deliver)\b", r"\bto\b"))
 _RECOMMEND = re.compile(
     r"\brecommend|\bsuggest|\bwhat should (?:i|we|you) do\b|\bwhat (?:are )?(?:my|the) options\b"
     r"|\bwhat can you do\b",
     _I,
 )
 _HELP = re.compile(r"\?|\b(?:how|what|when|why|where|which|can i|do you|help|policy|info)\b", _I)
-_PREFS: list[tuple[re.Pattern[str], str, Any]] = [
-    (re.compile(r"\b(?:stop|no|don'?t|do not|unsubscribe)\b[^.]*?\b(?:e-?mails?|newsletters?)\b|^\s*unsubscribe\b", _I),
-     "email_opt_in", False),
-    (re.compile(r"\b(?:stop|no|don'?t|do not)\b[^.]*?\b(?:sms|texts?|text messages?)\b", _I), "sms_opt_in", False),
+_PREFS: list[tuple[_Searcher, str, Any]] = [
+    (_Any(_Then(r"\b(?:stop|no|don'?t|do not|unsubscribe)\b", r"\b(?:e-?mails?|newsletters?)\b", stretch="."),
+          re.compile(r"^\s*unsubscribe\b", _I)), "email_opt_in", False),
+    (_Then(r"\b(?:stop|no|don'?t|do not)\b", r"\b(?:sms|texts?|text messages?)\b", stretch="."), "sms_opt_in", False),
     (re.compile(r"\b(?:e-?mail me|send me (?:e-?mails?|offers|newsletters?)|subscribe me|sign me up)\b", _I),
      "email_opt_in", True),
     (re.compile(r"\b(?:text me|sms me|send me (?:texts|sms))\b", _I), "sms_opt_in", True),
@@ -263,7 +301,7 @@ def _segments(text: str) -> list[tuple[int, int]]:
     for m in _SPLIT.finditer(text):
         if m.start() == m.end() or m.start() < start:
             continue
-        if not m.group(0).strip() and text[: m.start()].lower().endswith(_ABBREVIATIONS):
+        if not m.group(0).strip() and text[max(0, m.start() - 8): m.start()].lower().endswith(_ABBREVIATIONS):
             continue  # "1 Main St. Springfield" is one clause
         spans.append((start, m.start()))
         start = m.end()
@@ -357,13 +395,24 @@ def parse_customer_message(message: str) -> tuple[list[_Request], list[str]]:
             continue
         req.start, req.end = start, end
         parsed.append(req)
-    # "refund $20 and $30 on 1001": a request without an order takes its neighbour's.
-    for i, req in enumerate(parsed):
-        if req.tool in ("issue_refund", "apply_discount") and req.args.get("order_id") is None:
-            near = [r for r in parsed[i + 1:] + parsed[:i][::-1]
-                    if r.tool == req.tool and r.args.get("order_id") is not None]
-            if near:
-                req.args["order_id"] = near[0].args["order_id"]
+    # "refund $20 and $30 on 1001": a request without an order takes its neighbour's (the next one
+    # of its kind naming an order, else the nearest before it), found in one pass each way.
+    for tool in ("issue_refund", "apply_discount"):
+        same = [r for r in parsed if r.tool == tool]
+        later: list[Any] = []
+        following = None
+        for r in reversed(same):
+            later.append(following)
+            if r.args.get("order_id") is not None:
+                following = r.args["order_id"]
+        earlier = None
+        for r, after in zip(same, reversed(later)):
+            if r.args.get("order_id") is None:
+                found = after if after is not None else earlier
+                if found is not None:
+                    r.args["order_id"] = found
+            earlier = r.args.get("order_id") if r.args.get("order_id") is not None else earlier
+    for req in parsed:
         if req.question is None and "order_id" in req.args and req.args["order_id"] is None:
             req.question = "Which order is this about? Please give the order number."
         if req.question is None and req.tool == "issue_refund" and req.args.get("amount") is None:
