@@ -97,6 +97,16 @@ class StrictSerializer(JsonPlusSerializer):
         clone = StrictSerializer(extra_allowed=[*self.extra_allowed, *extra_allowlist])
         return self if clone.allowed == self.allowed else clone
 
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        """Save one value; one that msgpack cannot hold (an integer beyond 64 bits, an object of
+        no known type) is a :class:`CheckpointError` naming it, never a raw ``TypeError``. The
+        doors of :mod:`agent_kit.limits` keep such values out; this is the last line."""
+        try:
+            return super().dumps_typed(obj)
+        except (TypeError, OverflowError, ValueError) as exc:
+            raise CheckpointError(f"a value of the run's state cannot be saved in a checkpoint: {exc} (integers "
+                                  "must fit in 64 bits; state holds plain JSON)") from None
+
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         """Load one stored value.
 

@@ -354,7 +354,18 @@ def checked_calls(message: Any, limits: InputLimits) -> Any:
         return message
     good: list[Any] = []
     bad: list[Any] = list(message.invalid_tool_calls)
-    for i, tc in enumerate(message.tool_calls):
+    calls = list(message.tool_calls)
+    if len(calls) > limits.max_tool_calls:
+        # Past the limit, the calls are dropped as one refused call (answered once, one strike):
+        # deciding thousands of calls one by one is what the limit is there to avoid.
+        dropped = calls[limits.max_tool_calls:]
+        calls = calls[:limits.max_tool_calls]
+        bad.append({"type": "invalid_tool_call", "name": "too_many_tool_calls", "args": "",
+                    "id": "refused_calls",
+                    "error": f"the model asked for {len(message.tool_calls)} tool calls in one message; the limit is "
+                             f"{limits.max_tool_calls} (InputLimits.max_tool_calls), so {len(dropped)} were not run: "
+                             "ask for them after these"})
+    for i, tc in enumerate(calls):
         try:
             check_name(tc.get("name"), "the tool name", max_chars=limits.max_name_chars)
             if tc.get("id") is not None:

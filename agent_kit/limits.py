@@ -59,6 +59,10 @@ class InputLimits:
     """A tool result the model sees, as JSON text (``AGENT_KIT_MAX_RESULT_CHARS``); longer is cut."""
     max_depth: int = 64
     """Nesting of lists and objects in arguments, edits and results (``AGENT_KIT_MAX_DEPTH``)."""
+    max_tool_calls: int = 16
+    """Tool calls in one message of the model (``AGENT_KIT_MAX_TOOL_CALLS``); the ones past it are
+    refused as invalid calls (the model is told), since the calls of one message are decided
+    together and each one's totals include the others."""
     max_name_chars: int = 200
     """An approver's name or a thread id (``AGENT_KIT_MAX_NAME_CHARS``)."""
 

@@ -175,3 +175,83 @@ def test_hostile_value_is_stored_as_it_is_or_refused_and_nothing_jams(kit_on: An
     assert {i.interrupt_id for i in store.inbox.for_thread("t")} == live
     if refused is not None and entry in ("approver", "edit", "reject"):
         assert set(before) <= live
+
+
+@pytest.mark.parametrize("case", ["lone_high_surrogate", "split_pair", "ten_megabytes", "nul", "line_separators"])
+def test_a_message_sent_straight_to_the_graph_is_kept_or_refused_and_the_thread_answers(kit_on: Any,
+                                                                                        case: str) -> None:
+    """A served graph's input skips the runtime's door: the agent node keeps what can be stored and
+    replaces what cannot by a note of its refusal, so the thread (and its model) stays usable."""
+    from langchain_core.messages import HumanMessage
+
+    from agent_kit.graph import RunContext
+
+    value, ok = CASES[case]
+    kit: Kit = kit_on(["ok", "again"], HOSTILE_POLICY, tools=_tools(None))
+    config = {"configurable": {"thread_id": "t"}}
+    out = kit.runtime.graph.invoke({"messages": [HumanMessage(content=value)]}, config,
+                                   context=RunContext(store=kit.store))
+    first, reply = out["messages"][0], out["messages"][-1]
+    if _storable_text(value, ok):
+        assert first.content == value and reply.content == "ok"
+    else:
+        assert "refused" in first.content and len(first.content) < 1000
+        assert reply.content.startswith("I could not accept your message")
+    assert kit.runtime.send("t", "hello again").reply
+    assert kit.store.audit.verify().ok
+
+
+@pytest.mark.parametrize("value,kept", [
+    (Decimal("1.10"), "1.10"), (b"\x00\xff", "b'\\x00\\xff'"), (1e308, 1e308), ({"deep": _nested(200)}, None),
+    ([2**64, 2**64 - 1, -(2**63), -(2**63) - 1], ["18446744073709551616", 2**64 - 1, -(2**63), "-9223372036854775809"]),
+], ids=["decimal", "bytes", "huge_finite_float", "deep_under_a_key", "int_bounds"])
+def test_a_result_is_kept_in_a_form_every_backend_stores(kit_on: Any, value: Any, kept: Any) -> None:
+    kit: Kit = kit_on([tool_call("produce", {"n": 1}), "done"], HOSTILE_POLICY, tools=_tools(value))
+    assert kit.runtime.send("t", "hi").reply == "done"
+    [record] = [r for r in kit.store.ledger.for_thread("t") if r.tool == "produce"]
+    assert record.status == "done"
+    if kept is not None:
+        assert record.result == kept
+    assert kit.store.audit.verify().ok and kit.runtime.send("t", "again").reply
+
+
+def test_a_result_over_the_limit_reaches_the_model_cut_and_the_ledger_whole(kit_on: Any) -> None:
+    big = "y" * 2_000_000
+    kit: Kit = kit_on([tool_call("produce", {"n": 1}), "done"], HOSTILE_POLICY, tools=_tools(big))
+    kit.runtime.send("t", "hi")
+    [record] = [r for r in kit.store.ledger.for_thread("t") if r.tool == "produce"]
+    assert record.result == big
+    [seen] = [m for m in kit.runtime.state("t").values["messages"] if getattr(m, "name", None) == "produce"]
+    assert len(seen.content) < InputLimits().max_result_chars + 200 and "cut" in seen.content
+
+
+def test_too_many_calls_in_one_message_are_refused_past_the_limit(kit_on: Any) -> None:
+    n = InputLimits().max_tool_calls + 40
+    kit: Kit = kit_on([[tool_call("echo", {"payload": i}) for i in range(n)], "done"], HOSTILE_POLICY,
+                      tools=_tools(None))
+    kit.runtime.send("t", "hi")
+    ran = [r for r in kit.store.ledger.for_thread("t") if r.tool == "echo"]
+    assert len(ran) <= InputLimits().max_tool_calls
+    assert kit.runtime.send("t", "again").reply and kit.store.audit.verify().ok
+
+
+def test_limits_come_from_the_environment_and_a_bad_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_KIT_MAX_MESSAGE_CHARS", "1_000")
+    assert InputLimits.from_env().max_message_chars == 1000
+    assert InputLimits.from_env(max_message_chars=5).max_message_chars == 5
+    monkeypatch.setenv("AGENT_KIT_MAX_DEPTH", "deep")
+    with pytest.raises(InputError, match="AGENT_KIT_MAX_DEPTH"):
+        InputLimits.from_env()
+    with pytest.raises(InputError, match="max_args_chars"):
+        InputLimits(max_args_chars=0)
+
+
+def test_a_message_over_a_configured_limit_is_refused_naming_the_field(kit_on: Any) -> None:
+    from agent_kit import AgentRuntime
+
+    kit: Kit = kit_on(["ok"], HOSTILE_POLICY, tools=_tools(None))
+    runtime = AgentRuntime(kit.graph, store=kit.store, limits=InputLimits(max_message_chars=10))
+    with pytest.raises(InputError, match="limit is 10") as refused:
+        runtime.send("t", "x" * 11)
+    assert refused.value.field == "message" and not runtime.exists("t")
+    assert runtime.send("t", "x" * 10).reply == "ok"
