@@ -56,7 +56,7 @@ CASES: dict[str, tuple[Any, bool]] = {
     "ten_megabytes": ("x" * 10_000_000, False),
 }
 
-ENTRIES = ["message", "tool_args", "tool_result", "confirmation", "approver", "edit", "reject"]
+ENTRIES = ["message", "held_message", "tool_args", "tool_result", "confirmation", "approver", "edit", "reject"]
 
 HOSTILE_POLICY: dict[str, Any] = copy.deepcopy(POLICY)
 HOSTILE_POLICY["tools"].update({
@@ -121,7 +121,7 @@ def test_hostile_value_is_stored_as_it_is_or_refused_and_nothing_jams(kit_on: An
         before = [p["interrupt_id"] for p in kit.pending()]
     pending = kit.pending()
     try:
-        if entry == "message":
+        if entry in ("message", "held_message"):
             runtime.send("t", value)
         elif entry in ("tool_args", "tool_result"):
             pass  # the value came in with the first turn
@@ -145,6 +145,10 @@ def test_hostile_value_is_stored_as_it_is_or_refused_and_nothing_jams(kit_on: An
     if refused is None and entry == "message":
         assert _storable_text(value, ok)
         assert runtime.state("t").values["messages"][0].content == value
+    if entry == "held_message" and refused is None:
+        assert _storable_text(value, ok)
+        [held] = [e for e in store.audit.entries("t") if e.kind == "message_held"]
+        assert held.data["text"] == value
     if entry == "reject" and refused is None:
         assert _storable_text(value, ok)
         [rejected] = [e for e in store.audit.entries("t") if e.kind == "rejected"]
@@ -163,7 +167,7 @@ def test_hostile_value_is_stored_as_it_is_or_refused_and_nothing_jams(kit_on: An
             assert _same(record.result, value)
         else:  # the effect ran: its result is kept as text saying what it was, never lost
             assert record.result is not None
-    if entry in ("message", "reject", "confirmation") and refused is not None:
+    if entry in ("message", "held_message", "reject", "confirmation") and refused is not None:
         assert not _storable_text(value, ok)
 
     # The thread answers its next message, the trail verifies, and no inbox item is lost.
@@ -175,6 +179,22 @@ def test_hostile_value_is_stored_as_it_is_or_refused_and_nothing_jams(kit_on: An
     assert {i.interrupt_id for i in store.inbox.for_thread("t")} == live
     if refused is not None and entry in ("approver", "edit", "reject"):
         assert set(before) <= live
+    if entry == "held_message" and refused is None:
+        # Delivered once the decision is made: the model gets the held text as it was sent.
+        runtime.reject(runtime.result("t").pending[0], approver="lee", reason="no")
+        delivered = [m.content for m in runtime.state("t").values["messages"] if m.id and m.id.startswith("held-")]
+        assert value in delivered and store.audit.verify().ok
+
+
+@pytest.mark.parametrize("name", ["pay\x00", "pay\ud800", "\u202epay", "p" * 5000, ""],
+                         ids=["nul", "surrogate", "bidi", "long", "empty"])
+def test_a_tool_call_with_a_hostile_name_is_refused_and_answered(kit_on: Any, name: str) -> None:
+    kit: Kit = kit_on([{"name": name, "args": {"to": "bob", "amount": 5}, "id": "c1"}, "done"], HOSTILE_POLICY,
+                      tools=_tools(None))
+    assert kit.runtime.send("t", "hi").reply
+    assert kit.bank.payments() == []
+    assert any(e.kind == "denied" for e in kit.store.audit.entries("t"))
+    assert kit.runtime.send("t", "again").reply and kit.store.audit.verify().ok
 
 
 @pytest.mark.parametrize("case", ["lone_high_surrogate", "split_pair", "ten_megabytes", "nul", "line_separators"])
