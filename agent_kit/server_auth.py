@@ -226,9 +226,9 @@ def build_auth(
 
 def _check_roles(policy: Any, operator_roles: tuple[str, ...]) -> None:
     for name in policy.document.approvers:
-        if str(name).startswith(CUSTOMER_PREFIX):
-            raise AgentKitError(f"approver name {name!r} starts with {CUSTOMER_PREFIX!r}, which marks customers; "
-                                "rename the approver")
+        if str(name).startswith(CUSTOMER_PREFIX) or str(name) == CUSTOMER:
+            raise AgentKitError(f"approver name {name!r} is reserved for customers ({CUSTOMER!r}, "
+                                f"{CUSTOMER_PREFIX!r}...); rename the approver")
     holders = [a for a in policy.document.approvers if policy.roles_of(a) & set(operator_roles)]
     if operator_roles and not holders:
         raise AgentKitError(f"operator_roles {list(operator_roles)!r}: no approver in the policy holds any of them; "

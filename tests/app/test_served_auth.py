@@ -222,6 +222,11 @@ def test_a_customer_cannot_see_or_touch_another_customers_thread(server: Server,
     for search in ({}, {"metadata": {"owner": f"customer:{thread}"}}, {"ids": [thread]}):
         found = server.post("/threads/search", omar, {**search, "limit": 100}).json()
         assert [t["thread_id"] for t in found] in ([mine], []), search
+    # creating a thread with another customer's id neither returns nor touches it
+    r = server.post("/threads", omar, {"thread_id": thread, "if_exists": "do_nothing"})
+    assert r.status_code == 403, r.text
+    r = server.post("/threads", omar, {"thread_id": thread})
+    assert r.status_code == 409 and "cus_jane" not in r.text, r.text
     # metadata chosen by the customer never lands on their thread (no spoofed owner or customer id)
     r = server.post("/threads", omar, {"metadata": {"owner": "customer:someone", "customer_id": "cus_jane"}})
     assert r.json()["metadata"] == {"owner": r.json()["metadata"]["owner"]}
