@@ -146,6 +146,14 @@ class Tx:
     def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any], backend: Backend) -> None:
         self._conn = conn
         self._pg = backend == "postgres"
+        self.backend: Backend = backend
+        """``"sqlite"`` or ``"postgres"``."""
+
+    @property
+    def connection(self) -> Any:
+        """The transaction's own connection (``sqlite3`` or ``psycopg``), for SQL written for one
+        backend; statements on it belong to this transaction."""
+        return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""

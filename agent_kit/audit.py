@@ -203,15 +203,19 @@ class AuditLog:
         self.anchor.record(record)
         return record
 
-    def entries(self, thread_id: str | None = None, *, kind: str | None = None, after_seq: int = 0,
-                limit: int | None = None) -> list[AuditEntry]:
-        """Entries in ``seq`` order, optionally of one thread and/or one kind, after ``after_seq``."""
+    def entries(self, thread_id: str | None = None, *, kind: str | tuple[str, ...] | None = None,
+                after_seq: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        """Entries in ``seq`` order, optionally of one thread and/or one kind (or any of several),
+        after ``after_seq``."""
         sql = "SELECT seq, hash, body FROM audit WHERE seq > ?"
         params: list[Any] = [after_seq]
         if thread_id is not None:
             sql += " AND thread_id = ?"
             params.append(thread_id)
-        if kind is not None:
+        if isinstance(kind, tuple):
+            sql += f" AND kind IN ({', '.join('?' * len(kind))})"
+            params.extend(kind)
+        elif kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
         sql += " ORDER BY seq"

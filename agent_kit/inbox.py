@@ -9,6 +9,7 @@ listed by (kind, thread, request time), which are indexed.
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -106,6 +107,15 @@ class Inbox:
     def remove_in(self, tx: Tx, interrupt_id: str) -> None:
         """:meth:`remove` inside the caller's transaction (with the audit entry of the decision)."""
         tx.execute("DELETE FROM inbox WHERE interrupt_id = ?", (interrupt_id,))
+
+    def sweep_in(self, tx: Tx, thread_id: str, *, keep: Sequence[str]) -> int:
+        """Inside the caller's transaction, forget the thread's items whose interrupt is no longer
+        pending (every one not in ``keep``); returns how many went."""
+        if not keep:
+            return tx.execute("DELETE FROM inbox WHERE thread_id = ?", (thread_id,))
+        marks = ", ".join("?" * len(keep))
+        return tx.execute(f"DELETE FROM inbox WHERE thread_id = ? AND interrupt_id NOT IN ({marks})",
+                          (thread_id, *keep))
 
     def remove_thread(self, thread_id: str) -> None:
         """Forget every pending interrupt of a thread."""

@@ -40,9 +40,10 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from ._db import Tx
 from .errors import AgentKitError
 
-__all__ = ["RetentionPolicy", "checkpoint_count", "prune_checkpoints", "reclaim_space"]
+__all__ = ["RetentionPolicy", "checkpoint_count", "prune_checkpoints", "prune_in", "reclaim_space"]
 
 _log = logging.getLogger(__name__)
 
@@ -165,50 +166,77 @@ def _prune_sqlite_in(conn: sqlite3.Connection, thread_id: str, keep: int) -> int
 # -- Postgres -------------------------------------------------------------------------------------
 
 def _prune_postgres(saver: Any, thread_id: str, keep: int) -> int:
-    from agent_kit._compat import postgres_cursor, prune_delta_threads_sql
+    from agent_kit._compat import postgres_cursor
 
     with postgres_cursor(saver) as cur:
-        with cur.connection.transaction():
-            # One snapshot: rows a concurrent run commits meanwhile are neither read nor deleted.
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute(prune_delta_threads_sql(), ([thread_id], [thread_id]), prepare=False)
-            if cur.fetchall():
-                raise AgentKitError(f"thread {thread_id!r} uses a DeltaChannel; its state is rebuilt from "
-                                    "older checkpoints, so they are not pruned")
-            cur.execute("SELECT DISTINCT checkpoint_ns FROM checkpoints WHERE thread_id = %s", (thread_id,))
-            deleted = 0
-            for ns in [r["checkpoint_ns"] for r in cur.fetchall()]:
-                cur.execute("SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
-                            "ORDER BY checkpoint_id DESC LIMIT 1 OFFSET %s", (thread_id, ns, keep - 1))
-                row = cur.fetchone()
-                if row is None:
-                    continue
-                args = (thread_id, ns, row["checkpoint_id"])
-                cur.execute("DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_ns = %s "
-                            "AND checkpoint_id < %s", args)
-                cur.execute("DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = %s "
-                            "AND checkpoint_id < %s RETURNING checkpoint -> 'channel_versions' AS versions", args)
-                gone = cur.fetchall()
-                if not gone:
-                    continue
-                deleted += len(gone)
-                freed = {(str(c), str(v)) for r in gone for c, v in (r["versions"] or {}).items()}
-                cur.execute("UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = %s "
-                            "AND checkpoint_ns = %s AND parent_checkpoint_id < %s", args)
-                # Blobs are shared between checkpoints (a channel's value is stored once per
-                # version): free only those no remaining checkpoint of the thread references.
-                cur.execute("SELECT DISTINCT v.key AS channel, v.value AS version FROM checkpoints c "
-                            "CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') AS v "
-                            "WHERE c.thread_id = %s AND c.checkpoint_ns = %s", (thread_id, ns))
-                referenced = {(r["channel"], r["version"]) for r in cur.fetchall()}
-                garbage: dict[str, list[str]] = {}
-                for channel, version in sorted(freed - referenced):
-                    garbage.setdefault(channel, []).append(version)
-                for channel, versions in garbage.items():
-                    cur.execute("DELETE FROM checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
-                                "AND channel = %s AND version = ANY(%s)", (thread_id, ns, channel, versions),
-                                prepare=False)
-            return deleted
+        return _prune_postgres_on(cur.connection, thread_id, keep)
+
+
+def _prune_sql() -> str:
+    """One statement that prunes a thread on Postgres: every part reads the same snapshot, so rows
+    a concurrent run commits meanwhile are neither read nor deleted, and a thread that uses a
+    ``DeltaChannel`` is left untouched (the statement reports it)."""
+    from agent_kit._compat import prune_delta_threads_sql
+
+    return f"""
+WITH delta AS ({prune_delta_threads_sql()}),
+cut AS (
+  SELECT ns.checkpoint_ns,
+         (SELECT c.checkpoint_id FROM checkpoints c WHERE c.thread_id = %(t)s AND c.checkpoint_ns = ns.checkpoint_ns
+          ORDER BY c.checkpoint_id DESC LIMIT 1 OFFSET %(skip)s) AS cutoff
+  FROM (SELECT DISTINCT checkpoint_ns FROM checkpoints WHERE thread_id = %(t)s) ns
+  WHERE NOT EXISTS (SELECT 1 FROM delta)),
+dw AS (
+  DELETE FROM checkpoint_writes w USING cut
+  WHERE w.thread_id = %(t)s AND w.checkpoint_ns = cut.checkpoint_ns AND w.checkpoint_id < cut.cutoff),
+dc AS (
+  DELETE FROM checkpoints c USING cut
+  WHERE c.thread_id = %(t)s AND c.checkpoint_ns = cut.checkpoint_ns AND c.checkpoint_id < cut.cutoff
+  RETURNING c.checkpoint_ns, c.checkpoint -> 'channel_versions' AS versions),
+up AS (
+  UPDATE checkpoints c SET parent_checkpoint_id = NULL FROM cut
+  WHERE c.thread_id = %(t)s AND c.checkpoint_ns = cut.checkpoint_ns AND c.checkpoint_id >= cut.cutoff
+    AND c.parent_checkpoint_id < cut.cutoff),
+freed AS (
+  SELECT dc.checkpoint_ns, v.key AS channel, v.value AS version
+  FROM dc CROSS JOIN LATERAL jsonb_each_text(dc.versions) AS v),
+kept AS (
+  SELECT c.checkpoint_ns, v.key AS channel, v.value AS version
+  FROM checkpoints c JOIN cut ON c.checkpoint_ns = cut.checkpoint_ns
+  CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') AS v
+  WHERE c.thread_id = %(t)s AND c.checkpoint_id >= cut.cutoff),
+db AS (
+  DELETE FROM checkpoint_blobs b USING (SELECT * FROM freed EXCEPT SELECT * FROM kept) AS g
+  WHERE b.thread_id = %(t)s AND b.checkpoint_ns = g.checkpoint_ns AND b.channel = g.channel
+    AND b.version = g.version)
+SELECT (SELECT count(*) FROM dc), EXISTS (SELECT 1 FROM delta)"""
+
+
+def _prune_postgres_on(conn: Any, thread_id: str, keep: int) -> int:
+    """Prune on a psycopg connection (in its transaction, if one is open): one statement.
+
+    Blobs are shared between checkpoints (a channel's value is stored once per version): only
+    those no remaining checkpoint of the thread references are freed.
+    """
+    from psycopg.rows import tuple_row
+
+    sql = _prune_sql().replace("ANY(%s)", "ANY(%(ts)s)")
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(sql, {"t": thread_id, "ts": [thread_id], "skip": keep - 1}, prepare=False)
+        deleted, delta = cur.fetchone()
+    if delta:
+        raise AgentKitError(f"thread {thread_id!r} uses a DeltaChannel; its state is rebuilt from "
+                            "older checkpoints, so they are not pruned")
+    return int(deleted)
+
+
+def prune_in(tx: Tx, thread_id: str, *, keep_latest: int = 1) -> int:
+    """:func:`prune_checkpoints` inside the caller's transaction on the store's own database
+    (whose checkpointer is the store's): the runtime folds it into the transaction that gives the
+    thread's lease back. Returns how many checkpoints were deleted."""
+    if tx.backend == "sqlite":
+        return _prune_sqlite_in(tx.connection, str(thread_id), keep_latest)
+    return _prune_postgres_on(tx.connection, str(thread_id), keep_latest)
 
 
 # -- space ----------------------------------------------------------------------------------------
@@ -257,6 +285,16 @@ class RetentionPolicy:
         if self.reclaim_every is not None and self.reclaim_every < 1:
             raise AgentKitError(f"reclaim_every must be >= 1 or None, got {self.reclaim_every!r}")
 
+    def apply_in(self, tx: Tx, thread_id: str) -> int:
+        """Prune one thread inside the caller's transaction on the store's own database (see
+        :func:`prune_in`); returns the checkpoints deleted. Space is reclaimed apart from it, when
+        :meth:`reclaim_due` says so."""
+        return prune_in(tx, thread_id, keep_latest=self.keep_latest)
+
+    def reclaim_due(self) -> bool:
+        """Count one prune; whether this one should be followed by :func:`reclaim_space`."""
+        return self.reclaim_every is not None and next(self._calls) % self.reclaim_every == 0
+
     def apply(self, checkpointer_or_store: Any, thread_id: str) -> int:
         """Prune one thread (and now and then reclaim space); returns the checkpoints deleted.
 
@@ -266,7 +304,7 @@ class RetentionPolicy:
         """
         try:
             deleted = prune_checkpoints(checkpointer_or_store, thread_id, keep_latest=self.keep_latest)
-            if self.reclaim_every is not None and next(self._calls) % self.reclaim_every == 0:
+            if self.reclaim_due():
                 reclaim_space(checkpointer_or_store)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():

@@ -33,7 +33,8 @@ from agent_kit.errors import (
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
 from agent_kit.limits import InputLimits, check_name, check_text
-from agent_kit.retention import RetentionPolicy
+from agent_kit.leases import Lease
+from agent_kit.retention import RetentionPolicy, reclaim_space
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
 
 __all__ = ["AgentRuntime", "TurnResult"]
@@ -121,8 +122,10 @@ class AgentRuntime:
         items = self.store.inbox.for_thread(thread_id) if thread_id else self.store.inbox.list(kind=kind)
         return [i for i in items if kind is None or i.kind == kind]
 
-    def result(self, thread_id: str) -> TurnResult:
-        snap = self.state(thread_id)
+    def result(self, thread_id: str, snap: Any = None) -> TurnResult:
+        """What the thread's last call came to (from ``snap``, its current state, if given)."""
+        if snap is None:
+            snap = self.state(thread_id)
         pending = [pending_view(thread_id, i.id, i.value) for i in snap.interrupts]
         values = snap.values or {}
         messages = values.get("messages", [])
@@ -151,13 +154,13 @@ class AgentRuntime:
                 its limit; nothing was written and the thread answers the next message.
         """
         self._check_turn(thread_id, message, actor)
-        with self.store.leases.acquire(thread_id, owner="turn"):
+        with self.store.leases.acquire(thread_id, owner="turn") as lease:
             planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
                 return planned
             self._invoke(planned.value, thread_id, actor)
             self._mark_delivered(thread_id, planned.held)
-            return self._settle(thread_id)
+            return self._settle(thread_id, lease)
 
     def stream(self, thread_id: str, message: str, *, actor: str = CUSTOMER) -> Generator[StreamEvent, None, None]:
         """One customer turn, as :meth:`send`, streamed: the model's tokens as the model server
@@ -170,7 +173,7 @@ class AgentRuntime:
         and no effect runs twice).
         """
         self._check_turn(thread_id, message, actor)
-        with self.store.leases.acquire(thread_id, owner="turn (streamed)"):
+        with self.store.leases.acquire(thread_id, owner="turn (streamed)") as lease:
             planned = self._plan_turn(thread_id, message, actor)
             if isinstance(planned, TurnResult):
                 yield TurnEnded(thread_id=thread_id, result=planned)
@@ -196,7 +199,7 @@ class AgentRuntime:
                         paused.add(intr.id)
                         yield Paused(thread_id=thread_id, pending=pending_view(thread_id, intr.id, intr.value))
             self._mark_delivered(thread_id, planned.held)
-            result = self._settle(thread_id)
+            result = self._settle(thread_id, lease)
             for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
                 event = event_of_audit_entry(entry)
                 if event is not None:
@@ -312,7 +315,7 @@ class AgentRuntime:
             check_name(approver, "approver", max_chars=self.limits.max_name_chars)
         except InputError as exc:
             raise DecisionInputError(str(exc), field=exc.field) from None
-        with self.store.leases.acquire(thread_id, owner=f"resume by {approver}"):
+        with self.store.leases.acquire(thread_id, owner=f"resume by {approver}") as lease:
             snap = self.state(thread_id)
             if not snap.values:
                 raise StaleInterruptError(f"unknown thread {thread_id!r}: nothing has run on it")
@@ -321,7 +324,7 @@ class AgentRuntime:
                     raise ApprovalError(f"unknown approver {approver!r}: the policy lists no roles for them")
                 # The decision was taken and the run cut off by a crash: repeating it finishes that run.
                 self._invoke(None, thread_id, _requester(snap))
-                return self._settle(thread_id)
+                return self._settle(thread_id, lease)
             target = self._target(target_named, snap.interrupts, kinds)
             payload: dict[str, Any] = {"decisions": [decision], "approver": approver,
                                        "action_hash": target_named.action_hash or target.value["action_hash"],
@@ -335,8 +338,7 @@ class AgentRuntime:
             # The run goes on for its requester: a decider only decides, and never becomes the one
             # who asks for the calls the model makes after this.
             self._invoke(Command(resume={target.id: payload}), thread_id, _requester(snap))
-            self._deliver_held(thread_id)
-            return self._settle(thread_id)
+            return self._settle(thread_id, lease, self._deliver_held(thread_id))
 
     def _check_turn(self, thread_id: Any, message: Any, actor: Any) -> None:
         """The door of every customer turn: refused here, a message changes nothing."""
@@ -349,9 +351,9 @@ class AgentRuntime:
     # -- messages that came in while the run waited on a person ----------------------------------
     def _undelivered(self, thread_id: str, snap: Any) -> list[Any]:
         """Messages held while the run waited and not yet in the conversation."""
-        audit = self.store.audit
-        delivered = {e.data.get("held") for e in audit.entries(thread_id, kind="message_delivered")}
-        held = [e for e in audit.entries(thread_id, kind="message_held") if e.seq not in delivered]
+        both = self.store.audit.entries(thread_id, kind=("message_held", "message_delivered"))
+        delivered = {e.data.get("held") for e in both if e.kind == "message_delivered"}
+        held = [e for e in both if e.kind == "message_held" and e.seq not in delivered]
         # Delivered before a crash cut off the audit mark: mark it now, never show it twice.
         present = {m.id for m in (snap.values or {}).get("messages", [])}
         self._mark_delivered(thread_id, [e for e in held if f"held-{thread_id}-{e.seq}" in present])
@@ -362,26 +364,29 @@ class AgentRuntime:
             self.store.audit.append("message_delivered", actor=e.actor, thread_id=thread_id, data={"held": e.seq},
                                     key=f"{thread_id}:delivered:{e.seq}")
 
-    def _deliver_held(self, thread_id: str) -> None:
-        """Once nothing waits on a person any more, the model gets the messages held meanwhile."""
+    def _deliver_held(self, thread_id: str) -> Any:
+        """Once nothing waits on a person any more, the model gets the messages held meanwhile.
+        Returns the thread's state if that did not change it (so it is not read again), else None."""
         snap = self.state(thread_id)
         if snap.interrupts:
-            return
+            return snap
         held = self._undelivered(thread_id, snap)
-        if held:
-            # Ids made from the audit entries: delivering again after a crash adds nothing twice.
-            self._invoke({"messages": _held_messages(thread_id, held)}, thread_id, held[-1].actor)
-            self._mark_delivered(thread_id, held)
+        if not held:
+            return snap
+        # Ids made from the audit entries: delivering again after a crash adds nothing twice.
+        self._invoke({"messages": _held_messages(thread_id, held)}, thread_id, held[-1].actor)
+        self._mark_delivered(thread_id, held)
+        return None
 
     def recover(self, thread_id: str) -> TurnResult:
         """Finish a run that a crash cut off (its decisions were taken; its effects go through
         the ledger, so none runs twice). On a thread with nothing cut off this changes nothing.
         The run goes on for its requester, whoever calls this."""
-        with self.store.leases.acquire(thread_id, owner="recover"):
+        with self.store.leases.acquire(thread_id, owner="recover") as lease:
             snap = self.state(thread_id)
             if self._interrupted(thread_id, snap):
                 self._invoke(None, thread_id, _requester(snap))
-            return self._settle(thread_id)
+            return self._settle(thread_id, lease)
 
     def _interrupted(self, thread_id: str, snap: Any) -> bool:
         """Whether a run was cut off with work left: no interrupt waits on a person, yet a step is
@@ -451,15 +456,24 @@ class AgentRuntime:
             # A checkpoint write that failed (disk full, read-only, server gone): name the store.
             raise self.store._db.storage_error(exc) from None
 
-    def _settle(self, thread_id: str) -> TurnResult:
-        # Runs under the thread's lease: nothing else writes this thread's checkpoints now.
-        if self.retention is not None:
-            self.retention.apply(self.graph.checkpointer, thread_id)
-        result = self.result(thread_id)
-        live = {p["interrupt_id"] for p in result.pending}
-        for item in self.store.inbox.for_thread(thread_id):
-            if item.interrupt_id not in live:
-                self.store.inbox.remove(item.interrupt_id)
+    def _settle(self, thread_id: str, lease: Lease, snap: Any = None) -> TurnResult:
+        """The turn's result (from ``snap``, the thread's current state, if the caller has it); the
+        inbox sweep and checkpoint retention go into the transaction that gives the thread's lease
+        back (nothing else writes this thread's checkpoints now)."""
+        result = self.result(thread_id, snap)
+        live = [p["interrupt_id"] for p in result.pending]
+        if any(item.interrupt_id not in live for item in self.store.inbox.for_thread(thread_id)):
+            # A repair of the index (a decision normally removes its item itself): made durable.
+            lease.on_release(lambda tx: self.store.inbox.sweep_in(tx, thread_id, keep=live))
+        retention = self.retention
+        if retention is not None:
+            if self.graph.checkpointer is self.store.checkpointer():
+                # Pruning that a server crash undid is redone by the thread's next call.
+                lease.on_release(lambda tx: retention.apply_in(tx, thread_id), durable=False)
+                if retention.reclaim_due():
+                    reclaim_space(self.graph.checkpointer)
+            else:
+                retention.apply(self.graph.checkpointer, thread_id)
         return result
 
 
