@@ -4,7 +4,10 @@
 writes ``bench/results/latest.json`` and ``bench/results/bench.png``. Every benchmark prints one
 machine-readable line::
 
-    BENCH <name> ours=<median> anchor=<median> unit=<unit> ratio=<ours/anchor> goal=<goal>
+    BENCH <name> ours=<median> anchor=<median> unit=<unit> ratio=<ours/anchor> goal=<goal> load=<1-min load>
+
+``load`` is the machine's one-minute load average (``os.getloadavg``) when the measurement ended:
+on a shared machine it says how much else ran meanwhile.
 
 Timings are medians over many rounds after a warm-up, ours and the anchor alternating round by
 round, so drift (CPU frequency, page cache, other load) hits both alike. Compare ratios within
@@ -14,6 +17,7 @@ one run only.
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -37,6 +41,8 @@ class Result:
     anchor_label: str = "anchor"
     higher_is_better: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    load: float = field(default_factory=lambda: os.getloadavg()[0])
+    """The machine's one-minute load average when the result was made."""
 
     @property
     def ratio(self) -> float:
@@ -44,7 +50,7 @@ class Result:
 
     def line(self) -> str:
         return (f"BENCH {self.name} ours={_num(self.ours)} anchor={_num(self.anchor)} unit={self.unit} "
-                f"ratio={self.ratio:.2f} goal={self.goal}")
+                f"ratio={self.ratio:.2f} goal={self.goal} load={self.load:.2f}")
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "ratio": self.ratio}

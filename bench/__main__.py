@@ -46,11 +46,11 @@ def table(results: list[Result], info: dict[str, Any], date: str) -> str:
     rows = [f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['os']}; "
             f"langgraph {info['packages']['langgraph']}, langchain {info['packages']['langchain']}. Date: {date}.",
             "",
-            "| benchmark | agent_kit | anchor | unit | ours / anchor | goal | met |",
-            "|---|---|---|---|---|---|---|"]
+            "| benchmark | agent_kit | anchor | unit | ours / anchor | goal | met | load |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in results:
         rows.append(f"| {r.name} ({r.ours_label} vs {r.anchor_label}) | {_fmt(r.ours)} | {_fmt(r.anchor)} | "
-                    f"{r.unit} | {r.ratio:.2f} | {r.goal} | {'yes' if r.met else '**no**'} |")
+                    f"{r.unit} | {r.ratio:.2f} | {r.goal} | {'yes' if r.met else '**no**'} | {r.load:.1f} |")
     return "\n".join(rows)
 
 
@@ -91,23 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: list[Result] = []
-    scale_lines: list[str] = []
+    load_start = os.getloadavg()
+    print(f"load average at start (1, 5, 15 min): {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} "
+          f"on {os.cpu_count()} cores", flush=True)
     for name in names:
         print(f"\n== {name}{' (quick)' if args.quick else ''}", flush=True)
         t0 = time.perf_counter()
         got = import_module(f"bench.{name}").run(quick=args.quick)
-        if isinstance(got, list):  # scale_out: several BENCH lines, one per backend and process count
-            scale_lines += got
-        else:
-            results.append(got)
+        results += got if isinstance(got, list) else [got]  # some measure on both backends
         print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
     total = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
+    load_end = os.getloadavg()
     out = {"date": date, "quick": args.quick, "seconds": total, "machine": info,
-           "results": [r.to_json() for r in results], "scale_out": scale_lines}
+           "load_start": load_start, "load_end": load_end, "results": [r.to_json() for r in results]}
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
     plot(results, RESULTS / "bench.png", f"agent_kit benchmarks, {date}{' (quick)' if args.quick else ''}")
     print("\n" + table(results, info, date))
+    print(f"\nload average at end (1, 5, 15 min): {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     print(f"\n{len(results)} benchmarks in {total:.0f} s; wrote {RESULTS / 'latest.json'} and {RESULTS / 'bench.png'}")
     return 0
 

@@ -45,8 +45,10 @@ def scripted(call: dict[str, Any], reply: str | None = "done") -> ScriptedChatMo
     return ScriptedChatModel(steps=[call, reply] if reply is not None else [call], cycle=True)
 
 
-def ours_graph(home: Path, call: dict[str, Any], reply: str | None = "done", *, with_checkpointer: bool = True) -> tuple[Any, Store]:
-    store = Store.open(home=home)
+def ours_graph(home: Path, call: dict[str, Any], reply: str | None = "done", *, with_checkpointer: bool = True,
+               db_url: str | None = None) -> tuple[Any, Store]:
+    """agent_kit's agent on a fresh store: SQLite in ``home``, or Postgres at ``db_url``."""
+    store = Store.open(home=home, db_url=db_url)
     graph = create_permissioned_agent(
         scripted(call, reply), [register(lookup, Mode.READ_ONLY), register(pay, Mode.EXECUTE_LIMITED)],
         Policy.from_dict(POLICY), store=store, context_keys={"sentiment": str},
@@ -64,7 +66,18 @@ def bare_saver(path: Path) -> SqliteSaver:
     return saver
 
 
-def bare_graph(saver: SqliteSaver, call: dict[str, Any]) -> Any:
+def pg_saver(url: str) -> Any:
+    """A ``PostgresSaver`` on its own connection, set up as LangGraph's docs say (the anchor's)."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+
+    saver = PostgresSaver(psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row))
+    saver.setup()
+    return saver
+
+
+def bare_graph(saver: Any, call: dict[str, Any]) -> Any:
     """Bare LangGraph: scripted model -> ToolNode -> model, routed by tools_condition."""
     model = scripted(call).bind_tools([lookup, pay])
 

@@ -1,19 +1,25 @@
-"""Scale-out: approvals completed per second by 1, 2 and 4 worker processes, Postgres against SQLite.
+"""Scale-out on Postgres: approvals completed per second by 1, 2 and 4 worker processes, agent_kit
+against the same number of bare-LangGraph human-in-the-loop workers.
 
-For each backend and process count, on a fresh store (a new Postgres schema, or a new SQLite home)
-with its own back office (``shop.sqlite``, one $100 order per run):
+For each side and process count, on a fresh Postgres schema:
 
-1. Prepare (not timed): each worker drives its share of threads to the support lead's approval
-   ("Hi, I am Jane Doe, 94107", then "Refund $80 on order N").
+1. Prepare (not timed): each worker drives its share of threads to a pause on a person.
+   agent_kit: the reference support agent, "Hi, I am Jane Doe, 94107" then "Refund $80 on order
+   N" (one $100 order per run in the back office ``shop.sqlite``; the reference policy with its
+   refund total kept per order, so every run needs exactly one support lead, as in
+   ``tests/scale/worker.py``). Anchor: LangChain ``create_agent`` + ``HumanInTheLoopMiddleware``
+   on ``PostgresSaver`` pausing on a ``pay`` call.
 2. Approve (timed, in slices): at each slice's start barrier every worker approves its share of
    the threads worker ``i+1`` prepared (each resume happens in another process than the one that
-   paused it) through ``AgentRuntime.approve``: lease, stale check, resume validation, the refund
-   through the execution ledger, audit. A slice lasts from the start barrier until the last
-   worker is done; its rate is its approvals / that time; the median slice is reported.
+   paused it). agent_kit: ``AgentRuntime.approve`` (lease, stale check, resume validation, the
+   refund through the execution ledger, audit). Anchor: ``invoke(Command(resume=approve))``. A
+   slice lasts from the start barrier until the last worker is done; its rate is its approvals /
+   that time; the median slice is reported.
 
-The anchor of each Postgres line is SQLite with the same number of processes, measured in the
-same run with its slices interleaved with Postgres's (the first alternates). Workers are forked from a forkserver that has imported the application once, so a
-worker costs milliseconds to start and inherits no connection.
+Both sides at one process count run at once, their slices interleaved (which goes first
+alternates), so drift on a shared machine hits both alike. Workers are forked from a forkserver
+that has imported the application once, so a worker costs milliseconds to start and inherits no
+connection.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from . import Result
+
 __all__ = ["run"]
 
 NAME = "scale_out"
 PG_URL = os.environ.get("AGENT_KIT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 """The server's database the benchmark works in, each run in a fresh schema it drops after."""
 PROCESSES = (1, 2, 4)
-"""Postgres at n processes reaches at least half of SQLite's approvals/s at n processes on one
-machine (SQLite cannot go beyond one machine; Postgres pays a network round trip per statement)."""
+SIDES = ("agent_kit", "langgraph")
 FIRST_ORDER = 20_000
 APPROVERS = ("lee", "sam", "morgan", "lee")
 
@@ -67,11 +74,24 @@ def _retry_busy(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, int]:
     raise RuntimeError(f"{fn.__name__}{args} stayed busy through 200 attempts")
 
 
-def _worker(cfg: dict[str, Any], index: int, go: Any, done: Any, results: Any) -> None:
-    """One worker: prepare its threads, then per slice wait for the go, approve its neighbour's
-    share of that slice and meet the others at ``done`` (the parent times go -> done)."""
-    store = None
-    try:
+def _per_order_policy(home: Path) -> Path:
+    """The reference policy with the refund total kept per order instead of per customer: every
+    run refunds $80 on its own order of Jane's and needs exactly one support lead (the reference
+    per-customer total would add the runs up past the four-eyes and escalation thresholds)."""
+    source = Path(__file__).resolve().parents[1] / "policies" / "customer_service.yaml"
+    text = source.read_text()
+    per_customer = "customer_refunds_24h: {sum: args.amount, per: context.customer_id, within: 24h}"
+    if per_customer not in text:
+        raise RuntimeError("the reference refund limit changed: update bench/scale_out.py's policy copy")
+    target = home / "scale_policy.yaml"
+    target.write_text(text.replace(per_customer, per_customer.replace("context.customer_id", "args.order_id")))
+    return target
+
+
+class _Ours:
+    """An agent_kit worker: the reference support agent on the store."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
         os.environ["AGENT_KIT_HOME"] = cfg["home"]
         os.environ.pop("AGENT_KIT_DB_URL", None)
         os.environ.pop("AGENT_KIT_MODEL", None)
@@ -79,29 +99,85 @@ def _worker(cfg: dict[str, Any], index: int, go: Any, done: Any, results: Any) -
         from agent_kit.store import Store
         from graphs.customer_service import build_graph
 
-        if cfg["db_url"]:
-            store = Store.open(db_url=cfg["db_url"], schema=cfg["schema"])
-        else:
-            store = Store.open(home=cfg["home"])
-        runtime = AgentRuntime(build_graph(home=cfg["home"], store=store), store=store)
+        self.store = Store.open(home=cfg["home"], db_url=cfg["db_url"], schema=cfg["schema"])
+        graph = build_graph(home=cfg["home"], store=self.store, policy=Path(cfg["home"]) / "scale_policy.yaml")
+        self.runtime = AgentRuntime(graph, store=self.store)
+        self.first_order = cfg["first_order"]
+
+    def prepare(self, thread: str, n: int) -> int:
+        _, r1 = _retry_busy(self.runtime.send, thread, "Hi, I am Jane Doe, 94107")
+        result, r2 = _retry_busy(self.runtime.send, thread, f"Refund $80 on order {self.first_order + n}")
+        if result.status != "paused":
+            raise RuntimeError(f"{thread} did not pause: {result.to_json()}")
+        return r1 + r2
+
+    def approve(self, thread: str, approver: str) -> int:
+        pending = self.runtime.pending(thread, kind="approval")
+        result, r = _retry_busy(self.runtime.approve, pending[0], approver=approver)
+        if result.status != "replied":
+            raise RuntimeError(f"{thread} did not finish: {result.to_json()}")
+        return r
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _Anchor:
+    """A bare-LangGraph worker: ``create_agent`` + ``HumanInTheLoopMiddleware`` on ``PostgresSaver``."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        import psycopg
+        from langchain.agents import create_agent
+        from langchain.agents.middleware import HumanInTheLoopMiddleware
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
+
+        from bench._app import PAY, pay, scripted
+
+        self.conn = psycopg.connect(cfg["db_url"], autocommit=True, prepare_threshold=0, row_factory=dict_row,
+                                    options=f"-csearch_path={cfg['schema']}")
+        self.agent = create_agent(scripted(PAY, "paid"), [pay], checkpointer=PostgresSaver(self.conn),
+                                  middleware=[HumanInTheLoopMiddleware(interrupt_on={"pay": True},
+                                                                       interrupt_mode="per_call")])
+
+    def prepare(self, thread: str, n: int) -> int:
+        from langchain_core.messages import HumanMessage
+
+        out = self.agent.invoke({"messages": [HumanMessage(content="pay ann 50")]},
+                                {"configurable": {"thread_id": thread}}, durability="sync")
+        if not out.get("__interrupt__"):
+            raise RuntimeError(f"{thread} did not pause")
+        return 0
+
+    def approve(self, thread: str, approver: str) -> int:
+        from langgraph.types import Command
+
+        out = self.agent.invoke(Command(resume={"type": "approve"}), {"configurable": {"thread_id": thread}},
+                                durability="sync")
+        if out["messages"][-1].content != "paid":
+            raise RuntimeError(f"{thread} did not finish: {out['messages'][-1]}")
+        return 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _worker(cfg: dict[str, Any], index: int, go: Any, done: Any, results: Any) -> None:
+    """One worker: prepare its threads, then per slice wait for the go, approve its neighbour's
+    share of that slice and meet the others at ``done`` (the parent times go -> done)."""
+    side: Any = None
+    try:
+        side = _Ours(cfg) if cfg["side"] == "agent_kit" else _Anchor(cfg)
         n, per, slices = cfg["processes"], cfg["per_worker"], cfg["slices"]
         retries = 0
         for k in range(per):
-            thread = f"w{index}-{k}"
-            _, r1 = _retry_busy(runtime.send, thread, "Hi, I am Jane Doe, 94107")
-            result, r2 = _retry_busy(runtime.send, thread, f"Refund $80 on order {FIRST_ORDER + index * per + k}")
-            retries += r1 + r2
-            if result.status != "paused":
-                raise RuntimeError(f"{thread} did not pause: {result.to_json()}")
+            retries += side.prepare(f"w{index}-{k}", index * per + k)
         other, chunk = (index + 1) % n, per // slices
         done.wait(timeout=600)  # prepared
         for s in range(slices):
             go.wait(timeout=600)
             for k in range(s * chunk, (s + 1) * chunk):
-                result, r = _retry_busy(runtime.approve, f"w{other}-{k}", approver=APPROVERS[index % len(APPROVERS)])
-                retries += r
-                if result.status != "replied":
-                    raise RuntimeError(f"w{other}-{k} did not finish: {result.to_json()}")
+                retries += side.approve(f"w{other}-{k}", APPROVERS[index % len(APPROVERS)])
             done.wait(timeout=600)
         results.put((index, None, {"retries": retries}))
     except BaseException:  # noqa: BLE001 - reported to the parent
@@ -109,25 +185,36 @@ def _worker(cfg: dict[str, Any], index: int, go: Any, done: Any, results: Any) -
         done.abort()
         results.put((index, traceback.format_exc(), None))
     finally:
-        if store is not None:
-            store.close()
+        if side is not None:
+            side.close()
 
 
 class _Group:
-    """``processes`` workers on one fresh store of one backend, driven slice by slice."""
+    """``processes`` workers of one side on one fresh Postgres schema, driven slice by slice."""
 
-    def __init__(self, ctx: Any, backend: str, processes: int, approvals: int, slices: int, root: Path) -> None:
-        self.backend, self.processes, self.approvals, self.slices = backend, processes, approvals, slices
-        self.home = root / f"{backend}_{processes}p"
+    def __init__(self, ctx: Any, side: str, processes: int, approvals: int, slices: int, root: Path) -> None:
+        self.side, self.processes, self.approvals, self.slices = side, processes, approvals, slices
+        self.home = root / f"{side}_{processes}p"
         self.home.mkdir()
-        self.schema = f"ak_bench_{uuid.uuid4().hex[:10]}" if backend == "postgres" else None
-        _add_orders(self.home, approvals)
-        if self.schema:  # made once here, so the workers' opens do not all queue on creating it
+        self.schema = f"ak_bench_{uuid.uuid4().hex[:10]}"
+        if side == "agent_kit":
+            _add_orders(self.home, approvals)
+            _per_order_policy(self.home)
             from agent_kit.store import Store
 
-            Store.open(db_url=PG_URL, schema=self.schema).close()
-        cfg = {"home": str(self.home), "db_url": PG_URL if self.schema else None, "schema": self.schema,
-               "processes": processes, "per_worker": approvals // processes, "slices": slices}
+            # Made once here, so the workers' opens do not all queue on creating it.
+            Store.open(home=self.home, db_url=PG_URL, schema=self.schema).close()
+        else:
+            import psycopg
+            from langgraph.checkpoint.postgres import PostgresSaver
+
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{self.schema}"')
+            with psycopg.connect(PG_URL, autocommit=True, options=f"-csearch_path={self.schema}") as conn:
+                PostgresSaver(conn).setup()  # type: ignore[arg-type]
+        cfg = {"side": side, "home": str(self.home), "db_url": PG_URL, "schema": self.schema,
+               "processes": processes, "per_worker": approvals // processes, "slices": slices,
+               "first_order": FIRST_ORDER}
         self.go, self.done, self.results = ctx.Barrier(processes + 1), ctx.Barrier(processes + 1), ctx.Queue()
         self.procs = [ctx.Process(target=_worker, args=(cfg, i, self.go, self.done, self.results))
                       for i in range(processes)]
@@ -162,8 +249,7 @@ class _Group:
             proc.join(timeout=5)
             if proc.is_alive():
                 proc.kill()
-        if self.schema:
-            _drop_schema(self.schema)
+        _drop_schema(self.schema)
 
     def finish(self) -> dict[str, Any]:
         try:
@@ -171,7 +257,7 @@ class _Group:
             for _ in self.procs:
                 index, error, report = self.results.get(timeout=600)
                 if error:
-                    raise RuntimeError(f"scale_out worker {index} ({self.backend}, {self.processes}p) "
+                    raise RuntimeError(f"scale_out worker {index} ({self.side}, {self.processes}p) "
                                        f"failed:\n{error}")
                 reports.append(report)
         finally:
@@ -179,21 +265,21 @@ class _Group:
                 proc.join(timeout=30)
                 if proc.is_alive():
                     proc.kill()
-            if self.schema:
-                _drop_schema(self.schema)
-        _check_refunds(self.home, self.approvals)
+            _drop_schema(self.schema)
+        if self.side == "agent_kit":
+            _check_refunds(self.home, self.approvals)
         rates = sorted(self.approvals / self.slices / t for t in self.times)
         return {"per_s": statistics.median(rates), "slices": rates,
                 "retries": sum(r["retries"] for r in reports)}
 
 
 def _measure(ctx: Any, processes: int, approvals: int, slices: int, root: Path) -> dict[str, dict[str, Any]]:
-    """SQLite and Postgres at ``processes`` workers each, their slices interleaved (which backend
-    goes first alternates), so drift on a shared machine hits both alike."""
+    """Both sides at ``processes`` workers each, their slices interleaved (which side goes first
+    alternates), so drift on a shared machine hits both alike."""
     groups: list[_Group] = []
     try:
-        for backend in ("sqlite", "postgres"):
-            groups.append(_Group(ctx, backend, processes, approvals, slices, root))
+        for side in SIDES:
+            groups.append(_Group(ctx, side, processes, approvals, slices, root))
         for g in groups:
             g.prepared()
         for s in range(slices):
@@ -203,7 +289,7 @@ def _measure(ctx: Any, processes: int, approvals: int, slices: int, root: Path) 
         for g in groups:
             g.kill()
         raise
-    return {g.backend: g.finish() for g in groups}
+    return {g.side: g.finish() for g in groups}
 
 
 def _check_refunds(home: Path, total: int) -> None:
@@ -225,48 +311,52 @@ def _drop_schema(schema: str) -> None:
 
 def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["agent_kit", "agent_kit.store", "graphs.customer_service",
-                                "langgraph.checkpoint.postgres", "langgraph.checkpoint.sqlite", "bench.scale_out"])
+    ctx.set_forkserver_preload(["agent_kit", "agent_kit.store", "graphs.customer_service", "langchain.agents",
+                                "langgraph.checkpoint.postgres", "bench._app", "bench.scale_out"])
     return ctx
 
 
-def run(quick: bool = False) -> list[str]:
-    """Measure, print a readable table, and return the BENCH lines (one per process count)."""
-    approvals, slices = (8, 2) if quick else (96, 4)  # per backend and process count
+def run(quick: bool = False) -> list[Result]:
+    """Measure, print a readable table, and return one result per process count."""
+    from . import _pg
+
+    if not _pg.available():
+        print(f"  no Postgres server at {_pg.PG_URL}: scale-out not measured")
+        return []
+    approvals, slices = (8, 2) if quick else (48, 4)  # per side and process count
     ctx = _context()
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     root = Path(tempfile.mkdtemp(prefix="ak_scale_out_"))
     try:
         for n in PROCESSES:
-            for backend, row in _measure(ctx, n, approvals, slices, root).items():
-                rows[(backend, n)] = row
+            for side, row in _measure(ctx, n, approvals, slices, root).items():
+                rows[(side, n)] = row
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"  concurrent approvals, each resumed in another process than the one that paused it; "
-          f"{approvals} per backend and process count in {slices} timed slices (median slice shown), "
-          f"SQLite and Postgres slices interleaved{'; quick' if quick else ''}; {os.cpu_count()} cores")
-    print(f"  {'processes':>9} {'sqlite /s':>10} {'postgres /s':>12} {'pg / sqlite':>12} {'pg vs pg 1p':>12}")
-    pg1 = rows[("postgres", 1)]["per_s"]
+    print(f"  concurrent approvals on Postgres, each resumed in another process than the one that paused it; "
+          f"{approvals} per side and process count in {slices} timed slices (median slice shown), "
+          f"the sides' slices interleaved{'; quick' if quick else ''}; {os.cpu_count()} cores")
+    print(f"  {'processes':>9} {'agent_kit /s':>13} {'langgraph /s':>13} {'ratio':>6}")
     for n in PROCESSES:
-        lite, pg = rows[("sqlite", n)], rows[("postgres", n)]
-        print(f"  {n:>9} {lite['per_s']:>10.1f} {pg['per_s']:>12.1f} {pg['per_s'] / lite['per_s']:>12.2f} "
-              f"{pg['per_s'] / pg1:>11.2f}x")
+        ours, lg = rows[("agent_kit", n)], rows[("langgraph", n)]
+        print(f"  {n:>9} {ours['per_s']:>13.1f} {lg['per_s']:>13.1f} {ours['per_s'] / lg['per_s']:>6.2f}")
     print("  slices (approvals/s): " + "; ".join(
         f"{b} {n}p " + " ".join(f"{x:.1f}" for x in r["slices"]) for (b, n), r in rows.items()))
     retries = sum(r["retries"] for r in rows.values())
     if retries:
-        print(f"  {retries} turns retried after RunBusyError on a thread no other process was running "
-              "(a Postgres lease is freed asynchronously after its connection closes)")
-    lines: list[str] = []
+        print(f"  {retries} turns retried after RunBusyError on a thread no other process was running")
+    results: list[Result] = []
     for n in PROCESSES:
-        lite, pg = rows[("sqlite", n)], rows[("postgres", n)]
-        ratio = pg["per_s"] / lite["per_s"]
-        line = (f"BENCH scale_out_postgres_{n}p ours={pg['per_s']:.1f} anchor={lite['per_s']:.1f} "
-                f"unit=approvals/s ratio={ratio:.2f} goal=none(reported)")
-        print(line, flush=True)
-        lines.append(line)
-    return lines
+        ours, lg = rows[("agent_kit", n)], rows[("langgraph", n)]
+        res = Result(f"scale_out_postgres_{n}p", ours["per_s"], lg["per_s"], "approvals/s", ">=1.0x",
+                     ours["per_s"] >= lg["per_s"], f"{n} agent_kit workers (reference agent)",
+                     f"{n} create_agent + HumanInTheLoopMiddleware workers", higher_is_better=True,
+                     extra={"slices": {"agent_kit": ours["slices"], "langgraph": lg["slices"]},
+                            "approvals": approvals})
+        print(res.line(), flush=True)
+        results.append(res)
+    return results
 
 
 if __name__ == "__main__":

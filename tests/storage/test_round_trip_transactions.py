@@ -1,0 +1,37 @@
+"""How many Postgres transactions an approval round trip costs, counted by the server.
+
+Each commit that writes waits for the server's WAL flush (about 4 ms on the machine this was
+measured on), so a change that adds transactions to the hot path slows every approval. The count
+comes from ``pg_stat_database`` in a database made for the measurement (nobody else's traffic is
+in it): ``AgentRuntime.send`` (pauses on a gated call), ``pending``, ``approve`` (executes, replies).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench import _pg
+from bench.approval_round_trip import open_ours
+from tests._pg import SERVER_URL
+
+pytestmark = pytest.mark.postgres
+
+CEILING = 36
+"""Transactions per round trip reached by folding each step's writes together (55 before; the
+bare LangChain HITL middleware on PostgresSaver takes 17). Lower it when a change saves more."""
+SLACK = 0.5
+"""The server's own sessions (autovacuum, analyze) may add a transaction to the database while it
+is measured: at most one in the ten round trips counted."""
+
+
+def test_an_approval_round_trip_on_postgres_costs_at_most_the_reached_transaction_count() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        per_round_trip = _pg.transactions_per_call(
+            lambda url: open_ours(Path(tempfile.mkdtemp(dir=tmp)), url), calls=10, server=SERVER_URL)
+    assert per_round_trip > 10, f"nothing counted ({per_round_trip}): the measurement itself is broken"
+    assert per_round_trip <= CEILING + SLACK, (
+        f"an approval round trip now costs {per_round_trip:.1f} Postgres transactions, more than the "
+        f"{CEILING} reached: a write that belongs to a step got a transaction of its own")
