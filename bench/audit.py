@@ -23,7 +23,8 @@ from agent_kit.store import Store
 from . import Result, interleave, median, report
 
 NAME = "audit"
-GOAL = 200_000.0
+GOAL = 0.9
+"""Verify reaches at least this share of the read-and-rehash floor of the same entries."""
 
 
 def _bulk(path: Path, start_seq: int, prev: str, n: int) -> str:
@@ -84,7 +85,7 @@ def run(quick: bool = False) -> Result:
         conn.close()
         store.close()
     ours_rate, floor_rate = total / median(a), total / median(b)
-    res = Result(NAME, ours_rate, floor_rate, "entries/s", f">={GOAL:,.0f}/s", ours_rate >= GOAL,
+    res = Result(NAME, ours_rate, floor_rate, "entries/s", f">={GOAL}x floor", ours_rate >= GOAL * floor_rate,
                  "AuditLog.verify", "read + rehash floor", higher_is_better=True,
                  extra={"entries": total, "append_per_s": append_rate, "appends_timed": appends,
                         "build_s": build_s, "db_mb": size_mb, "verify_s": median(a)})
