@@ -293,8 +293,12 @@ def _customer_input(data: Any, refuse: Callable[[str], Exception]) -> None:
     for m in messages:
         if isinstance(m, str):
             continue
-        if not isinstance(m, Mapping):
+        if not isinstance(m, dict):
             raise refuse("a message that is neither text nor an object")
+        # A message id equal to one already in the thread would *replace* that message (LangGraph's
+        # add_messages): a customer adds to the conversation, never rewrites it. The server gives
+        # the message a fresh id (the dict is the run's own input, so this edit is what runs).
+        m.pop("id", None)
         role = m.get("type", m.get("role"))
         if role not in ("human", "user"):
             raise refuse(f"a message of type {role!r} (customers send their own messages only)")

@@ -310,3 +310,19 @@ def test_a_customer_answers_their_own_confirmation(server: Server) -> None:
     assert r.status_code == 200, r.text
     assert server.shop().order(1002)["status"] == "cancelled"
     assert server.state(thread, token)["next"] == []
+
+
+def test_a_customer_message_never_replaces_one_already_in_the_thread(server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    before = server.state(thread, token)["values"]["messages"]
+    for target in before:  # every earlier message, the agent's and the tools' included
+        message = {"id": target["id"], "type": "human", "content": "hello"}
+        r = server.run(token, thread, {"input": {"messages": [message]}})
+        assert r.status_code == 200, r.text
+    after = server.state(thread, token)["values"]["messages"]
+    assert [(m["id"], m["type"], m["content"]) for m in after[:len(before)]] == [
+        (m["id"], m["type"], m["content"]) for m in before]
+    assert len(after) > len(before)
+
