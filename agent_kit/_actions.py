@@ -276,15 +276,25 @@ class ActionRouter:
         """Inside the ledger's transaction: the decision again with the totals as they are now;
         None when the action may still execute with the grants it holds, else the new decision."""
         decision = self.decide(action, context, thread=thread, tx=tx)
+        return None if self.executable(action, decision) else decision
+
+    def executable(self, action: Mapping[str, Any], decision: Decision) -> bool:
+        """Whether ``decision`` lets the action run as a change now, with the grants it holds."""
         if decision.outcome == "allow" and decision.mode is not Mode.READ_ONLY:
-            return None
+            return True
         if decision.outcome in ("verify", "approve"):
             grants = action["grants"]
             reqs = [a.to_json() for a in decision.approvals]
-            if (all(v in grants["verified"] for v in decision.verification)
-                    and approvals_complete(reqs, grants["approvals"], self.policy.roles_of)):
-                return None
-        return decision
+            return (all(v in grants["verified"] for v in decision.verification)
+                    and approvals_complete(reqs, grants["approvals"], self.policy.roles_of))
+        return False
+
+    def recorded_decision(self, action: Mapping[str, Any]) -> Decision | None:
+        """The decision the action carries, when it was made under the policy in force now (else None)."""
+        d = action.get("decision")
+        if not d or d.get("policy_version") != self.policy.version:
+            return None
+        return Decision(**_decision_kwargs(d))
 
     def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig, *,
               decision: Decision | None = None, dry_run: bool = False) -> Command[Any]:
@@ -370,7 +380,10 @@ class ActionRouter:
                 if any(_waits_on_person(g) for g in _gotos(cmd)):
                     queued.append(action)
                     continue
-            cmd = self.route(action, context, config)
+            # A lone call was decided a moment ago, in this node, under this policy: route by that
+            # decision. Calls of one message are decided again, each with its siblings counted.
+            cmd = self.route(action, context, config,
+                             decision=self.recorded_decision(action) if len(actions) == 1 else None)
             if cmd.update:
                 updates.append(cmd.update)
             gotos.extend(_gotos(cmd))

@@ -294,7 +294,7 @@ def _question(kind: str, action: Mapping[str, Any]) -> str:
 
 def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     action, context = dict(task["action"]), dict(task["context"])
-    decision = layer.decide(action, context)
+    decision = layer.decide(action, context, thread=thread_of(config))
     given = list(action["grants"]["approvals"])
     reqs = [a.to_json() for a in decision.approvals]
     roles_of = layer.policy.roles_of
@@ -333,7 +333,8 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
         layer.audit("approved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                     data={**data, "approvals": len(given), "needed": decision.approvals_needed}, close_inbox=iid)
     action["grants"] = {**action["grants"], "approvals": given}
-    return layer.route(action, context, config)
+    # Decided when this node ran for the answer just given: route by that decision, not a new one.
+    return layer.route(action, context, config, decision=decision)
 
 
 def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
@@ -368,12 +369,17 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
 def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
     refuse_exit_durability(config)
     action, context = dict(task["action"]), dict(task["context"])
-    # Fail closed: the policy may have changed since the action was cleared; decide it again.
-    cmd = layer.route(action, context, config)
-    goto = cmd.goto
-    if not isinstance(goto, Send) or goto.node != "execute":
-        return cmd
-    action = goto.arg["action"]
+    spec = layer.registry.get(action["tool"])
+    counted = spec is not None and spec.name in layer.policy.counted_tools()
+    recorded = action.get("decision") or {}
+    if not (counted and recorded.get("mode") not in (None, "read_only")):
+        # Fail closed: the policy may have changed since the action was cleared; decide it again.
+        # (A counted change is decided again below, once, inside the transaction that starts it.)
+        cmd = layer.route(action, context, config)
+        goto = cmd.goto
+        if not isinstance(goto, Send) or goto.node != "execute":
+            return cmd
+        action = goto.arg["action"]
     spec = layer.registry[action["tool"]]
     problem = _not_on_record(layer, spec, action, config)
     if problem is not None:
@@ -408,11 +414,15 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
     grants = action["grants"]
     crash_point("before_intent")
     check = None
-    if spec.name in layer.policy.counted_tools():
+    fresh: list[Any] = []
+    if counted:
         # Decide again inside the start transaction: two calls racing for the last room under a
-        # limit (two threads of one customer) cannot both pass.
+        # limit (two threads of one customer) cannot both pass; and a policy changed since the
+        # action was cleared is applied here.
         def check(tx: Any) -> Any:
-            return layer.limit_refusal(action, context, thread, tx)
+            decision = layer.decide(action, context, thread=thread, tx=tx)
+            fresh.append(decision)
+            return None if layer.executable(action, decision) else decision
 
     try:
         # One transaction: the limits are decided again, the approval is consumed, the ledger
@@ -430,6 +440,8 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
     except _effects.LimitRefused as exc:
         store.ledger.release(key)
         return layer.route(action, context, config, decision=exc.decision)
+    if fresh:
+        action["decision"] = fresh[-1].to_json()  # the decision it runs under, for its audit entries
     if record.status == "done":
         result = record.result
         # Written with the result (recorded before this run was cut off); here for records of old.
