@@ -32,8 +32,8 @@ from agent_kit.errors import (
 )
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
-from agent_kit.limits import InputLimits, check_name, check_text
 from agent_kit.leases import Lease
+from agent_kit.limits import InputLimits, check_name, check_text
 from agent_kit.retention import RetentionPolicy, reclaim_space
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
 
