@@ -65,6 +65,11 @@ def _pending_item(layer: PermissionLayer, request: Mapping[str, Any], config: Ru
     )
 
 
+def pending_item_of(layer: PermissionLayer, request: Mapping[str, Any], thread_id: str) -> Any:
+    """The inbox item of a pending interrupt's value, outside a run (to list it again)."""
+    return _pending_item(layer, request, {"configurable": {"thread_id": thread_id}})
+
+
 def _served_by(config: RunnableConfig) -> dict[str, str] | None:
     """Where LangGraph Server runs this graph, the ids it puts in the run's configuration."""
     conf = config.get("configurable") or {}

@@ -104,8 +104,8 @@ class StrictSerializer(JsonPlusSerializer):
         try:
             return super().dumps_typed(obj)
         except (TypeError, OverflowError, ValueError) as exc:
-            raise CheckpointError(f"a value of the run's state cannot be saved in a checkpoint: {exc} (integers "
-                                  "must fit in 64 bits; state holds plain JSON)") from None
+            raise CheckpointError(f"a value of the run's state cannot be saved in a checkpoint: {exc} (state holds "
+                                  "plain JSON: integers within 64 bits, nesting a few levels deep)") from None
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         """Load one stored value.

@@ -462,9 +462,20 @@ class AgentRuntime:
         back (nothing else writes this thread's checkpoints now)."""
         result = self.result(thread_id, snap)
         live = [p["interrupt_id"] for p in result.pending]
-        if any(item.interrupt_id not in live for item in self.store.inbox.for_thread(thread_id)):
+        listed = {item.interrupt_id for item in self.store.inbox.for_thread(thread_id)}
+        if listed - set(live):
             # A repair of the index (a decision normally removes its item itself): made durable.
             lease.on_release(lambda tx: self.store.inbox.sweep_in(tx, thread_id, keep=live))
+        if set(live) - listed:
+            # A run whose checkpoint could not be saved after its node wrote the inbox (a value
+            # sent straight to the graph that no checkpoint can hold) left a pending interrupt
+            # unlisted: list it again, so no pending item is ever missing from the inbox.
+            from agent_kit._gates import pending_item_of
+
+            for intr in (snap if snap is not None else self.state(thread_id)).interrupts:
+                if intr.id not in listed and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
+                    self.store.inbox.put(pending_item_of(self.layer, {**intr.value, "interrupt_id": intr.id},
+                                                         thread_id))
         retention = self.retention
         if retention is not None:
             if self.graph.checkpointer is self.store.checkpointer():

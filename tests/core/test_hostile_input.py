@@ -275,3 +275,70 @@ def test_a_message_over_a_configured_limit_is_refused_naming_the_field(kit_on: A
         runtime.send("t", "x" * 11)
     assert refused.value.field == "message" and not runtime.exists("t")
     assert runtime.send("t", "x" * 10).reply == "ok"
+
+
+@pytest.mark.parametrize("case", ["big_int", "nested_10000", "inf", "lone_high_surrogate", "nul", "ten_megabytes"])
+def test_a_hostile_edit_sent_straight_to_the_graph_is_refused_typed_and_the_run_stays_decidable(
+        kit_on: Any, case: str) -> None:
+    """What a server's client sends as a resume skips the runtime's door: it is refused by the node
+    (asked again) or, when not even a checkpoint can hold it, with a CheckpointError; never a raw
+    TypeError, and the run waits for a decision as before."""
+    from langgraph.types import Command
+
+    from agent_kit.errors import CheckpointError
+    from agent_kit.graph import RunContext
+
+    value, ok = CASES[case]
+    kit: Kit = kit_on([tool_call("gated", {"payload": "x"}), "done", "again"], HOSTILE_POLICY, tools=_tools(None))
+    kit.runtime.send("t", "hi")
+    [pending] = kit.pending()
+    resume = {pending["interrupt_id"]: {"approver": "lee", "decisions": [
+        {"type": "edit", "edited_action": {"name": "gated", "args": {"payload": value}}}]}}
+    try:
+        kit.runtime.graph.invoke(Command(resume=resume), {"configurable": {"thread_id": "t"}},
+                                 context=RunContext(store=kit.store))
+    except CheckpointError as exc:
+        assert case in ("big_int", "nested_10000") and "\n" not in str(exc)
+    # The next runtime call on the thread lists exactly what is pending (a checkpoint that could
+    # not be saved after the node wrote the inbox is healed here).
+    kit.runtime.recover("t")
+    [still] = kit.pending()  # the same item when refused, the edited one (asked again) when stored
+    assert {i.interrupt_id for i in kit.store.inbox.for_thread("t")} == {still["interrupt_id"]}
+    assert still["action"]["args"] == ({"payload": value} if ok else {"payload": "x"})
+    for _ in range(3):
+        if not kit.pending():
+            break
+        assert kit.runtime.reject(kit.pending()[0], approver="sam", reason="no").reply
+    assert kit.store.audit.verify().ok and kit.store.inbox.for_thread("t") == [] and not kit.pending()
+    [ledger_done] = [[r for r in kit.store.ledger.for_thread("t") if r.tool == "gated"]]
+    assert ledger_done == []
+
+
+@pytest.mark.postgres
+def test_an_audit_table_from_before_is_made_nul_tolerant_when_opened(tmp_path: Any) -> None:
+    import uuid
+
+    import psycopg
+
+    from agent_kit.store import Store
+    from tests.conftest import PG_URL, drop_schema
+    from tests._pg import ensure_test_database
+
+    ensure_test_database()
+    schema = f"ak_test_{uuid.uuid4().hex[:10]}"
+    cols = ",\n".join(f"{c} TEXT GENERATED ALWAYS AS ((body::jsonb) ->> '{c}') STORED"
+                      for c in ("thread_id", "kind", "tool", "action_hash", "actor", "at", "key"))
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".audit (seq BIGINT PRIMARY KEY, hash TEXT NOT NULL, '
+                     f'body TEXT NOT NULL, mac TEXT, {cols})')
+    try:
+        store = Store.open(home=tmp_path, db_url=PG_URL, schema=schema)
+        store.audit.append("message_held", actor="customer", thread_id="t\x00x", data={"text": "a\x00b"})
+        [entry] = store.audit.entries()
+        assert entry.data == {"text": "a\x00b"} and entry.thread_id == "t\x00x"
+        assert [e.seq for e in store.audit.entries(kind="message_held")] == [1]
+        assert store.audit.verify().ok
+        store.close()
+    finally:
+        drop_schema(schema)
