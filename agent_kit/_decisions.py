@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_kit._canonical import canonical_json
-from agent_kit.errors import ResumeError
+from agent_kit.errors import ResumeError, UsageError
 from agent_kit.inbox import PendingItem
 
 Target = str | PendingItem | Mapping[str, Any]
@@ -45,7 +45,7 @@ def named(target: Any, interrupt_id: str | None, action_hash: str | None) -> Nam
                 raise ResumeError(f"{key}={given!r} contradicts the item's {key} {target[key]!r}")
         return Named(str(target["thread_id"]), str(target["interrupt_id"]), str(target["action_hash"]))
     if not isinstance(target, str) or not target:
-        raise ResumeError(f"a decision names a thread id or a pending item, got {type(target).__name__}")
+        raise UsageError(f"a decision names a thread id or a pending item, got {type(target).__name__}")
     for given, key in ((interrupt_id, "interrupt_id"), (action_hash, "action_hash")):
         if given is not None and (not isinstance(given, str) or not given.strip()):
             raise ResumeError(f"{key} must be non-empty text as pending shows it, got {given!r}")

@@ -81,7 +81,8 @@ class ApprovalError(ResumeError):
         """Who tried to decide (None when nobody was named)."""
         self.reason = reason
         """Why, as a short code: ``unknown_approver``, ``wrong_role``, ``self_approval``,
-        ``repeat_approval``, ``expired``, ``unidentified``, ``not_bound`` (None when not classified)."""
+        ``repeat_approval``, ``expired``, ``unidentified``, ``not_bound``, ``customer_only``
+        (None when not classified)."""
 
 
 class StaleInterruptError(ResumeError):

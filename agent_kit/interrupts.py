@@ -150,11 +150,13 @@ def check_resume(
     if given_hash is not None and given_hash != request["action_hash"]:
         raise ApprovalError(
             f"the decision is for action {str(given_hash)[:12]}…, but the pending action is "
-            f"{request['action_hash'][:12]}…; it changed since you looked: list pending again"
-        )
+            f"{request['action_hash'][:12]}…; it changed since you looked: list pending again",
+            approver=payload.get("approver") if isinstance(payload.get("approver"), str) else None,
+            reason="not_bound")
     actor = payload.get("approver")
     if not isinstance(actor, str) or not actor.strip():
-        raise ApprovalError("an identified approver is required (give --as NAME / approver=...)")
+        raise ApprovalError("an identified approver is required (give --as NAME / approver=...)",
+                            reason="unidentified")
     decided_at = payload.get("decided_at") or now_iso(now)
     try:
         if not isinstance(decided_at, str) or _parse_time(decided_at).tzinfo is None:
@@ -165,21 +167,25 @@ def check_resume(
     if kind == "verification":
         if actor != CUSTOMER:
             raise ApprovalError(
-                f"this interrupt waits on the customer's own answer; {actor!r} cannot give it (answer through the chat)"
-            )
+                f"this interrupt waits on the customer's own answer; {actor!r} cannot give it "
+                "(answer through the chat)",
+                approver=actor, reason="customer_only")
         if dtype == "respond" and not message:
             raise ResumeError("a respond decision needs the customer's answer in 'message'")
         return ResumeDecision(type=dtype, actor=actor, role=None, message=message, decided_at=decided_at)
 
     roles = roles_of(actor)
     if not roles:
-        raise ApprovalError(f"unknown approver {actor!r}: the policy lists no roles for them")
+        raise ApprovalError(f"unknown approver {actor!r}: the policy lists no roles for them",
+                            approver=actor, reason="unknown_approver")
     if actor == request.get("requested_by"):
-        raise ApprovalError(f"{actor!r} requested this action and cannot also decide it")
+        raise ApprovalError(f"{actor!r} requested this action and cannot also decide it",
+                            approver=actor, reason="self_approval")
     if kind == "escalation":
         receivers = request.get("receivers") or []
         if receivers and not (set(receivers) & (roles | {actor})):
-            raise ApprovalError(f"{actor!r} cannot resolve escalations; that takes one of: {', '.join(receivers)}")
+            raise ApprovalError(f"{actor!r} cannot resolve escalations; that takes one of: {', '.join(receivers)}",
+                                approver=actor, reason="wrong_role")
         # `reject` (Agent Chat UI's control) hands the case back; `respond` closes it unless told.
         resolution = payload.get("resolution", "return" if dtype == "reject" else "close")
         if resolution not in ("close", "return"):
@@ -193,18 +199,20 @@ def check_resume(
     # approval
     given = request.get("approvals_given") or []
     if any(g.get("approver") == actor for g in given):
-        raise ApprovalError(f"{actor!r} already approved this action; it needs a different approver")
+        raise ApprovalError(f"{actor!r} already approved this action; it needs a different approver",
+                            approver=actor, reason="repeat_approval")
     unmet = [r for r in request.get("requirements", []) if _unmet(r, given, roles_of)]
     role = next((r["role"] for r in unmet if r["role"] in roles), None)
     if role is None:
         needed = ", ".join(r["role"] for r in unmet) or request.get("required_role") or "?"
-        raise ApprovalError(f"{actor!r} (roles: {', '.join(sorted(roles))}) cannot decide this; it needs role {needed}")
+        raise ApprovalError(f"{actor!r} (roles: {', '.join(sorted(roles))}) cannot decide this; it needs role {needed}",
+                            approver=actor, reason="wrong_role")
     if dtype in ("approve", "edit") and request.get("expires_at"):
         when = now or _parse_time(decided_at)
         if when >= _parse_time(request["expires_at"]):
             raise ApprovalError(
-                f"the approval request expired at {request['expires_at']}; it can only be rejected now"
-            )
+                f"the approval request expired at {request['expires_at']}; it can only be rejected now",
+                approver=actor, reason="expired")
     if dtype == "reject" and not message:
         raise ResumeError("a rejection needs a reason (--reason TEXT); the model is told why")
     edited = None

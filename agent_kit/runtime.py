@@ -23,12 +23,12 @@ from agent_kit._actions import ACTOR_KEY
 from agent_kit._db import storage_failures
 from agent_kit._decisions import Named, Target, describe, named
 from agent_kit.errors import (
-    AgentKitError,
     ApprovalError,
     DecisionInputError,
     InputError,
     ResumeError,
     StaleInterruptError,
+    UsageError,
 )
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
@@ -99,10 +99,10 @@ class AgentRuntime:
         from agent_kit.store import Store
 
         if store is not None and not isinstance(store, Store):
-            raise AgentKitError(f"store must be an agent_kit.store.Store (Store.open(...)), got {type(store).__name__}")
+            raise UsageError(f"store must be an agent_kit.store.Store (Store.open(...)), got {type(store).__name__}")
         self.store = store if store is not None else self.layer.store
         if durability not in ("sync", "async"):
-            raise ResumeError(f"durability {durability!r} is refused for permissioned graphs; use 'sync' or 'async'")
+            raise UsageError(f"durability {durability!r} is refused for permissioned graphs; use 'sync' or 'async'")
         self.durability = durability
         self.graph = with_checkpointer(graph, checkpointer or self.store.checkpointer())
         self.retention = retention
@@ -321,7 +321,8 @@ class AgentRuntime:
                 raise StaleInterruptError(f"unknown thread {thread_id!r}: nothing has run on it")
             if self._interrupted(thread_id, snap):
                 if not self.layer.policy.roles_of(approver):
-                    raise ApprovalError(f"unknown approver {approver!r}: the policy lists no roles for them")
+                    raise ApprovalError(f"unknown approver {approver!r}: the policy lists no roles for them",
+                                        approver=approver, reason="unknown_approver")
                 # The decision was taken and the run cut off by a crash: repeating it finishes that run.
                 self._invoke(None, thread_id, _requester(snap))
                 return self._settle(thread_id, lease)

@@ -17,7 +17,7 @@ import pytest
 from langgraph.types import Command
 
 from agent_kit import AgentRuntime
-from agent_kit.errors import AgentKitError, ResumeError
+from agent_kit.errors import AgentKitError, UsageError
 
 from ._checks import THREAD, ForkServer, assert_executed_exactly_once, effect_count, report_of
 from .worker import SCENARIOS
@@ -143,7 +143,7 @@ def test_fork_paused_on_the_approval_cannot_refund_twice_even_if_approved_again(
 
 def test_runtime_refuses_exit_durability(sqlite_app) -> None:  # type: ignore[no-untyped-def]
     graph = sqlite_app.runtime.graph
-    with pytest.raises(ResumeError, match="durability 'exit' is refused"):
+    with pytest.raises(UsageError, match="durability 'exit' is refused"):
         AgentRuntime(graph, store=sqlite_app.store, durability="exit")  # type: ignore[arg-type]
 
 
