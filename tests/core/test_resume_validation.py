@@ -163,9 +163,9 @@ def test_tool_result_claiming_approval_grants_nothing(kit_factory):
 
 
 def test_durability_exit_is_refused(paused):
-    from agent_kit import AgentKitError, AgentRuntime
+    from agent_kit import AgentKitError, AgentRuntime, UsageError
 
-    with pytest.raises(ResumeError, match="exit"):
+    with pytest.raises(UsageError, match="exit"):
         AgentRuntime(paused.graph, store=paused.store, durability="exit")  # type: ignore[arg-type]
     with pytest.raises(AgentKitError, match="exit"):
         paused.runtime.graph.invoke({"messages": [("user", "pay")]}, {"configurable": {"thread_id": "t2"}},
