@@ -129,8 +129,18 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
             # refused when it came in; the refusal stands on every re-entry
             refused = {"interrupt_id": iid, "reason": str(entry.data.get("error"))}
             continue
+        decided = audit.by_key(f"{thread}:{iid}:decided")
+        if decided is None and audit.by_key(f"{thread}:{iid}:requested") is None:
+            # Never asked on this thread: a copy of another thread (``threads.copy``) carries its
+            # paused interrupt, same id and action. Its answer would spend a second approval of one
+            # requested action (the ledger keys effects by thread). Refused, and asked again in a new
+            # task: its interrupt gets an id of its own (this one's is the other thread's inbox key).
+            reason = (f"interrupt {iid} was never asked on this thread (a copy of another thread?); "
+                      "its answer is refused, and the action is asked again here")
+            layer.audit("refused", action, config, actor=str(auth_identity(config) or _who(answer)),
+                        key=f"{iid}:refused", interrupt_id=iid, data={"error": reason, "rule": "not_asked_here"})
+            raise Reask({"interrupt_id": iid, "reason": reason})
         try:
-            decided = audit.by_key(f"{thread}:{iid}:decided")
             if decided is None:  # a fresh answer, not one accepted in an earlier run of this node
                 if request["kind"] != "verification":
                     answer = _as_authenticated(answer, config)

@@ -180,3 +180,44 @@ def test_an_approval_naming_another_action_hash_executes_nothing(sqlite_app) -> 
     assert [e.kind for e in sqlite_app.store.audit.entries("t")][-2:] == ["refused", "approval_requested"]
     rt.approve(rt.pending("t", kind="approval")[0], approver="lee")
     assert len(sqlite_app.shop.refunds(1001)) == 1
+
+
+def _copy_thread(saver, source: str, target: str) -> None:  # type: ignore[no-untyped-def]
+    """What LangGraph Server's ``threads.copy`` does: the thread's checkpoints and pending writes,
+    under another thread id (the savers here do not implement ``copy_thread``)."""
+    tuples = list(saver.list({"configurable": {"thread_id": source}}))
+    for t in reversed(tuples):  # oldest first, so every parent exists before its child
+        parent = (t.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        cfg = {"configurable": {"thread_id": target, "checkpoint_ns": "",
+                                **({"checkpoint_id": parent} if parent else {})}}
+        saved = saver.put(cfg, t.checkpoint, t.metadata, dict(t.checkpoint["channel_versions"]))
+        by_task: dict[str, list] = {}  # type: ignore[type-arg]
+        for task_id, channel, value in t.pending_writes or []:
+            by_task.setdefault(task_id, []).append((channel, value))
+        for task_id, writes in by_task.items():
+            saver.put_writes(saved, writes, task_id)
+
+
+def test_a_copy_of_a_paused_thread_cannot_spend_the_approval_again(app) -> None:  # type: ignore[no-untyped-def]
+    rt = app.runtime
+    app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
+    (asked,) = rt.state("t").interrupts
+    _copy_thread(rt.graph.checkpointer, "t", "copy")
+    (copied,) = rt.state("copy").interrupts
+    assert copied.id == asked.id  # the copy holds the very same pending interrupt
+    assert rt.pending("copy") == []  # but it was never asked there: no inbox item, no request entry
+
+    rt.approve("t", interrupt_id=asked.id, approver="lee")
+    assert len(app.shop.refunds(1001)) == 1
+    again = rt.approve("copy", interrupt_id=asked.id, approver="sam")
+    assert len(app.shop.refunds(1001)) == 1, "approving the copy paid the one requested refund a second time"
+    assert again.status == "paused"  # asked again on the copy, saying why, under an id of its own
+    (fresh,) = rt.state("copy").interrupts
+    assert fresh.id != asked.id and "never asked on this thread" in fresh.value["refused"]["reason"]
+    refused = [e for e in app.store.audit.entries("copy", kind="refused") if e.data.get("rule") == "not_asked_here"]
+    assert [e.interrupt_id for e in refused] == [asked.id]  # (the copied context is refused too: signed for "t")
+    assert app.store.audit.entries("copy", kind="approved") == []
+    assert app.store.audit.entries("copy", kind="executed") == []
+    assert [i.interrupt_id for i in rt.pending("t")] == []  # the original's inbox is untouched by the copy
+    assert [i.interrupt_id for i in rt.pending("copy")] == [fresh.id]
+    assert app.store.audit.verify().ok
