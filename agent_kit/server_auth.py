@@ -198,7 +198,7 @@ def build_auth(
             raise deny(ctx, problem)
         command = kwargs.get("command")
         if kind == APPROVER:
-            if not command or kwargs.get("input") is not None:
+            if not command or _has_input(kwargs):
                 raise deny(ctx, "a run that is not a decision (staff decide; only customers send messages)")
             return None
         # A customer: messages, or answers to their own verification questions.
@@ -255,6 +255,12 @@ def _self_issued(token: str) -> str | None:
     return hashlib.sha256(token.encode("ascii")).hexdigest()[:32]
 
 
+def _has_input(kwargs: Mapping[str, Any]) -> bool:
+    """Whether a run carries input. Agent Chat UI (useStream's ``submit({}, {command})``) posts
+    ``input: {}`` beside every decision: an empty input is no input, and LangGraph runs the command."""
+    return kwargs.get("input") not in (None, {})
+
+
 def _run_problem(kwargs: Mapping[str, Any], value: Mapping[str, Any]) -> str | None:
     """Why a non-operator may not start this run, or None."""
     command = kwargs.get("command") or {}
@@ -276,7 +282,7 @@ def _run_problem(kwargs: Mapping[str, Any], value: Mapping[str, Any]) -> str | N
             return f"{key} (operators only)"
     if value.get("multitask_strategy") not in _MULTITASK_OK:
         return f"multitask_strategy={value.get('multitask_strategy')!r} (it cancels a running turn: operators only)"
-    if kwargs.get("input") is not None and kwargs.get("command"):
+    if _has_input(kwargs) and kwargs.get("command"):
         return "a run with both input and a command"
     return None
 

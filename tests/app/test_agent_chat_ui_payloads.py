@@ -330,3 +330,21 @@ def test_a_confirmation_is_not_offered_to_staff_and_staff_answers_are_refused(se
     assert (refund["kind"], refund["action_requests"][0]["args"]["amount"]) == ("approval", 6.0)
     server.decide("sam", thread, {"resume": APPROVE})
     assert _refunds(server, 1001)[-1] == 6.0 and server.state(thread)["next"] == []
+
+
+# -- the request body as useStream builds it --------------------------------------------------------
+
+def test_the_ui_request_body_with_its_empty_input_decides(server: Served) -> None:
+    """useStream's ``submit({}, {command})`` posts ``input: {}`` beside the command: still a decision."""
+    import httpx
+
+    _, thread, _ = _verified_jane(server, "20% discount on order 1003")
+    body = {"assistant_id": ASSISTANT, "input": {}, "command": {"resume": APPROVE}}
+    r = httpx.post(f"{server.url}/threads/{thread}/runs/stream", json=body, timeout=60,
+                   headers={"x-api-key": server.tokens["lee"]})
+    assert r.status_code == 200, r.text
+    # lee's approval counted; the order is large, so a supervisor approves too
+    assert [a["approver"] for a in server.pending(thread)["value"]["approvals_given"]] == ["lee"]
+    server.decide("morgan", thread, {"resume": APPROVE})
+    assert [(d["order_id"], d["percent"]) for d in server.shop().discounts()] == [(1003, 20.0)]
+    assert server.state(thread)["next"] == []
