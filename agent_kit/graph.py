@@ -290,6 +290,9 @@ class PermissionLayer(ActionRouter):
         """The uncompiled graph, for custom graphs: add nodes or edges, then compile."""
         g: StateGraph[Any, Any, Any, Any] = StateGraph(AgentState, input_schema=InputState,
                                                        context_schema=RunContext)
+        # A client's "Mark as Resolved" (`Command(goto=END)`) reaches the pending node, however the
+        # builder is compiled.
+        _compat.take_goto_end(g)
         # The agent node sends a queued call on its way when its turn with a person comes.
         g.add_node("agent", self.agent, destinations=("verification", "approval", "escalation", "execute", "record"))
         g.add_node("permission", self.permission,

@@ -219,3 +219,15 @@ def test_four_eyes_through_the_server_counts_both_signed_in_approvers(kit_on: An
     assert kit.bank.payments() == [("ann", 500.0, 0)]
     assert [(e.kind, e.actor) for e in kit.store.audit.entries("t") if e.kind in ("approved", "refused")] == [
         ("approved", "lee"), ("approved", "sam")]
+
+
+def test_goto_end_reaches_a_graph_compiled_from_the_builder(kit_on: Any) -> None:
+    """A custom graph compiled from ``PermissionLayer.builder()`` takes "Mark as Resolved" too."""
+    from agent_kit import AgentRuntime
+    from agent_kit.graph import layer_of
+
+    kit = kit_on([tool_call("pay", {"to": "ann", "amount": 5000}), "escalated"])
+    kit.runtime = AgentRuntime(layer_of(kit.graph).builder().compile(), store=kit.store)
+    kit.runtime.send("t", "pay ann a lot")
+    served(kit, Command(goto=END), user="morgan")
+    assert kit.runtime.state("t").interrupts == () and kit.runtime.result("t").status == "closed"
