@@ -112,6 +112,7 @@ class AgentRuntime:
         return {"configurable": {"thread_id": thread_id, ACTOR_KEY: actor}}
 
     def state(self, thread_id: str) -> Any:
+        check_name(thread_id, "thread_id", max_chars=self.limits.max_name_chars)
         return self.graph.get_state({"configurable": {"thread_id": thread_id}})
 
     def exists(self, thread_id: str) -> bool:
@@ -119,6 +120,8 @@ class AgentRuntime:
 
     def pending(self, thread_id: str | None = None, kind: str | None = None) -> list[Any]:
         """Pending interrupts from the inbox index (no scan of thread states)."""
+        if thread_id is not None:
+            check_name(thread_id, "thread_id", max_chars=self.limits.max_name_chars)
         items = self.store.inbox.for_thread(thread_id) if thread_id else self.store.inbox.list(kind=kind)
         return [i for i in items if kind is None or i.kind == kind]
 
@@ -383,6 +386,7 @@ class AgentRuntime:
         """Finish a run that a crash cut off (its decisions were taken; its effects go through
         the ledger, so none runs twice). On a thread with nothing cut off this changes nothing.
         The run goes on for its requester, whoever calls this."""
+        check_name(thread_id, "thread_id", max_chars=self.limits.max_name_chars)
         with self.store.leases.acquire(thread_id, owner="recover") as lease:
             snap = self.state(thread_id)
             if self._interrupted(thread_id, snap):

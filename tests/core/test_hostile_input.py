@@ -342,3 +342,19 @@ def test_an_audit_table_from_before_is_made_nul_tolerant_when_opened(tmp_path: A
         store.close()
     finally:
         drop_schema(schema)
+
+
+@pytest.mark.parametrize("thread", ["t\x00", "t\ud800", "t\x1b[2J", "t" * 201])
+def test_a_hostile_thread_id_is_refused_by_every_runtime_call(kit_on: Any, thread: str) -> None:
+    """Postgres refuses NUL in any text parameter: a thread id is checked before it reaches a query."""
+    kit: Kit = kit_on(["ok"], HOSTILE_POLICY, tools=_tools(None))
+    calls = [lambda: kit.runtime.send(thread, "hi"), lambda: kit.runtime.result(thread),
+             lambda: kit.runtime.pending(thread), lambda: kit.runtime.exists(thread),
+             lambda: kit.runtime.recover(thread),
+             lambda: kit.runtime.approve(thread, approver="lee", interrupt_id="x"),
+             lambda: kit.runtime.reject(thread, approver="lee", reason="no", interrupt_id="x")]
+    for call in calls:
+        with pytest.raises(InputError) as refused:
+            call()
+        assert refused.value.field == "thread_id"
+    assert kit.runtime.send("t", "hi").reply == "ok" and kit.store.audit.verify().ok
