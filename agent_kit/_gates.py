@@ -160,8 +160,8 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
             when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
             decision = check_resume(answer, request, roles_of=layer.policy.roles_of, now=when)
         except ResumeError as exc:
-            layer.audit("refused", action, config, actor=_who(answer), key=f"{iid}:refused", interrupt_id=iid,
-                        data={"error": str(exc)}, close_inbox=iid)
+            layer.audit("refused", action, config, actor=_who(answer, config), key=f"{iid}:refused",
+                        interrupt_id=iid, data={"error": str(exc), **_named(answer, config)}, close_inbox=iid)
             refused = {"interrupt_id": iid, "reason": str(exc)}
             continue
         # The inbox item leaves with the decision's audit entry (close_inbox=iid), in one transaction.
@@ -189,7 +189,7 @@ def _goto_end(layer: PermissionLayer, request: dict[str, Any], action: Mapping[s
         when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
         decision = check_resume(payload, request, roles_of=layer.policy.roles_of, now=when)
     except ResumeError as exc:
-        layer.audit("refused", action, config, actor=_who(payload), key=f"{iid}:refused", interrupt_id=iid,
+        layer.audit("refused", action, config, actor=_who(payload, config), key=f"{iid}:refused", interrupt_id=iid,
                     data={"error": str(exc), "command": "goto END"}, close_inbox=iid)
         raise Reask({"interrupt_id": iid, "reason": str(exc)}) from None
     return decision, iid, answered
@@ -229,8 +229,19 @@ def _as_authenticated(answer: Any, config: RunnableConfig) -> Any:
     return answer
 
 
-def _who(answer: Any) -> str:
+def _who(answer: Any, config: RunnableConfig) -> str:
+    """Who sent a refused answer: the signed-in user where the graph is served with auth (never the
+    name a payload gives, or anyone could plant refusals on a colleague), else the payload's name."""
+    identity = auth_identity(config)
+    if identity:
+        return identity
     return str(answer.get("approver")) if isinstance(answer, Mapping) and answer.get("approver") else "unknown"
+
+
+def _named(answer: Any, config: RunnableConfig) -> dict[str, str]:
+    """The approver a refused payload named, kept beside the signed-in sender when they differ."""
+    given = answer.get("approver") if isinstance(answer, Mapping) else None
+    return {"named": str(given)} if given and auth_identity(config) and given != auth_identity(config) else {}
 
 
 def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:

@@ -207,6 +207,8 @@ def build_auth(
                                     lambda why: deny(ctx, why))
         else:
             _customer_input(kwargs.get("input"), lambda why: deny(ctx, why))
+            await asyncio.to_thread(_nothing_waits_on_staff, parts, str(thread), ctx.user.identity,
+                                    lambda why: refuse(409, why))
         if value.get("if_not_exists") == "create":
             raise deny(ctx, "a run creating its own thread (create the thread first)")
         return {"owner": ctx.user.identity}
@@ -332,6 +334,19 @@ def _own_questions(parts: _Parts, thread: str, resume: Any, identity: str,
             raise refuse(f"answering a {item.kind} (decided by staff, not by the customer)")
         if isinstance(answer, Mapping) and (answer.get("approver") not in (None, "customer") or "approvals" in answer):
             raise refuse("a resume naming an approver (customers answer as themselves)")
+
+
+def _nothing_waits_on_staff(parts: _Parts, thread: str, identity: str, refuse: Callable[[str], Exception]) -> None:
+    """A customer's new message while staff decide on this thread would start a new turn and leave
+    the staff's question behind (LangGraph runs new input from the start): it is refused, with the
+    reason, until the decision is made. A question that is the customer's own to answer is not in
+    the way: a message instead of an answer closes it (the graph answers it "not run: superseded")."""
+    for item in parts.store().inbox.for_thread(thread):
+        if item.kind == "verification" and item.requested_by == identity:
+            continue
+        what = item.action.get("name") if isinstance(item.action, Mapping) else None
+        raise refuse(f"a {item.kind} of {what or 'an action'} waits on staff on this thread (interrupt "
+                     f"{item.interrupt_id!r}); send your message once it is decided")
 
 
 class _Parts:

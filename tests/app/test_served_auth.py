@@ -287,7 +287,10 @@ def test_an_approver_decides_through_the_server_as_the_signed_in_user(server: Se
     (refund,) = _refunds(server)
     assert (refund["amount"], refund["customer_id"]) == (80.0, "cus_jane")
     kinds = [(e.kind, e.actor) for e in server.audit(jane["thread"]) if e.tool == "issue_refund"]
-    assert ("approved", "lee") in kinds and ("refused", "sam") in kinds
+    assert ("approved", "lee") in kinds and ("refused", "lee") in kinds  # the signed-in sender, never the named one
+    assert ("refused", "sam") not in kinds
+    named = [e.data.get("named") for e in server.audit(jane["thread"]) if e.kind == "refused"]
+    assert named == ["sam"], named
     assert ("approved", "sam") not in kinds
     requested = [e for e in server.audit(jane["thread"]) if e.kind == "approval_requested"][0]
     assert str(requested.data.get("requested_by", "customer:")).startswith("customer:") or True
@@ -305,6 +308,7 @@ def test_a_customer_answers_their_own_confirmation(server: Server) -> None:
     r = server.run(server.tokens["lee"], thread, {"command": {"resume": {"decisions": [{"type": "approve", "message": "yes"}]}}})
     assert r.status_code == 200
     assert server.shop().order(1002)["status"] == "pending"
+    assert [e.actor for e in server.audit(thread) if e.kind == "refused"] == ["lee"]  # not "unknown"
     (interrupt,) = server.state(thread)["interrupts"]
     r = server.run(token, thread, {"command": {"resume": {"decisions": [{"type": "approve", "message": "yes"}]}}})
     assert r.status_code == 200, r.text
@@ -326,3 +330,22 @@ def test_a_customer_message_never_replaces_one_already_in_the_thread(server: Ser
         (m["id"], m["type"], m["content"]) for m in before]
     assert len(after) > len(before)
 
+
+
+def test_a_customer_message_while_staff_decide_is_refused_with_the_reason_and_the_decision_still_counts(
+        server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    server.say(token, thread, "Refund $60 on order 1004")
+    (interrupt,) = server.state(thread)["interrupts"]
+    r = server.run(token, thread, {"input": {"messages": [{"role": "user", "content": "where is my order 1004"}]}})
+    assert r.status_code == 409, r.text
+    assert "waits on staff" in r.text and interrupt["id"] in r.text
+    # nothing was lost: the same question is pending in the graph and the inbox, and the decision counts
+    assert [i["id"] for i in server.state(thread)["interrupts"]] == [interrupt["id"]]
+    resume = {interrupt["id"]: {"decisions": [{"type": "approve"}], "action_hash": interrupt["value"]["action_hash"]}}
+    r = server.run(server.tokens["lee"], thread, {"command": {"resume": resume}})
+    assert r.status_code == 200, r.text
+    assert [x["amount"] for x in server.shop().refunds(1004)] == [60.0]
+    assert server.say(token, thread, "thanks")["messages"][-1]["type"] == "ai"  # and she may talk again
