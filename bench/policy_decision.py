@@ -40,7 +40,7 @@ def policy_dict() -> dict[str, Any]:
         tools[f"t{i}"] = {"mode": "execute_limited", "rules": [
             {"id": f"t{i}_over", "when": {"args.amount": {"gt": 100 + i}}, "approval": {"role": "lead"}}, second]}
     return {
-        "version": 1, "approvers": {"lee": ["lead"]},
+        "version": 1, "approvers": {"lee": ["lead"], "sam": ["lead"]},
         "rules": [
             {"id": "angry", "when": {"context.sentiment": "angry"}, "mode": "escalate"},
             {"id": "blocked", "when": {"context.blocked": True}, "deny": "customer is blocked"},
