@@ -137,7 +137,7 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
             # task: its interrupt gets an id of its own (this one's is the other thread's inbox key).
             reason = (f"interrupt {iid} was never asked on this thread (a copy of another thread?); "
                       "its answer is refused, and the action is asked again here")
-            layer.audit("refused", action, config, actor=str(auth_identity(config) or _who(answer)),
+            layer.audit("refused", action, config, actor=_who(answer, config),
                         key=f"{iid}:refused", interrupt_id=iid, data={"error": reason, "rule": "not_asked_here"})
             raise Reask({"interrupt_id": iid, "reason": reason})
         try:
