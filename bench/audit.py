@@ -14,10 +14,11 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from agent_kit._canonical import canonical_json
 from agent_kit._db import utc_now
-from agent_kit.audit import GENESIS
+from agent_kit.audit import GENESIS, _entry_message
 from agent_kit.store import Store
 
 from . import Result, interleave, median, report
@@ -27,7 +28,8 @@ GOAL = 0.9
 """Verify reaches at least this share of the read-and-rehash floor of the same entries."""
 
 
-def _bulk(path: Path, start_seq: int, prev: str, n: int) -> str:
+def _bulk(path: Path, start_seq: int, prev: str, n: int, keyring: Any) -> str:
+    """Append ``n`` chained entries signed with the store's key, as AuditLog writes them."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     sha, at = hashlib.sha256, utc_now()
@@ -43,9 +45,9 @@ def _bulk(path: Path, start_seq: int, prev: str, n: int) -> str:
                 "checkpoint_id": None, "interrupt_id": None, "policy_version": "0123456789abcdef",
                 "key": f"t{seq % 5000}:k{seq}:executed", "seq": seq, "prev_hash": prev, "at": at})
             prev = sha((prev + body).encode()).hexdigest()
-            rows.append((seq, prev, body))
+            rows.append((seq, prev, body, keyring.sign(_entry_message(prev))))
         conn.execute("BEGIN")
-        conn.executemany("INSERT INTO audit (seq, hash, body) VALUES (?, ?, ?)", rows)
+        conn.executemany("INSERT INTO audit (seq, hash, body, mac) VALUES (?, ?, ?, ?)", rows)
         conn.execute("COMMIT")
     conn.close()
     return prev
@@ -64,7 +66,7 @@ def run(quick: bool = False) -> Result:
         append_rate = appends / (time.perf_counter() - t0)
         seq, head = audit.head()
         t0 = time.perf_counter()
-        head = _bulk(store.path, seq, head, total - seq)  # type: ignore[arg-type]
+        head = _bulk(store.path, seq, head, total - seq, audit.keyring)  # type: ignore[arg-type]
         build_s = time.perf_counter() - t0
         size_mb = store.path.stat().st_size / 1e6  # type: ignore[union-attr]
         conn = sqlite3.connect(str(store.path))
@@ -75,8 +77,9 @@ def run(quick: bool = False) -> Result:
 
         def floor(_: int) -> None:
             prev, sha = GENESIS, hashlib.sha256
-            for digest, body in conn.execute("SELECT hash, body FROM audit ORDER BY seq"):
-                if sha((prev + body).encode()).hexdigest() != digest:
+            check = audit.keyring.check
+            for digest, body, mac in conn.execute("SELECT hash, body, mac FROM audit ORDER BY seq"):
+                if sha((prev + body).encode()).hexdigest() != digest or check(_entry_message(digest), mac):
                     raise AssertionError
                 prev = digest
 
@@ -86,7 +89,7 @@ def run(quick: bool = False) -> Result:
         store.close()
     ours_rate, floor_rate = total / median(a), total / median(b)
     res = Result(NAME, ours_rate, floor_rate, "entries/s", f">={GOAL}x floor", ours_rate >= GOAL * floor_rate,
-                 "AuditLog.verify", "read + rehash floor", higher_is_better=True,
+                 "AuditLog.verify", "read + rehash + MAC check floor", higher_is_better=True,
                  extra={"entries": total, "append_per_s": append_rate, "appends_timed": appends,
                         "build_s": build_s, "db_mb": size_mb, "verify_s": median(a)})
     return report(res, [
