@@ -32,7 +32,8 @@ anything else (assistants     no                                 no             
 write, crons, store)
 ============================  =================================  ==========================  ========
 
-A run a customer or approver starts may not carry ``command.update``, ``command.goto``, a
+A run a customer or approver starts may not carry ``command.update``, ``command.goto`` (an
+approver may send exactly ``goto: "__end__"``, Agent Chat UI's "Mark as Resolved"), a
 checkpoint to fork from, static interrupts, a webhook, agent_kit's own configurable keys, or a
 multitask strategy that cancels another run.
 """
@@ -193,7 +194,7 @@ def build_auth(
         thread = value.get("thread_id")
         if thread is None:
             raise deny(ctx, "a run without a thread")
-        problem = _run_problem(kwargs, value)
+        problem = _run_problem(kwargs, value, mark_resolved=kind == APPROVER)
         if problem:
             raise deny(ctx, problem)
         command = kwargs.get("command")
@@ -263,12 +264,15 @@ def _has_input(kwargs: Mapping[str, Any]) -> bool:
     return kwargs.get("input") not in (None, {})
 
 
-def _run_problem(kwargs: Mapping[str, Any], value: Mapping[str, Any]) -> str | None:
-    """Why a non-operator may not start this run, or None."""
+def _run_problem(kwargs: Mapping[str, Any], value: Mapping[str, Any], *, mark_resolved: bool = False) -> str | None:
+    """Why a non-operator may not start this run, or None. ``mark_resolved``: an approver may send
+    Agent Chat UI's "Mark as Resolved" (exactly ``goto: "__end__"``); the graph closes an escalated
+    case only for someone its policy lets resolve it, and refuses it (with the reason) anywhere else."""
     command = kwargs.get("command") or {}
     if not isinstance(command, Mapping):
         return "a command that is not an object"
-    extra = sorted(k for k, v in command.items() if k != "resume" and v not in (None, [], {}))
+    allowed = {"resume"} | ({"goto"} if mark_resolved and command.get("goto") == "__end__" else set())
+    extra = sorted(k for k, v in command.items() if k not in allowed and v not in (None, [], {}))
     if extra:
         return f"command.{extra[0]} (writes to the thread's state or moves it: operators only)"
     for holder in ("config", "context"):

@@ -299,12 +299,19 @@ def test_mark_as_resolved_closes_the_case_as_the_signed_in_operator(server: Serv
     assert [e.kind for e in server.audit(thread)].count("resolved") == 1
 
 
-def test_mark_as_resolved_from_an_approver_is_refused_by_the_server_and_says_why(server: Served) -> None:
+def test_mark_as_resolved_from_an_approver_closes_the_case_if_the_policy_lets_them(server: Served) -> None:
+    """Approvers may send exactly ``goto: "__end__"``; the graph checks who may resolve."""
     client, thread = server.customer()
     server.say(client, thread, "I want a human")
-    with pytest.raises(Exception, match="operators only"):
-        server.decide("lee", thread, RESOLVE)
-    assert server.state(thread)["next"] == ["escalation"]
+    server.decide("lee", thread, RESOLVE)  # lee is a support lead, one of the escalation receivers
+    state = server.state(thread)
+    assert state["next"] == [] and state["values"]["status"] == "closed"
+    (resolved,) = [e for e in server.audit(thread) if e.kind == "resolved"]
+    assert (resolved.actor, resolved.data["resolution"]) == ("lee", "close")
+    client, thread = server.customer()
+    server.say(client, thread, "I want a human")
+    with pytest.raises(Exception, match="operators only"):  # any other goto stays operators-only
+        server.decide("lee", thread, {"goto": "agent"})
     server.decide("lee", thread, {"resume": respond("Refund issued by phone")})  # respond closes it
     state = server.state(thread)
     assert state["next"] == [] and state["values"]["status"] == "closed"
