@@ -93,3 +93,18 @@ def finish(store: Any, key: str, *, entry: Mapping[str, Any], result: Any = None
         return record, audit_entry, (also(tx, audit_entry) if also is not None else None)
 
     return store.audit.write(finish_in)  # type: ignore[no-any-return]
+
+
+def run_tool(tool: Any, args: Mapping[str, Any]) -> Any:
+    """Run a tool with no LangChain callbacks and no tracing.
+
+    A tool's raw result holds what the policy hides from the model (``visible_fields``: a card
+    number, an address). Invoked with the node's config, LangChain would hand that result to every
+    inherited callback: a served graph's ``stream_mode="events"`` (``on_tool_end``, sent to the
+    client) and tracing. The tool still gets its ``configurable``; only the callbacks are dropped
+    (``callbacks=[]``: ``ensure_config`` ignores a None, which would keep the inherited ones).
+    """
+    from langsmith.run_helpers import tracing_context
+
+    with tracing_context(enabled=False):
+        return tool.invoke(dict(args), config={"callbacks": []})

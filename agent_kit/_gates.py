@@ -415,7 +415,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
     call_args = {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
     if decision["mode"] == "read_only":
         try:
-            result = _plain(spec.tool.invoke(call_args), layer.limits)
+            result = _plain(_effects.run_tool(spec.tool, call_args), layer.limits)
         except GraphBubbleUp:
             raise
         except Exception as exc:
@@ -482,7 +482,7 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         crash_point("before_effect")
         started = time.perf_counter()
         try:
-            result = _plain(spec.tool.invoke(call_args), layer.limits)
+            result = _plain(_effects.run_tool(spec.tool, call_args), layer.limits)
         except GraphBubbleUp:
             raise
         except Exception as exc:

@@ -106,7 +106,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         else:
             started = time.perf_counter()
             try:
-                result = comp.tool.invoke(call)
+                result = _effects.run_tool(comp.tool, call)
             except Exception as exc:
                 _effects.finish(store, ckey, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
                                 entry={"kind": "failed", "actor": approver, "thread_id": thread, "tool": comp.name,
