@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -35,7 +43,7 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates, _provenance
-from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability
+from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability, thread_of
 from agent_kit._canonical import canonical_json
 from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
 from agent_kit.errors import AgentKitError, InputError, ModelError
@@ -211,6 +219,9 @@ class PermissionLayer(ActionRouter):
         refused = self.refused_messages(messages)
         if refused is not None:
             return refused
+        superseded = self.superseded_calls(messages, state, config) if isinstance(last, HumanMessage) else None
+        if superseded is not None:
+            messages, update = superseded
         if isinstance(last, HumanMessage):
             update["strikes"] = "reset"
             update["status"] = "active"
@@ -241,8 +252,45 @@ class PermissionLayer(ActionRouter):
             raise
         except Exception as exc:  # a model server down or answering garbage: say which and where
             raise model_error(self.model, exc) from exc
-        update["messages"] = [checked_calls(response, self.limits)]
+        update["messages"] = [*update.get("messages", []), checked_calls(response, self.limits)]
         return update
+
+    def superseded_calls(self, messages: list[BaseMessage], state: AgentState,
+                         config: RunnableConfig) -> tuple[list[BaseMessage], dict[str, Any]] | None:
+        """A new message reached the graph while calls of the last AI message still waited (on a
+        person, or in the queue): LangGraph runs new input from the start, so their interrupts are
+        gone. They are closed visibly, never left orphaned: each gets a tool message "not run:
+        superseded", its inbox item leaves and the closing is audited; the new messages move after
+        those answers, so the history stays one a model accepts. (The runtime holds such messages
+        instead; a served graph's auth handler refuses them while staff decide.)"""
+        k = len(messages)
+        while k > 0 and isinstance(messages[k - 1], HumanMessage):
+            k -= 1
+        if k == 0 or not _unanswered(messages[:k]):
+            return None
+        answered = {m.tool_call_id for m in messages[:k] if isinstance(m, ToolMessage)}
+        ai = next(m for m in reversed(messages[:k]) if isinstance(m, AIMessage))
+        waiting = [tc for tc in ai.tool_calls if tc["id"] not in answered]
+        thread = thread_of(config)
+        items = {item.tool_call_id: item for item in self.store.inbox.for_thread(thread)}
+        notes: list[BaseMessage] = []
+        for tc in waiting:
+            item = items.get(tc["id"])
+            reason = ("not run: superseded by a new message from the customer while it waited"
+                      + (f" on a {item.kind}" if item else "") + "; ask again if it is still wanted")
+            key = f"superseded:{ai.id}/{tc['id']}"
+            if self.store.audit.by_key(f"{thread}:{key}") is None:
+                action = {"tool": tc["name"], "hash": item.action_hash if item else None}
+                self.audit("refused", action, config, actor=actor_of(config), key=key,
+                           interrupt_id=item.interrupt_id if item else None,
+                           data={"rule": "superseded", "error": reason, "tool_call_id": tc["id"]},
+                           close_inbox=item.interrupt_id if item else None)
+            notes.append(ToolMessage(content=reason, tool_call_id=tc["id"], name=tc["name"], status="error"))
+        # Answers go right after the AI message: the new messages are removed and added again after them.
+        moved = [HumanMessage(content=m.content, id=f"{m.id}-after", additional_kwargs=m.additional_kwargs)
+                 for m in messages[k:]]
+        removed: list[Any] = [RemoveMessage(id=str(m.id)) for m in messages[k:]]
+        return [*messages[:k], *notes, *moved], {"messages": [*removed, *notes, *moved], "queued": []}
 
     def refused_messages(self, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
         """Messages that reached the graph without the runtime's door (a served graph's input)

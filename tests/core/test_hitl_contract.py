@@ -231,3 +231,26 @@ def test_goto_end_reaches_a_graph_compiled_from_the_builder(kit_on: Any) -> None
     kit.runtime.send("t", "pay ann a lot")
     served(kit, Command(goto=END), user="morgan")
     assert kit.runtime.state("t").interrupts == () and kit.runtime.result("t").status == "closed"
+
+
+def test_a_new_message_while_a_call_waits_on_a_person_closes_it_visibly_never_an_orphan(kit_on: Any) -> None:
+    """A served graph without its auth handler takes a message while an approval waits; LangGraph runs
+    the input from the start and the interrupt is gone. The waiting call is answered "not run:
+    superseded", leaves the inbox, is audited, and a resume of the gone interrupt is an error."""
+    kit = kit_on([tool_call("pay", {"to": "ann", "amount": 50}), "Sure, what else?"])
+    kit.runtime.send("t", "pay ann")
+    gone = only_interrupt(kit)
+    assert [i.interrupt_id for i in kit.runtime.pending("t")] == [gone.id]
+    served(kit, {"messages": [{"role": "user", "content": "hello?"}]}, user="customer:abc")  # type: ignore[arg-type]
+    snap = kit.runtime.state("t")
+    assert snap.interrupts == () and kit.runtime.pending("t") == []
+    kinds = [(m.type, getattr(m, "tool_call_id", None)) for m in snap.values["messages"]]
+    call = snap.values["messages"][1].tool_calls[0]["id"]
+    assert kinds[1:] == [("ai", None), ("tool", call), ("human", None), ("ai", None)], kinds
+    assert "superseded" in snap.values["messages"][2].content
+    assert snap.values["messages"][3].content == "hello?"
+    (entry,) = [e for e in kit.store.audit.entries("t", kind="refused") if e.data.get("rule") == "superseded"]
+    assert (entry.tool, entry.interrupt_id, entry.actor) == ("pay", gone.id, "customer:abc")
+    with pytest.raises(UnknownInterruptError):
+        served(kit, Command(resume={gone.id: APPROVE}), user="lee")
+    assert kit.bank.payments() == []
