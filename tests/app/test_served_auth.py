@@ -349,3 +349,34 @@ def test_a_customer_message_while_staff_decide_is_refused_with_the_reason_and_th
     assert r.status_code == 200, r.text
     assert [x["amount"] for x in server.shop().refunds(1004)] == [60.0]
     assert server.say(token, thread, "thanks")["messages"][-1]["type"] == "ai"  # and she may talk again
+
+
+def test_a_customer_message_instead_of_their_own_confirmation_closes_it_visibly(server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    server.say(token, thread, "cancel order 1003")
+    (interrupt,) = server.state(thread)["interrupts"]
+    final = server.say(token, thread, "where is my order 1001")  # her own question: the handler lets it in
+    state = server.state(thread)
+    assert state["interrupts"] == [] and _inbox(server, thread) == []
+    messages = final["messages"]
+    calls = [tc["id"] for m in messages if m["type"] == "ai" for tc in m.get("tool_calls") or []]
+    answered = [m["tool_call_id"] for m in messages if m["type"] == "tool"]
+    assert set(calls) <= set(answered), (calls, answered)  # no tool call left without its answer
+    assert any("superseded" in m["content"] for m in messages if m["type"] == "tool")
+    (entry,) = [e for e in server.audit(thread) if e.data.get("rule") == "superseded"]
+    assert (entry.tool, entry.interrupt_id, entry.actor.startswith("customer:")) == ("cancel_order", interrupt["id"], True)
+    assert server.shop().order(1003)["status"] != "cancelled"
+    # the gone question cannot be answered any more
+    r = server.run(token, thread, {"command": {"resume": {interrupt["id"]: {"decisions": [{"type": "approve"}]}}}})
+    assert r.status_code != 200 or "error" in r.text.lower(), r.text
+    assert server.shop().order(1003)["status"] != "cancelled"
+
+
+def _inbox(server: Server, thread: str) -> list[Any]:
+    store = Store.open(home=server.home)
+    try:
+        return list(store.inbox.for_thread(thread))
+    finally:
+        store.close()
