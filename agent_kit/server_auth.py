@@ -349,7 +349,8 @@ def _nothing_waits_on_staff(parts: _Parts, thread: str, identity: str, refuse: C
         if item.kind == "verification" and item.requested_by == identity:
             continue
         what = item.action.get("name") if isinstance(item.action, Mapping) else None
-        raise refuse(f"a {item.kind} of {what or 'an action'} waits on staff on this thread (interrupt "
+        article = "an" if item.kind[0] in "aeiou" else "a"
+        raise refuse(f"{article} {item.kind} of {what or 'an action'} waits on staff on this thread (interrupt "
                      f"{item.interrupt_id!r}); send your message once it is decided")
 
 
