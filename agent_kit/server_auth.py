@@ -345,7 +345,10 @@ def _nothing_waits_on_staff(parts: _Parts, thread: str, identity: str, refuse: C
     the staff's question behind (LangGraph runs new input from the start): it is refused, with the
     reason, until the decision is made. A question that is the customer's own to answer is not in
     the way: a message instead of an answer closes it (the graph answers it "not run: superseded")."""
-    for item in parts.store().inbox.for_thread(thread):
+    items = parts.store().inbox.for_thread(thread)
+    if not any(item.requested_by == identity for item in items):
+        return  # nothing this customer asked for: maybe not their thread, which the server answers 404
+    for item in items:
         if item.kind == "verification" and item.requested_by == identity:
             continue
         what = item.action.get("name") if isinstance(item.action, Mapping) else None
