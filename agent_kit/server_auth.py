@@ -35,7 +35,9 @@ write, crons, store)
 A run a customer or approver starts may not carry ``command.update``, ``command.goto`` (an
 approver may send exactly ``goto: "__end__"``, Agent Chat UI's "Mark as Resolved"), a
 checkpoint to fork from, static interrupts, a webhook, agent_kit's own configurable keys, or a
-multitask strategy that cancels another run.
+multitask strategy that cancels another run, or ``durability="exit"``. Customers may not copy a
+thread (``threads.copy``: the copy carries its pending approvals) nor enqueue an answer (checked
+against the inbox now, delivered later).
 """
 
 from __future__ import annotations
@@ -156,6 +158,11 @@ def build_auth(
         kind = kind_of(ctx)
         if kind == OPERATOR:
             return None
+        if "metadata" not in value:
+            # threads.copy checks threads.create with the new id alone. A copy of a thread paused
+            # on an approval carries the same pending interrupt and action: approved on both, one
+            # requested action would be paid twice (the graph refuses that too).
+            raise deny(ctx, "threads.copy (a copy carries the thread's pending approvals: operators only)")
         if kind != CUSTOMER:
             raise deny(ctx)
         metadata = value.get("metadata")
@@ -203,6 +210,11 @@ def build_auth(
                 raise deny(ctx, "a run that is not a decision (staff decide; only customers send messages)")
             return None
         # A customer: messages, or answers to their own verification questions.
+        if command and value.get("multitask_strategy") == "enqueue":
+            # Checked against the inbox now, but delivered when the queue reaches it: by then the
+            # pending interrupt may be a staff approval.
+            raise deny(ctx, "an enqueued answer (multitask_strategy='enqueue' with a command); send it "
+                            "once the question is pending")
         if command:
             await asyncio.to_thread(_own_questions, parts, str(thread), command.get("resume"), ctx.user.identity,
                                     lambda why: deny(ctx, why))
@@ -286,6 +298,9 @@ def _run_problem(kwargs: Mapping[str, Any], value: Mapping[str, Any], *, mark_re
     for key, default in _RUN_DEFAULTS.items():
         if kwargs.get(key) not in (default, [], {}):
             return f"{key} (operators only)"
+    if kwargs.get("durability") == "exit":  # (the server sets it from checkpoint_during=false too)
+        return ("durability='exit' (or checkpoint_during=false): agent_kit refuses it, a crash mid-run "
+                "would lose decisions; leave durability unset")
     if value.get("multitask_strategy") not in _MULTITASK_OK:
         return f"multitask_strategy={value.get('multitask_strategy')!r} (it cancels a running turn: operators only)"
     if _has_input(kwargs) and kwargs.get("command"):

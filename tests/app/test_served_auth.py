@@ -380,3 +380,67 @@ def _inbox(server: Server, thread: str) -> list[Any]:
         return list(store.inbox.for_thread(thread))
     finally:
         store.close()
+
+
+def test_a_copy_of_a_paused_thread_cannot_pay_the_approval_twice(server: Server) -> None:
+    token, morgan = _customer_token(), server.tokens["morgan"]
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    server.say(token, thread, "Refund $21 on order 1003")  # a supervisor's approval
+    (asked,) = server.state(thread)["interrupts"]
+    for who in (token, server.tokens["lee"]):  # neither a customer nor an approver copies a thread
+        r = server.post(f"/threads/{thread}/copy", who)
+        assert r.status_code == 403 and "threads.copy" in r.text, r.text
+    r = server.post(f"/threads/{thread}/copy", morgan)  # an operator may; the graph still pays once
+    assert r.status_code == 200, r.text
+    copy = r.json()["thread_id"]
+    assert [i["id"] for i in server.state(copy)["interrupts"]] == [asked["id"]]
+    approve = {"command": {"resume": {asked["id"]: {"decisions": [{"type": "approve"}]}}}}
+    assert server.run(morgan, thread, approve).status_code == 200
+    assert len(server.shop().refunds(1003)) == 1
+    assert server.run(morgan, copy, approve).status_code == 200
+    assert len(server.shop().refunds(1003)) == 1, "the copy paid the one requested refund again"
+    refused = [e for e in server.audit(copy) if e.kind == "refused" and e.data.get("rule") == "not_asked_here"]
+    assert [(e.interrupt_id, e.actor) for e in refused] == [(asked["id"], "morgan")]
+    (again,) = server.state(copy)["interrupts"]  # asked again on the copy, saying why
+    assert again["id"] != asked["id"] and "never asked on this thread" in again["value"]["refused"]["reason"]
+
+
+def test_no_stream_mode_sends_a_customer_what_the_policy_hides(server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    modes = ["values", "updates", "debug", "messages", "messages-tuple", "events", "custom", "tasks", "checkpoints"]
+    for mode in [*modes, modes]:
+        r = server.post(f"/threads/{thread}/runs/stream", token, {
+            "assistant_id": ASSISTANT, "stream_mode": mode,
+            "input": {"messages": [{"role": "user", "content": "Where is my order 1001"}]}})
+        assert r.status_code == 200, r.text
+        if mode not in ("custom", "tasks", "checkpoints"):
+            assert "delivered" in r.text, (mode, r.text[:500])  # the order was read and streamed
+        for hidden in ("4242424242424242", "jane@example.com", "500 Market St"):
+            assert hidden not in r.text, f"stream_mode={mode!r} sent {hidden!r} to the customer"
+    reads = [e for e in server.audit(thread) if e.kind == "read"]
+    assert reads and "card_number" in reads[-1].data["hidden_fields"]
+
+
+def test_a_customer_cannot_enqueue_an_answer(server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    server.say(token, thread, "cancel order 1002")  # the customer's own confirmation: answerable now...
+    r = server.post(f"/threads/{thread}/runs", token, {
+        "assistant_id": ASSISTANT, "multitask_strategy": "enqueue",
+        "command": {"resume": {"decisions": [{"type": "reject", "message": "mine"}]}}})
+    assert r.status_code == 403 and "enqueue" in r.text, r.text  # ...but not by the time a queue reaches it
+    assert server.shop().order(1002)["status"] == "pending"
+
+
+def test_exit_durability_is_refused_before_the_run_with_the_reason(server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    before = server.state(thread)["values"]
+    for extra in ({"durability": "exit"}, {"checkpoint_during": False}):
+        r = server.run(token, thread, {"input": {"messages": [{"role": "user", "content": "Hello"}]}, **extra})
+        assert r.status_code == 403 and "durability='exit'" in r.text, r.text
+    assert server.state(thread)["values"] == before  # the message is not left without a reply
