@@ -36,8 +36,7 @@ A run a customer or approver starts may not carry ``command.update``, ``command.
 approver may send exactly ``goto: "__end__"``, Agent Chat UI's "Mark as Resolved"), a
 checkpoint to fork from, static interrupts, a webhook, agent_kit's own configurable keys, or a
 multitask strategy that cancels another run, or ``durability="exit"``. Customers may not copy a
-thread (``threads.copy``: the copy carries its pending approvals) nor enqueue an answer (checked
-against the inbox now, delivered later).
+thread (``threads.copy``: the copy carries its pending approvals).
 """
 
 from __future__ import annotations
@@ -210,11 +209,6 @@ def build_auth(
                 raise deny(ctx, "a run that is not a decision (staff decide; only customers send messages)")
             return None
         # A customer: messages, or answers to their own verification questions.
-        if command and value.get("multitask_strategy") == "enqueue":
-            # Checked against the inbox now, but delivered when the queue reaches it: by then the
-            # pending interrupt may be a staff approval.
-            raise deny(ctx, "an enqueued answer (multitask_strategy='enqueue' with a command); send it "
-                            "once the question is pending")
         if command:
             await asyncio.to_thread(_own_questions, parts, str(thread), command.get("resume"), ctx.user.identity,
                                     lambda why: deny(ctx, why))

@@ -424,18 +424,6 @@ def test_no_stream_mode_sends_a_customer_what_the_policy_hides(server: Server) -
     assert reads and "card_number" in reads[-1].data["hidden_fields"]
 
 
-def test_a_customer_cannot_enqueue_an_answer(server: Server) -> None:
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "cancel order 1002")  # the customer's own confirmation: answerable now...
-    r = server.post(f"/threads/{thread}/runs", token, {
-        "assistant_id": ASSISTANT, "multitask_strategy": "enqueue",
-        "command": {"resume": {"decisions": [{"type": "reject", "message": "mine"}]}}})
-    assert r.status_code == 403 and "enqueue" in r.text, r.text  # ...but not by the time a queue reaches it
-    assert server.shop().order(1002)["status"] == "pending"
-
-
 def test_exit_durability_is_refused_before_the_run_with_the_reason(server: Server) -> None:
     token = _customer_token()
     thread = server.thread(token)
