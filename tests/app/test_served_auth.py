@@ -432,3 +432,25 @@ def test_exit_durability_is_refused_before_the_run_with_the_reason(server: Serve
         r = server.run(token, thread, {"input": {"messages": [{"role": "user", "content": "Hello"}]}, **extra})
         assert r.status_code == 403 and "durability='exit'" in r.text, r.text
     assert server.state(thread)["values"] == before  # the message is not left without a reply
+
+
+def test_a_customers_queued_answer_that_lands_on_a_staff_approval_is_refused_as_them(server: Server) -> None:
+    token = _customer_token()
+    thread = server.thread(token)
+    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    server.say(token, thread, "cancel order 1002")  # the customer's own confirmation is pending
+    first = server.post(f"/threads/{thread}/runs", token, {
+        "assistant_id": ASSISTANT, "multitask_strategy": "enqueue",
+        "input": {"messages": [{"role": "user", "content": "Refund $90 on order 1001"}]}})
+    # authorised now (their own confirmation is pending), run after the message made a staff approval pending
+    second = server.post(f"/threads/{thread}/runs", token, {
+        "assistant_id": ASSISTANT, "multitask_strategy": "enqueue",
+        "command": {"resume": {"decisions": [{"type": "approve", "message": "yes"}]}}})
+    assert first.status_code == 200 and second.status_code == 200, (first.text, second.text)
+    for run in (first, second):
+        server.get(f"/threads/{thread}/runs/{run.json()['run_id']}/join", token)
+    assert _refunds(server) == [] and server.shop().order(1002)["status"] == "pending"
+    owner = server.get(f"/threads/{thread}", token).json()["metadata"]["owner"]
+    refused = [e for e in server.audit(thread) if e.kind == "refused" and e.tool == "issue_refund"]
+    assert refused and {e.actor for e in refused} == {owner}, [(e.actor, e.data) for e in refused]
+    assert [e for e in server.audit(thread) if e.kind in ("approved", "executed") and e.tool == "issue_refund"] == []
