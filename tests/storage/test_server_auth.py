@@ -146,3 +146,17 @@ def test_an_action_the_handler_does_not_name_is_refused_to_all_but_operators(
         assert info.value.status_code == 403 and "not allowed" in str(info.value.detail)
     ctx = _ctx("operator", "morgan", resource, action)
     assert asyncio.run(_get_handler(auth, ctx)(ctx=ctx, value={})) is None
+
+
+def test_a_copy_is_refused_to_customers_and_approvers_but_a_new_thread_is_not(tmp_path: Path, store: Any) -> None:
+    auth, _ = _auth(tmp_path, store)
+    for kind, identity in (("customer", "customer:abc"), ("approver", "lee")):
+        ctx = _ctx(kind, identity, "threads", "create")
+        with pytest.raises(Auth.exceptions.HTTPException) as info:  # threads.copy: the new id, nothing else
+            asyncio.run(_get_handler(auth, ctx)(ctx=ctx, value={"thread_id": "t2"}))
+        assert info.value.status_code == 403 and "threads.copy" in str(info.value.detail)
+    ctx = _ctx("customer", "customer:abc", "threads", "create")
+    value: dict[str, Any] = {"thread_id": "t3", "metadata": None, "if_exists": None}  # threads.create
+    assert asyncio.run(_get_handler(auth, ctx)(ctx=ctx, value=value)) == {"owner": "customer:abc"}
+    ctx = _ctx("operator", "morgan", "threads", "create")
+    assert asyncio.run(_get_handler(auth, ctx)(ctx=ctx, value={"thread_id": "t4"})) is None
