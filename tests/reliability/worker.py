@@ -58,26 +58,21 @@ def open_runtime(args: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def crash_before_checkpoint(runtime: Any, tool: str) -> None:
-    """SIGKILL on the first checkpoint written after the execute node's writes for ``tool``."""
+    """SIGKILL right after the execute node's writes for ``tool`` are saved, before the checkpoint
+    that would follow them. (Killing at the next ``put`` instead is not deterministic: with async
+    durability the step's checkpoint may be saved before, or concurrently with, its writes.)"""
     saver = runtime.graph.checkpointer
-    armed = {"on": False}
-    put_writes, put = saver.put_writes, saver.put
+    put_writes = saver.put_writes
 
-    def put_writes_then_arm(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
+    def put_writes_then_die(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
         out = put_writes(config, writes, task_id, task_path)
         for _, value in writes:
             for message in value if isinstance(value, list) else [value]:
                 if getattr(message, "type", None) == "tool" and getattr(message, "name", None) == tool:
-                    armed["on"] = True
+                    os.kill(os.getpid(), signal.SIGKILL)
         return out
 
-    def put_or_die(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
-        if armed["on"]:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return put(config, checkpoint, metadata, new_versions)
-
-    saver.put_writes = put_writes_then_arm
-    saver.put = put_or_die
+    saver.put_writes = put_writes_then_die
 
 
 def decide(runtime: Any, thread: str, scenario: str) -> Any:
