@@ -133,39 +133,42 @@ def _returned_interrupt(result: Any) -> dict[str, Any]:
 # -- one gated call -------------------------------------------------------------------------------
 
 def test_approve_runs_the_refund_once_as_the_signed_in_lead(server: Served) -> None:
+    before = _refunds(server, 1001)  # the module's tests share one back office
     _, thread, interrupt = _verified_jane(server, "Refund $55 on order 1001")
     value = interrupt["value"]
     TypeAdapter(HITLRequest).validate_python(value)  # LangChain's own type, field names as they are
     assert value["review_configs"] == [{"action_name": "issue_refund", "allowed_decisions": ["approve", "edit", "reject"]}]
     server.decide("lee", thread, {"resume": APPROVE})
-    assert _refunds(server, 1001) == [55.0]
+    assert _refunds(server, 1001) == [*before, 55.0]
     assert server.state(thread)["next"] == []
     # The UI's second click: nothing is pending, nothing runs again.
     server.decide("lee", thread, {"resume": APPROVE})
-    assert _refunds(server, 1001) == [55.0]
+    assert _refunds(server, 1001) == [*before, 55.0]
     kinds = [(e.kind, e.actor) for e in server.audit(thread) if e.tool == "issue_refund"]
     assert kinds == [("approval_requested", "policy"), ("approved", "lee"), ("started", "agent"), ("executed", "agent")]
 
 
 def test_edit_with_string_numbers_is_decided_again_and_the_editor_cannot_approve_it(server: Served) -> None:
+    before = _refunds(server, 1004)
     _, thread, interrupt = _verified_jane(server, "Refund $58 on order 1004")
     result = server.decide("lee", thread, {"resume": edit("issue_refund", {"order_id": 1004, "amount": 51,
                                                                            "reason": "partial"})})
     # $51 on top of the day's refunds still needs a lead; lee asked for it now, so lee cannot approve it.
     again = _returned_interrupt(result)
     assert again["value"]["action_requests"][0]["args"]["amount"] == 51.0 and again["value"]["requested_by"] == "lee"
-    assert _refunds(server, 1004) == []
+    assert _refunds(server, 1004) == before
     result = server.decide("lee", thread, {"resume": APPROVE})
-    assert "lee" in _refused(_returned_interrupt(result)["value"]) and _refunds(server, 1004) == []
+    assert "lee" in _refused(_returned_interrupt(result)["value"]) and _refunds(server, 1004) == before
     server.decide("sam", thread, {"resume": APPROVE})
-    assert _refunds(server, 1004) == [51.0]
+    assert _refunds(server, 1004) == [*before, 51.0]
     assert server.state(thread)["next"] == []
 
 
 def test_reject_runs_nothing_and_the_model_hears_the_message(server: Served) -> None:
+    before = _refunds(server, 1001)
     _, thread, _ = _verified_jane(server, "Refund $70 on order 1001")
     result = server.decide("lee", thread, {"resume": reject("Outside the return window")})
-    assert _refunds(server, 1001) == [55.0]
+    assert _refunds(server, 1001) == before
     tool = [m for m in result["messages"] if m["type"] == "tool"][-1]
     assert "Outside the return window" in tool["content"] and "lee" in tool["content"]
     assert server.state(thread)["next"] == []
@@ -174,22 +177,24 @@ def test_reject_runs_nothing_and_the_model_hears_the_message(server: Served) -> 
 # -- two gated calls in one message ----------------------------------------------------------------
 
 def test_two_gated_calls_are_presented_one_after_another(server: Served) -> None:
+    before, before_1004 = _refunds(server, 1001), _refunds(server, 1004)
     _, thread, first = _verified_jane(server, "Refund $20 on order 1001 and $5 on order 1004")
     assert first["value"]["action_requests"][0]["args"]["amount"] == 20.0
     result = server.decide("lee", thread, {"resume": APPROVE})  # unkeyed: exactly one is pending
     second = _returned_interrupt(result)
     assert second["id"] != first["id"] and second["value"]["action_requests"][0]["args"]["amount"] == 5.0
-    assert _refunds(server, 1001) == [55.0, 20.0]
+    assert _refunds(server, 1001) == [*before, 20.0]
     server.decide("lee", thread, {"resume": reject("One refund a day")})
-    assert _refunds(server, 1001) == [55.0, 20.0] and _refunds(server, 1004) == [51.0]
+    assert _refunds(server, 1001) == [*before, 20.0] and _refunds(server, 1004) == before_1004
     assert server.state(thread)["next"] == []
 
 
 def test_two_gated_calls_both_approved_each_run_once(server: Served) -> None:
+    before, before_1004 = _refunds(server, 1001), _refunds(server, 1004)
     _, thread, _ = _verified_jane(server, "Refund $21 on order 1001 and $4 on order 1004")
     server.decide("lee", thread, {"resume": APPROVE})
     server.decide("sam", thread, {"resume": APPROVE})
-    assert _refunds(server, 1001) == [55.0, 20.0, 21.0] and _refunds(server, 1004) == [51.0, 4.0]
+    assert _refunds(server, 1001) == [*before, 21.0] and _refunds(server, 1004) == [*before_1004, 4.0]
     assert server.state(thread)["next"] == []
     executed = [e for e in server.audit(thread) if e.kind == "executed"]
     assert len(executed) == 2
@@ -226,6 +231,7 @@ def test_a_refused_decision_returns_its_reason_and_the_run_stays_decidable(serve
 
 
 def test_a_decision_keyed_to_a_stale_interrupt_is_an_error_and_decides_nothing(server: Served) -> None:
+    before = _refunds(server, 1001)
     _, thread, first = _verified_jane(server, "Refund $9 on order 1001")
     result = server.decide("morgan", thread, {"resume": {"decisions": [{"type": "approve"}], "approver": "sam"}})
     stale = first["id"]
@@ -235,7 +241,7 @@ def test_a_decision_keyed_to_a_stale_interrupt_is_an_error_and_decides_nothing(s
     # name on (it masks the text of exceptions it does not know).
     with pytest.raises(Exception, match="UnknownInterruptError"):
         server.decide("lee", thread, {"resume": {stale: APPROVE}})
-    assert server.pending(thread)["id"] == live and _refunds(server, 1001) == [55.0, 20.0, 21.0]
+    assert server.pending(thread)["id"] == live and _refunds(server, 1001) == before
     server.decide("lee", thread, {"resume": {live: reject("cleanup")}})
     assert server.state(thread)["next"] == []
 
