@@ -24,6 +24,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         ensure_test_database()
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The CLI, run in-process, exports its options (--home, --db-url) for the graph module it loads;
+    no test leaves them behind for the next one in the same worker."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_test_database()
 

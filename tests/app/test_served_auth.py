@@ -10,6 +10,7 @@ signed-in user, with no field in the payload.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,17 @@ def jane(server: Server) -> dict[str, Any]:
 
 def _refunds(server: Server) -> list[Any]:
     return server.shop().refunds(1001)
+
+
+def _pending(server: Server, order_id: int) -> None:
+    """Order ORDER_ID pending again, whichever of the module's tests (they share one back office)
+    cancelled it before."""
+    db = sqlite3.connect(server.home / "shop.sqlite")
+    try:
+        with db:
+            db.execute("UPDATE orders SET status = 'pending' WHERE id = ?", (order_id,))
+    finally:
+        db.close()
 
 
 def _executed(server: Server, thread: str) -> list[Any]:
@@ -297,6 +309,7 @@ def test_an_approver_decides_through_the_server_as_the_signed_in_user(server: Se
 
 
 def test_a_customer_answers_their_own_confirmation(server: Server) -> None:
+    _pending(server, 1002)
     token = _customer_token()
     thread = server.thread(token)
     server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
@@ -435,7 +448,9 @@ def test_exit_durability_is_refused_before_the_run_with_the_reason(server: Serve
 
 
 def test_a_customers_queued_answer_that_lands_on_a_staff_approval_is_refused_as_them(server: Server) -> None:
+    _pending(server, 1002)
     token = _customer_token()
+    refunds_before = _refunds(server)  # the module's tests share one back office
     thread = server.thread(token)
     server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
     server.say(token, thread, "cancel order 1002")  # the customer's own confirmation is pending
@@ -449,7 +464,7 @@ def test_a_customers_queued_answer_that_lands_on_a_staff_approval_is_refused_as_
     assert first.status_code == 200 and second.status_code == 200, (first.text, second.text)
     for run in (first, second):
         server.get(f"/threads/{thread}/runs/{run.json()['run_id']}/join", token)
-    assert _refunds(server) == [] and server.shop().order(1002)["status"] == "pending"
+    assert _refunds(server) == refunds_before and server.shop().order(1002)["status"] == "pending"
     owner = server.get(f"/threads/{thread}", token).json()["metadata"]["owner"]
     refused = [e for e in server.audit(thread) if e.kind == "refused" and e.tool == "issue_refund"]
     assert refused and {e.actor for e in refused} == {owner}, [(e.actor, e.data) for e in refused]

@@ -24,8 +24,10 @@ PASSWORD = "lee-password-123"
 
 
 def _run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    # the SQLite store under HOME, whatever another test in this process left in the environment
+    env = {k: v for k, v in os.environ.items() if k not in ("AGENT_KIT_DB_URL", "AGENT_KIT_WEB_SECRET")}
     return subprocess.run([str(SCRIPT), "--home", str(home), *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, check=False)
+                          cwd=ROOT, env=env, timeout=300, check=False)
 
 
 def _free_port() -> int:
