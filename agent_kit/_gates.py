@@ -49,25 +49,15 @@ def crash_point(name: str) -> None:
 
 
 
-def _pending_item(layer: PermissionLayer, request: Mapping[str, Any], config: RunnableConfig) -> Any:
+def _pending_item(request: Mapping[str, Any], config: RunnableConfig) -> Any:
     from agent_kit.inbox import PendingItem
 
-    return PendingItem(
-        thread_id=thread_of(config), interrupt_id=request["interrupt_id"], kind=request["kind"],
-        action={"name": request["action_requests"][0]["name"], "args": request["action_requests"][0]["args"]},
-        action_hash=request["action_hash"], mode=request["mode"], rule=request["rule"], reason=request["reason"],
-        required_role=request.get("required_role"), approvals_needed=int(request.get("approvals_needed") or 0),
-        approvals=list(request.get("approvals_given") or []), requested_by=request.get("requested_by"),
-        requested_at=request["requested_at"], expires_at=request.get("expires_at"),
-        summary=request.get("summary"), tool_call_id=request["tool_call_id"],
-        policy_version=request["policy_version"], question=request["action_requests"][0].get("description"),
-        receivers=request.get("receivers"), served_by=_served_by(config),
-    )
+    return PendingItem.from_request(thread_of(config), request["interrupt_id"], request, served_by=_served_by(config))
 
 
-def pending_item_of(layer: PermissionLayer, request: Mapping[str, Any], thread_id: str) -> Any:
+def pending_item_of(request: Mapping[str, Any], thread_id: str) -> Any:
     """The inbox item of a pending interrupt's value, outside a run (to list it again)."""
-    return _pending_item(layer, request, {"configurable": {"thread_id": thread_id}})
+    return _pending_item(request, {"configurable": {"thread_id": thread_id}})
 
 
 def _served_by(config: RunnableConfig) -> dict[str, str] | None:
@@ -199,7 +189,7 @@ def _publish(layer: PermissionLayer, request: dict[str, Any], action: Mapping[st
              requested_kind: str, *, actor: str) -> None:
     """List the interrupt in the inbox and audit the request, in one transaction: both or neither."""
     iid = request["interrupt_id"]
-    item = _pending_item(layer, request, config)
+    item = _pending_item(request, config)
     fields = layer.audit_fields(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
                                 data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at",
                                                                   "summary")})

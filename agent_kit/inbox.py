@@ -9,16 +9,17 @@ listed by (kind, thread, request time), which are indexed.
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, get_args
 
 import orjson
 
 from ._canonical import canonical_json
 from ._db import Database, Row, Tx, utc_now
 from .errors import ApprovalError, StaleInterruptError, UsageError
+from .interrupts import Kind
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -30,8 +31,9 @@ __all__ = [
     "PendingKind",
 ]
 
-PendingKind = Literal["approval", "verification", "escalation"]
-PENDING_KINDS: tuple[str, ...] = ("approval", "verification", "escalation")
+PendingKind = Kind
+"""The kinds of :mod:`agent_kit.interrupts` (one literal for the graph, the inbox and the CLI)."""
+PENDING_KINDS: tuple[str, ...] = get_args(Kind)
 """What a paused run waits for: a staff approval, the customer's verification, or a person
 taking over the case."""
 
@@ -75,6 +77,24 @@ class PendingItem:
     def to_json(self) -> dict[str, Any]:
         """The item as plain JSON."""
         return asdict(self)
+
+    @classmethod
+    def from_request(cls, thread_id: str, interrupt_id: str, request: Mapping[str, Any], *,
+                     served_by: dict[str, str] | None = None) -> PendingItem:
+        """The item of one pending interrupt, from its value (:func:`agent_kit.interrupts.build_request`):
+        the one shape the graph puts in the inbox and the runtime, CLI and web show."""
+        asked = request["action_requests"][0]
+        return cls(
+            thread_id=thread_id, interrupt_id=interrupt_id, kind=request["kind"],
+            action={"name": asked["name"], "args": asked["args"]}, action_hash=request["action_hash"],
+            mode=str(request.get("mode") or ""), rule=request.get("rule"), reason=request.get("reason") or "",
+            required_role=request.get("required_role"), approvals_needed=int(request.get("approvals_needed") or 0),
+            approvals=list(request.get("approvals_given") or []), requested_by=request.get("requested_by"),
+            requested_at=request["requested_at"], expires_at=request.get("expires_at"),
+            summary=request.get("summary"), tool_call_id=request.get("tool_call_id"),
+            policy_version=request.get("policy_version"), question=asked.get("description"),
+            receivers=request.get("receivers"), served_by=served_by,
+        )
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> PendingItem:

@@ -31,6 +31,7 @@ from agent_kit.errors import (
     UsageError,
 )
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
+from agent_kit.inbox import PendingItem
 from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
 from agent_kit.leases import Lease
 from agent_kit.limits import InputLimits, check_name, check_text
@@ -56,18 +57,9 @@ class TurnResult:
 
 
 def pending_view(thread_id: str, interrupt_id: str, value: Mapping[str, Any]) -> dict[str, Any]:
-    """The operator's view of one pending interrupt (the shape of ``pending --json``)."""
-    req = value["action_requests"][0]
-    return {
-        "thread_id": thread_id, "interrupt_id": interrupt_id, "kind": value["kind"],
-        "action": {"name": req["name"], "args": req["args"]}, "action_hash": value["action_hash"],
-        "mode": value.get("mode"), "rule": value.get("rule"), "reason": value.get("reason"),
-        "required_role": value.get("required_role"), "requested_by": value.get("requested_by"),
-        "requested_at": value.get("requested_at"), "expires_at": value.get("expires_at"),
-        "summary": value.get("summary"), "approvals_needed": value.get("approvals_needed", 0),
-        "approvals": value.get("approvals_given", []), "question": req.get("description"),
-        "receivers": value.get("receivers"),
-    }
+    """The operator's view of one pending interrupt (the shape of ``pending --json``): the inbox's
+    :class:`~agent_kit.inbox.PendingItem`, as JSON."""
+    return PendingItem.from_request(thread_id, interrupt_id, value).to_json()
 
 
 class AgentRuntime:
@@ -479,8 +471,7 @@ class AgentRuntime:
 
             for intr in (snap if snap is not None else self.state(thread_id)).interrupts:
                 if intr.id not in listed and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
-                    self.store.inbox.put(pending_item_of(self.layer, {**intr.value, "interrupt_id": intr.id},
-                                                         thread_id))
+                    self.store.inbox.put(pending_item_of({**intr.value, "interrupt_id": intr.id}, thread_id))
         retention = self.retention
         if retention is not None:
             if self.graph.checkpointer is self.store.checkpointer():

@@ -4,7 +4,7 @@ touching it or each other (each on its own store and checkpointer)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from langgraph.graph import END
@@ -102,3 +102,25 @@ def test_two_runtimes_share_one_graph_each_on_its_own_store(tmp_path: Any) -> No
     finally:
         a.close()
         b.close()
+
+
+def test_a_pending_interrupt_has_one_shape_in_the_graph_the_inbox_and_the_runtime(tmp_path: Any) -> None:
+    from agent_kit.inbox import PENDING_KINDS, PendingItem
+    from agent_kit.interrupts import Kind
+
+    layer, _ = _layer(tmp_path, [tool_call("pay", {"to": "ann", "amount": 50}), "paid"])
+    store = Store.open(home=tmp_path / "home")
+    try:
+        runtime = AgentRuntime(layer.compile(), store=store)
+        result = runtime.send("t1", "pay ann 50")
+        assert result.status == "paused"
+        (shown,) = result.pending  # what the runtime returns (and `pending --json` prints)
+        (listed,) = runtime.pending("t1")  # the inbox row the graph wrote in the node that asked
+        (intr,) = runtime.state("t1").interrupts
+        assert shown == listed.to_json() == PendingItem.from_request("t1", intr.id, intr.value).to_json()
+        assert (shown["kind"], shown["action"], shown["rule"], shown["approvals_needed"]) == (
+            "approval", {"name": "pay", "args": {"to": "ann", "amount": 50}}, "pay_over_10", 1)
+        assert shown["tool_call_id"] and shown["policy_version"] and shown["question"]
+        assert PENDING_KINDS == get_args(Kind)  # one literal of kinds
+    finally:
+        store.close()
