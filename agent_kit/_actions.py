@@ -28,8 +28,6 @@ from agent_kit.policy import Decision, Policy
 if TYPE_CHECKING:
     from agent_kit.registry import ToolRegistry
 
-ACTOR_KEY = "agent_kit_actor"
-"""Configurable key with the identity of whoever drives this invocation (set by the runtime)."""
 
 
 def refuse_exit_durability(config: RunnableConfig) -> None:
@@ -52,14 +50,24 @@ def checkpoint_of(config: RunnableConfig) -> str | None:
 
 
 def actor_of(config: RunnableConfig) -> str:
-    """Who drives this invocation: the runtime's actor, else LangGraph Server's user, else the customer."""
-    conf = config.get("configurable") or {}
+    """Who drives this invocation: LangGraph Server's signed-in user where the graph is served with
+    auth (whatever the client says), else the actor of the run's context (``RunContext.actor``, set
+    by the runtime), else the customer."""
     identity = auth_identity(config)
-    if identity:  # where the graph is served with auth, the signed-in user, whatever the client says
+    if identity:
         return identity
-    if conf.get(ACTOR_KEY):
-        return str(conf[ACTOR_KEY])
-    return "customer"
+    actor = getattr(run_context(), "actor", None)
+    return actor if isinstance(actor, str) and actor else CUSTOMER
+
+
+def run_context() -> Any:
+    """The current run's ``context`` (LangGraph's run-scoped data), or None outside a run."""
+    from langgraph.runtime import get_runtime
+
+    try:
+        return get_runtime().context
+    except RuntimeError:  # not inside a graph run
+        return None
 
 
 HANDOFF_MARK = "agent_kit_handoff"

@@ -43,7 +43,15 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates, _provenance
-from agent_kit._actions import ActionRouter, actor_of, bad_call_id, is_handoff, refuse_exit_durability, thread_of
+from agent_kit._actions import (
+    ActionRouter,
+    actor_of,
+    bad_call_id,
+    is_handoff,
+    refuse_exit_durability,
+    run_context,
+    thread_of,
+)
 from agent_kit._canonical import canonical_json
 from agent_kit._policy_check import LIBRARY_CONTEXT_KEYS, check_policy
 from agent_kit.errors import AgentKitError, InputError, ModelError
@@ -109,22 +117,21 @@ class RunContext:
     Attributes:
         store: the :class:`agent_kit.store.Store` this run's audit entries, ledger records and
             inbox rows go to. None: the graph's own store.
+        actor: who drives this invocation (see below).
     """
 
     store: Any = None
+    actor: str | None = None
+    """Who drives this invocation (an approver's name, an operator, ``"customer"``); None: the
+    customer. Where LangGraph Server serves the graph with auth, its signed-in user is the actor
+    whatever the context says."""
 
 
 def _run_store() -> Any:
     """The store given in the current run's context, if the code runs inside a run and one was given."""
-    from langgraph.runtime import get_runtime
-
     from agent_kit.store import Store
 
-    try:
-        context = get_runtime().context
-    except RuntimeError:  # not inside a graph run
-        return None
-    store = getattr(context, "store", None)
+    store = getattr(run_context(), "store", None)
     # Only a store object: a served graph's client may send a context, but never a store.
     return store if isinstance(store, Store) else None
 

@@ -19,7 +19,6 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StreamMode
 
-from agent_kit._actions import ACTOR_KEY
 from agent_kit._db import storage_failures
 from agent_kit._decisions import Named, Target, describe, named
 from agent_kit.errors import (
@@ -100,8 +99,11 @@ class AgentRuntime:
         self.retention = retention
 
     # -- reading -------------------------------------------------------------------------------
-    def _config(self, thread_id: str, actor: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": thread_id, ACTOR_KEY: actor}}
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    def _context(self, actor: str) -> RunContext:
+        return RunContext(store=self.store, actor=actor)
 
     def state(self, thread_id: str) -> Any:
         check_name(thread_id, "thread_id", max_chars=self.limits.max_name_chars)
@@ -175,9 +177,9 @@ class AgentRuntime:
                 return
             last_seq = max((e.seq for e in self.store.audit.entries(thread_id)), default=0)
             paused: set[str] = set()
-            config = self._config(thread_id, actor)
+            config = self._config(thread_id)
             modes: list[StreamMode] = ["messages", "updates"]
-            for mode, chunk in self.graph.stream(planned.value, config, context=RunContext(store=self.store),
+            for mode, chunk in self.graph.stream(planned.value, config, context=self._context(actor),
                                                  durability=self.durability, stream_mode=modes):
                 if mode == "messages":
                     token = _token(thread_id, chunk)
@@ -447,7 +449,7 @@ class AgentRuntime:
 
     def _invoke(self, value: Any, thread_id: str, actor: str) -> None:
         try:
-            self.graph.invoke(value, self._config(thread_id, actor), context=RunContext(store=self.store),
+            self.graph.invoke(value, self._config(thread_id), context=self._context(actor),
                               durability=self.durability)
         except storage_failures() as exc:
             # A checkpoint write that failed (disk full, read-only, server gone): name the store.

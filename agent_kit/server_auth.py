@@ -64,6 +64,8 @@ CUSTOMER, APPROVER, OPERATOR = "customer", "approver", "operator"
 # Keys of a run's configurable (or context) a non-operator may not set: a fork from a checkpoint,
 # LangGraph's internals, and agent_kit's own (the actor the runtime passes).
 _FORBIDDEN_CONFIG = ("checkpoint_id", "checkpoint_ns", "checkpoint_map", "checkpoint", "__pregel", "agent_kit")
+# The run context's own fields (agent_kit.graph.RunContext: the runtime sets them in-process).
+_FORBIDDEN_CONTEXT = ("actor", "store")
 # What else a run carries, and the value a non-operator must leave it at.
 _RUN_DEFAULTS: dict[str, Any] = {"interrupt_before": None, "interrupt_after": None, "webhook": None}
 _MULTITASK_OK = ("reject", "enqueue", None)
@@ -285,8 +287,9 @@ def _run_problem(kwargs: Mapping[str, Any], value: Mapping[str, Any], *, mark_re
         mapping = kwargs.get(holder) or {}
         if holder == "config":
             mapping = mapping.get("configurable") or {}
+        forbidden = _FORBIDDEN_CONFIG if holder == "config" else (*_FORBIDDEN_CONFIG, *_FORBIDDEN_CONTEXT)
         for key in mapping:
-            if any(str(key).startswith(p) for p in _FORBIDDEN_CONFIG):
+            if any(str(key).startswith(p) for p in forbidden):
                 what = "a fork from a checkpoint" if str(key).startswith("checkpoint") else f"{holder} key {key!r}"
                 return f"{what} (operators only)"
     for key, default in _RUN_DEFAULTS.items():

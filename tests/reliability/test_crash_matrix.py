@@ -17,6 +17,7 @@ import pytest
 from langgraph.types import Command
 
 from agent_kit import AgentRuntime
+from agent_kit.graph import RunContext
 from agent_kit.errors import AgentKitError, UsageError
 
 from ._checks import THREAD, ForkServer, assert_executed_exactly_once, effect_count, report_of
@@ -152,9 +153,10 @@ def test_graph_resumed_with_exit_durability_refuses_before_any_effect(sqlite_app
     sqlite_app.say("t", "Hi, I am Jane Doe, 94107", "Refund $80 on order 1001")
     (pending,) = rt.state("t").interrupts
     payload = {"decisions": [{"type": "approve"}], "approver": "lee", "action_hash": pending.value["action_hash"]}
-    config = {"configurable": {"thread_id": "t", "agent_kit_actor": "lee"}}
+    config = {"configurable": {"thread_id": "t"}}
     with pytest.raises(AgentKitError, match="durability='exit' is refused"):
-        rt.graph.invoke(Command(resume={pending.id: payload}), config, durability="exit")
+        rt.graph.invoke(Command(resume={pending.id: payload}), config, durability="exit",
+                        context=RunContext(store=sqlite_app.store, actor="lee"))
     assert sqlite_app.shop.refunds(1001) == []
     assert sqlite_app.store.ledger.for_thread("t") == []
 
