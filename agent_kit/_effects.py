@@ -6,6 +6,8 @@ No effect exists without its entry:
   verifications' interrupts, see :meth:`ExecutionLedger.spend_in`), writes the ledger record
   (``started``) and the audit entry of the intent (``started``). If any part fails, nothing is
   written and the effect does not run; a grant already spent by another effect refuses it.
+- **run** (:func:`run_effect`): the effect itself, timed, between the two; what it raises or
+  reports as failure is a failed outcome, never a success.
 - **finish**: one transaction records the outcome in the ledger and the audit entry of the
   outcome (``executed``, ``drafted``, ``rolled_back``, ``failed``). If it fails after the effect
   ran, the intent is on record; recovery finds the ``started`` record and reconciles it through its
@@ -14,8 +16,12 @@ No effect exists without its entry:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from langgraph.errors import GraphBubbleUp
 
 from agent_kit._db import Tx
 from agent_kit.errors import AgentKitError
@@ -93,6 +99,50 @@ def finish(store: Any, key: str, *, entry: Mapping[str, Any], result: Any = None
         return record, audit_entry, (also(tx, audit_entry) if also is not None else None)
 
     return store.audit.write(finish_in)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`run_effect` recorded: the result, or the error (raised or reported by the effect)."""
+
+    result: Any
+    error: str | None
+    duration_ms: float
+    audit_entry: Any
+
+
+def run_effect(store: Any, key: str, invoke: Callable[[], Any], *,
+               done: Callable[[Any, float], Mapping[str, Any]], failed: Callable[[str], Mapping[str, Any]],
+               failure_of: Callable[[Any], str | None] | None = None, after: Callable[[], None] | None = None,
+               also: Callable[[Tx, Any], Any] | None = None) -> Outcome:
+    """Run the effect whose ledger record ``key`` was :func:`start`-ed, and :func:`finish` it.
+
+    ``invoke()`` performs it; an exception (other than LangGraph's control flow) or a failure
+    ``failure_of(result)`` reports is recorded with the audit entry ``failed(error)``; a result with
+    ``done(result, duration_ms)`` and ``also`` in the same transaction. ``after()`` runs between the
+    effect and its record (where a crash leaves an effect recorded only as started).
+    """
+    started = time.perf_counter()
+    try:
+        result = invoke()
+    except GraphBubbleUp:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the effect raises is its failed outcome, recorded
+        return _failed(store, key, str(exc), (time.perf_counter() - started) * 1000, failed)
+    if after is not None:
+        after()
+    duration = (time.perf_counter() - started) * 1000
+    failure = failure_of(result) if failure_of is not None else None
+    if failure is not None:
+        return _failed(store, key, failure, duration, failed)
+    _, entry, _ = finish(store, key, result=result, duration_ms=duration, entry=done(result, duration), also=also)
+    return Outcome(result, None, duration, entry)
+
+
+def _failed(store: Any, key: str, error: str, duration: float,
+            failed: Callable[[str], Mapping[str, Any]]) -> Outcome:
+    _, entry, _ = finish(store, key, error=error, duration_ms=duration, entry=failed(error))
+    return Outcome(None, error, duration, entry)
 
 
 def run_tool(tool: Any, args: Mapping[str, Any]) -> Any:

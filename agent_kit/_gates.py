@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -470,26 +469,16 @@ def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig
         return _outcome_unknown(layer, action, context, config, key)
     else:
         crash_point("before_effect")
-        started = time.perf_counter()
-        try:
-            result = _plain(_effects.run_tool(spec.tool, call_args), layer.limits)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            _effects.finish(store, key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
-                            entry=_failed_fields(layer, action, config, exc, key))
-            return _tool_message_failed(action, exc)
-        crash_point("after_effect")
-        duration = (time.perf_counter() - started) * 1000
-        failure = spec.failure_of(result)
-        if failure is not None:  # the tool reported failure in its result: a failed effect, not a success
-            _effects.finish(store, key, error=failure, duration_ms=duration,
-                            entry=_failed_fields(layer, action, config, failure, key))
-            return _tool_message_failed(action, failure)
-        record, _, _ = _effects.finish(
-            store, key, result=result, duration_ms=duration,
-            entry=layer.audit_fields("executed", action, config, actor="agent", key=f"{key}:executed",
-                                     data=_executed_data(action, key, result, duration, reconciled=not created)))
+        outcome = _effects.run_effect(
+            store, key, lambda: _plain(_effects.run_tool(spec.tool, call_args), layer.limits),
+            after=lambda: crash_point("after_effect"), failure_of=spec.failure_of,
+            failed=lambda error: _failed_fields(layer, action, config, error, key),
+            done=lambda result, duration: layer.audit_fields(
+                "executed", action, config, actor="agent", key=f"{key}:executed",
+                data=_executed_data(action, key, result, duration, reconciled=not created)))
+        if outcome.error is not None:
+            return _tool_message_failed(action, outcome.error)
+        result = outcome.result
         crash_point("after_result")
     context_update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
                                              config)
@@ -674,7 +663,7 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
     drafted = layer.audit_fields("drafted", action, config, actor="agent", key=f"{base}:drafted",
                                  data={"args": action["args"], "payload_hash": result_hash(action["args"])})
     draft_id: Any
-    if spec.draft is not None:
+    if (draft := spec.draft) is not None:
         # The draft tool writes to the system of record: it is an effect like any other.
         injected = {arg: context.get(k) for arg, k in spec.inject.items()}
         call_args = {**action["args"], **injected, "idempotency_key": key}
@@ -686,17 +675,14 @@ def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig)
         if record.status == "done":
             draft_id = record.result
         else:  # new, cut off, or failed before: the same key makes the back office answer the same draft
-            started = time.perf_counter()
-            try:
-                draft_id = _plain(spec.draft(**call_args), layer.limits)
-            except GraphBubbleUp:
-                raise
-            except Exception as exc:
-                _effects.finish(store, key, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
-                                entry=_failed_fields(layer, action, config, exc, key))
-                return _tool_message_failed(action, exc)
-            _effects.finish(store, key, result=draft_id, duration_ms=(time.perf_counter() - started) * 1000,
-                            entry={**drafted, "data": {**drafted["data"], "draft": draft_id, "idempotency_key": key}})
+            outcome = _effects.run_effect(
+                store, key, lambda: _plain(draft(**call_args), layer.limits),
+                failed=lambda error: _failed_fields(layer, action, config, error, key),
+                done=lambda draft, _ms: {**drafted, "data": {**drafted["data"], "draft": draft,
+                                                              "idempotency_key": key}})
+            if outcome.error is not None:
+                return _tool_message_failed(action, outcome.error)
+            draft_id = outcome.result
     else:
         def save_in(tx: Any) -> Any:
             saved = store.drafts.save_in(tx, thread, spec.name, action["args"], action["hash"], key)

@@ -8,7 +8,6 @@ rollback (or two at once) is refused and the compensation happens once.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from agent_kit import _effects, _provenance
@@ -104,18 +103,15 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
             if store.ledger.get(key).rolled_back_by is None:
                 store.ledger.mark_rolled_back(key, audit_entry.seq)
         else:
-            started = time.perf_counter()
-            try:
-                result = _effects.run_tool(comp.tool, call)
-            except Exception as exc:
-                _effects.finish(store, ckey, error=str(exc), duration_ms=(time.perf_counter() - started) * 1000,
-                                entry={"kind": "failed", "actor": approver, "thread_id": thread, "tool": comp.name,
-                                       "action_hash": chash, "data": {**detail, "error": str(exc)},
-                                       "policy_version": layer.policy.version, "key": f"{thread}:{ckey}:failed"})
-                raise RollbackError(f"the compensation {comp.name} failed: {exc}") from None
-            crash_point("rollback_after_compensation")
-            _, audit_entry, _ = _effects.finish(
-                store, ckey, result=result, duration_ms=(time.perf_counter() - started) * 1000,
-                entry={**rolled_back, "data": {**detail, "result_hash": result_hash(result)}},
+            outcome = _effects.run_effect(
+                store, ckey, lambda: _effects.run_tool(comp.tool, call), failure_of=comp.failure_of,
+                after=lambda: crash_point("rollback_after_compensation"),
+                failed=lambda error: {"kind": "failed", "actor": approver, "thread_id": thread, "tool": comp.name,
+                                      "action_hash": chash, "data": {**detail, "error": error},
+                                      "policy_version": layer.policy.version, "key": f"{thread}:{ckey}:failed"},
+                done=lambda result, _ms: {**rolled_back, "data": {**detail, "result_hash": result_hash(result)}},
                 also=lambda tx, e: store.ledger.mark_rolled_back_in(tx, key, e.seq))
+            if outcome.error is not None:
+                raise RollbackError(f"the compensation {comp.name} failed: {outcome.error}")
+            result, audit_entry = outcome.result, outcome.audit_entry
     return {"entry": entry_seq, "compensation": comp.name, "args": args, "result": result, "audit_seq": audit_entry.seq}
