@@ -24,6 +24,7 @@ from agent_kit.errors import AgentKitError
 from agent_kit.interrupts import CUSTOMER, approvals_complete, now_iso
 from agent_kit.modes import Mode
 from agent_kit.policy import Decision, Policy
+from agent_kit.types import Action, Sibling
 
 if TYPE_CHECKING:
     from agent_kit.registry import ToolRegistry
@@ -101,7 +102,7 @@ def call_id(action: Mapping[str, Any]) -> str:
     return f"{turn}/{action['tool_call_id']}" if turn else str(action["tool_call_id"])
 
 
-def tool_message(action: Mapping[str, Any], content: Any, *, error: bool = False) -> ToolMessage:
+def tool_message(action: Action, content: Any, *, error: bool = False) -> ToolMessage:
     text = content if isinstance(content, str) else json.dumps(content, default=str)
     return ToolMessage(content=text, tool_call_id=action["tool_call_id"], name=action["tool"],
                        status="error" if error else "success")
@@ -172,15 +173,11 @@ class ActionRouter:
     # -- deciding ----------------------------------------------------------------------------
     def new_action(self, tool: str, args: Any, tool_call_id: str, *, requested_by: str,
                    context: Mapping[str, Any], turn: str | None = None,
-                   invalid: str | None = None) -> dict[str, Any]:
+                   invalid: str | None = None) -> Action:
         """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason
         (``invalid``: why the model's call could not even be parsed)."""
         now = datetime.now(UTC)
-        action: dict[str, Any] = {
-            "tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": args if isinstance(args, dict) else {},
-            "requested_by": requested_by, "requested_at": now_iso(now),
-            "grants": {"verified": [], "approvals": []},
-        }
+        checked: dict[str, Any] = args if isinstance(args, dict) else {}
         spec = self.registry.get(tool)
         problem: str | None = None
         if invalid is not None:
@@ -193,18 +190,21 @@ class ActionRouter:
             problem = f"arguments for {tool} must be an object, got {type(args).__name__}"
         else:
             try:
-                action["args"] = spec.validate_args(args)
+                checked = spec.validate_args(args)
             except ValueError as exc:
                 problem = str(exc)
-        action["hash"] = action_hash(tool, action["args"])
-        if problem is not None:
-            action["decision"] = Decision(tool=tool, mode=None, outcome="deny", rule="validation",
-                                          reason=problem, policy_version=self.policy.version).to_json()
-        else:
-            action["decision"] = self.decide(action, context).to_json()
-        expiry = int(action["decision"].get("approval_expiry") or 0)
-        action["expires_at"] = now_iso(now + timedelta(seconds=expiry)) if expiry else None
-        return action
+        hashed = action_hash(tool, checked)
+        call = {"tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": checked, "hash": hashed}
+        decision = (Decision(tool=tool, mode=None, outcome="deny", rule="validation", reason=problem,
+                             policy_version=self.policy.version) if problem is not None
+                    else self.decide(call, context)).to_json()
+        expiry = int(decision.get("approval_expiry") or 0)
+        return {
+            "tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": checked, "hash": hashed,
+            "decision": decision, "requested_by": requested_by, "requested_at": now_iso(now),
+            "grants": {"verified": [], "approvals": []},
+            "expires_at": now_iso(now + timedelta(seconds=expiry)) if expiry else None,
+        }
 
     def decide(self, action: Mapping[str, Any], context: Mapping[str, Any], *, thread: str | None = None,
                tx: Any = None) -> Decision:
@@ -240,7 +240,7 @@ class ActionRouter:
         keys = getattr(self, "context_keys", {})
         return {k: v for k, v in context.items() if k in keys}
 
-    def dimensions(self, action: Mapping[str, Any], context: Mapping[str, Any], thread: str) -> list[tuple[str, str]]:
+    def dimensions(self, action: Action, context: Mapping[str, Any], thread: str) -> list[tuple[str, str]]:
         """What the action's running totals are grouped by (recorded with it in the ledger)."""
         return _totals.dimensions(thread, action["args"], self._dims_context(context))
 
@@ -279,14 +279,14 @@ class ActionRouter:
             out[name] = round(value, 9)
         return out
 
-    def limit_refusal(self, action: Mapping[str, Any], context: Mapping[str, Any], thread: str,
+    def limit_refusal(self, action: Action, context: Mapping[str, Any], thread: str,
                       tx: Any) -> Decision | None:
         """Inside the ledger's transaction: the decision again with the totals as they are now;
         None when the action may still execute with the grants it holds, else the new decision."""
         decision = self.decide(action, context, thread=thread, tx=tx)
         return None if self.executable(action, decision) else decision
 
-    def executable(self, action: Mapping[str, Any], decision: Decision) -> bool:
+    def executable(self, action: Action, decision: Decision) -> bool:
         """Whether ``decision`` lets the action run as a change now, with the grants it holds."""
         if decision.outcome == "allow" and decision.mode is not Mode.READ_ONLY:
             return True
@@ -297,14 +297,14 @@ class ActionRouter:
                     and approvals_complete(reqs, grants["approvals"], self.policy.roles_of))
         return False
 
-    def recorded_decision(self, action: Mapping[str, Any]) -> Decision | None:
+    def recorded_decision(self, action: Action) -> Decision | None:
         """The decision the action carries, when it was made under the policy in force now (else None)."""
         d = action.get("decision")
         if not d or d.get("policy_version") != self.policy.version:
             return None
         return Decision(**_decision_kwargs(d))
 
-    def route(self, action: dict[str, Any], context: Mapping[str, Any], config: RunnableConfig, *,
+    def route(self, action: Action, context: Mapping[str, Any], config: RunnableConfig, *,
               decision: Decision | None = None, dry_run: bool = False) -> Command[Any]:
         """Where an action goes next, decided again under the current policy (or as ``decision`` says).
 
@@ -367,9 +367,10 @@ class ActionRouter:
             # Calls of one message are decided together: each one's running totals include the
             # others, so asking in pieces in one message gets no more than asking at once.
             thread = thread_of(config)
-            valid = [{"key": idempotency_key(thread, call_id(a), a["hash"]), "call": call_id(a), "tool": a["tool"],
-                      "args": a["args"]}
-                     for a in actions if a["decision"].get("rule") != "validation"]
+            valid: list[Sibling] = [
+                {"key": idempotency_key(thread, call_id(a), a["hash"]), "call": call_id(a), "tool": a["tool"],
+                 "args": a["args"]}
+                for a in actions if a["decision"].get("rule") != "validation"]
             for a in actions:
                 a["siblings"] = valid
         denials = sum(1 for a in actions if a["decision"]["outcome"] == "deny")
@@ -378,7 +379,7 @@ class ActionRouter:
             return self._escalate_turn(actions, context, config, strikes + denials)
         updates: list[Any] = []
         gotos: list[Any] = []
-        queued: list[dict[str, Any]] = []
+        queued: list[Action] = []
         for action in actions:
             if any(_waits_on_person(g) for g in gotos):
                 # One call waits on a person at a time: a client that answers one interrupt at
@@ -404,7 +405,7 @@ class ActionRouter:
     def dispatch_queued(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The agent node's turn when a call of the last message waits in the queue: send the
         next ones on their way (decided again now), up to the next that waits on a person."""
-        queue = [dict(a) for a in state.get("queued") or []]
+        queue: list[Action] = [a.copy() for a in state.get("queued") or []]
         if state.get("status") == "closed":
             msgs = [tool_message(a, "Not run: a person closed the case before this call was decided", error=True)
                     for a in queue]
@@ -433,14 +434,14 @@ class ActionRouter:
         gotos = _dedupe(gotos)
         return Command(update=update, goto=gotos or ["agent"])
 
-    def _escalate_turn(self, actions: list[dict[str, Any]], context: dict[str, Any], config: RunnableConfig,
+    def _escalate_turn(self, actions: list[Action], context: dict[str, Any], config: RunnableConfig,
                        strikes: int) -> Command[Any]:
         """Too many denials in a row: stop looping and hand the case to a person."""
         reason = (f"the run reached {strikes} denials, rejections or tool errors "
                   f"(limit {self.policy.max_strikes}); a person takes over")
         first, rest = actions[0], actions[1:]
         first = {**first, "decision": {**first["decision"], "outcome": "escalate", "mode": Mode.ESCALATE.value,
-                                       "rule": "max_strikes", "reason": reason}}
+                                       "rule": "max_strikes", "reason": reason}}  # still an Action
         msgs = [tool_message(a, f"Not run: {reason}", error=True) for a in rest]
         return Command(update={"messages": msgs}, goto=Send("escalation", {"action": first, "context": context}))
 
@@ -458,7 +459,7 @@ class ActionRouter:
         cmd = self._escalate_turn([action], context, config, int(state.get("strikes") or 0))
         return Command(update={"strikes": "reset"}, goto=cmd.goto)
 
-    def summary(self, action: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    def summary(self, action: Action, context: Mapping[str, Any]) -> str:
         d = action["decision"]
         who = context.get("customer_name") or context.get("customer_id") or "an unverified customer"
         return (f"{who} asked for {action['tool']}({canonical_json(action['args'])}); "

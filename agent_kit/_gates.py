@@ -34,6 +34,7 @@ from agent_kit._visibility import filter_fields
 from agent_kit.errors import ApprovalError, ResumeError
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
 from agent_kit.limits import InputLimits, storable_result
+from agent_kit.types import Action, Grants, InterruptRequest, Task
 
 if TYPE_CHECKING:
     from agent_kit.graph import PermissionLayer
@@ -80,17 +81,17 @@ class Reask(Exception):
         self.refused = refused
 
 
-def with_refusal(request: dict[str, Any], refused: Mapping[str, Any] | None) -> dict[str, Any]:
+def with_refusal(request: InterruptRequest, refused: Mapping[str, Any] | None) -> InterruptRequest:
     """The request as asked again after a refused answer: the reason in a ``refused`` field and at
     the head of the description, where Agent Chat UI and any HITL client show it."""
     if not refused:
         return request
-    ar = dict(request["action_requests"][0])
+    ar = request["action_requests"][0].copy()
     ar["description"] = f"Refused: {refused['reason']}. {ar.get('description') or ''}".strip()
     return {**request, "action_requests": [ar], "refused": dict(refused)}
 
 
-def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
+def _ask(layer: PermissionLayer, request: InterruptRequest, action: Action, config: RunnableConfig,
          answered: int, requested_kind: str, *, actor: str,
          carried: Mapping[str, Any] | None = None) -> tuple[Any, str, int]:
     """Publish one interrupt and wait for a valid answer; refused answers are audited and re-asked,
@@ -103,7 +104,7 @@ def _ask(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, A
     audit, thread = layer.store.audit, thread_of(config)
     while True:
         iid = next_interrupt_id(answered)
-        request = {**with_refusal(base, refused), "interrupt_id": iid}
+        request = {**with_refusal(base, refused), "interrupt_id": iid}  # (still an InterruptRequest)
         # An answer is already in the task (given with this resume, or earlier): the interrupt was
         # published when it was first raised; publishing again would list an answered one.
         replay = answers_stored() > answered
@@ -161,7 +162,7 @@ GOTO_END_NOTE = "Marked as resolved"
 """The note of a case closed by a client's ``Command(goto=END)`` (Agent Chat UI's "Mark as Resolved")."""
 
 
-def _goto_end(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
+def _goto_end(layer: PermissionLayer, request: InterruptRequest, action: Action, config: RunnableConfig,
               iid: str, answered: int) -> tuple[Any, str, int]:
     """A client sent ``Command(goto=END)`` while this interrupt waited: close the escalated case
     as the signed-in person, or refuse (audited) and ask again in a new task, saying why."""
@@ -184,7 +185,7 @@ def _goto_end(layer: PermissionLayer, request: dict[str, Any], action: Mapping[s
     return decision, iid, answered
 
 
-def _publish(layer: PermissionLayer, request: dict[str, Any], action: Mapping[str, Any], config: RunnableConfig,
+def _publish(layer: PermissionLayer, request: InterruptRequest, action: Action, config: RunnableConfig,
              requested_kind: str, *, actor: str) -> None:
     """List the interrupt in the inbox and audit the request, in one transaction: both or neither."""
     iid = request["interrupt_id"]
@@ -233,11 +234,11 @@ def _named(answer: Any, config: RunnableConfig) -> dict[str, str]:
     return {"named": str(given)} if given and auth_identity(config) and given != auth_identity(config) else {}
 
 
-def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
-    action, context = dict(task["action"]), dict(task["context"])
+def verification(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+    action, context = task["action"].copy(), dict(task["context"])
     decision = layer.decide(action, context)
-    grants = {**action["grants"], "verified": list(action["grants"]["verified"]),
-              "verified_at": dict(action["grants"].get("verified_at") or {})}
+    verified_at = dict(action["grants"].get("verified_at") or {})
+    grants: Grants = {**action["grants"], "verified": list(action["grants"]["verified"]), "verified_at": verified_at}
     answered = 0
     context_update: dict[str, Any] = {}
     for kind in decision.verification:
@@ -281,7 +282,7 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
         layer.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail,
                     close_inbox=iid)
         grants["verified"].append(kind)
-        grants["verified_at"][kind] = iid
+        verified_at[kind] = iid
     action["grants"] = grants
     cmd = layer.route(action, context, config)
     if context_update:
@@ -289,17 +290,18 @@ def verification(layer: PermissionLayer, task: dict[str, Any], config: RunnableC
     return cmd
 
 
-def _reask(node: str, action: Mapping[str, Any], context: Mapping[str, Any], exc: Reask,
+def _reask(node: str, action: Action, context: Mapping[str, Any], exc: Reask,
            context_update: Mapping[str, Any] | None = None) -> Command[Any]:
     """End this task and ask again in a new one, the refusal carried into its first interrupt."""
     from langgraph.types import Send
 
-    task = {"action": dict(action), "context": _provenance.merge(context, context_update), "refused": exc.refused}
+    task: Task = {"action": action.copy(), "context": _provenance.merge(context, context_update),
+                  "refused": exc.refused}
     update = {"context": dict(context_update)} if context_update else None
     return Command(update=update, goto=Send(node, task))
 
 
-def _question(kind: str, action: Mapping[str, Any]) -> str:
+def _question(kind: str, action: Action) -> str:
     if kind == "identity":
         return ("Please verify your identity first: reply with your email and your name or zip code, "
                 "or your name and zip code.")
@@ -307,8 +309,8 @@ def _question(kind: str, action: Mapping[str, Any]) -> str:
     return f"Please confirm: {action['tool'].replace('_', ' ')} ({args}). Reply yes or no."
 
 
-def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
-    action, context = dict(task["action"]), dict(task["context"])
+def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+    action, context = task["action"].copy(), dict(task["context"])
     decision = layer.decide(action, context, thread=thread_of(config))
     given = list(action["grants"]["approvals"])
     reqs = [a.to_json() for a in decision.approvals]
@@ -352,8 +354,8 @@ def approval(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfi
     return layer.route(action, context, config, decision=decision)
 
 
-def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
-    action, context = dict(task["action"]), dict(task["context"])
+def escalation(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+    action, context = task["action"].copy(), dict(task["context"])
     summary = layer.summary(action, context)
     receivers = list(layer.escalation_receivers)
     request = build_request("escalation", action, summary=summary, receivers=receivers,
@@ -381,9 +383,9 @@ def escalation(layer: PermissionLayer, task: dict[str, Any], config: RunnableCon
     return Command(update=update, goto="agent")
 
 
-def execute(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
+def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
     refuse_exit_durability(config)
-    action, context = dict(task["action"]), dict(task["context"])
+    action, context = task["action"].copy(), dict(task["context"])
     spec = layer.registry.get(action["tool"])
     counted = spec is not None and spec.name in layer.policy.counted_tools()
     recorded = action.get("decision") or {}
@@ -494,7 +496,7 @@ IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
 """The context keys that say who the conversation is with; set once per conversation."""
 
 
-def claim_identity(layer: PermissionLayer, action: Mapping[str, Any], context: Mapping[str, Any],
+def claim_identity(layer: PermissionLayer, action: Action, context: Mapping[str, Any],
                    update: dict[str, Any], config: RunnableConfig) -> tuple[dict[str, Any], str | None]:
     """Keep one identity per conversation: a verification as someone else is refused and audited.
 
@@ -521,7 +523,7 @@ def claim_identity(layer: PermissionLayer, action: Mapping[str, Any], context: M
                   "someone else does not replace it. A person can take the conversation over.")
 
 
-def grant_ids(thread: str, action: Mapping[str, Any]) -> list[str]:
+def grant_ids(thread: str, action: Action) -> list[str]:
     """The grants an execution of ``action`` consumes: its approvals' and verifications' interrupts."""
     grants = action.get("grants") or {}
     ids = [str(g.get("interrupt_id")) for g in grants.get("approvals") or []]
@@ -529,14 +531,14 @@ def grant_ids(thread: str, action: Mapping[str, Any]) -> list[str]:
     return [f"{thread}:{i}" for i in ids]
 
 
-def _executed_data(action: Mapping[str, Any], key: str, result: Any, duration_ms: float | None, *,
+def _executed_data(action: Action, key: str, result: Any, duration_ms: float | None, *,
                    reconciled: bool) -> dict[str, Any]:
     return {"args_hash": action["hash"], "result_hash": result_hash(result), "idempotency_key": key,
             "duration_ms": duration_ms, "approvals": action["grants"]["approvals"],
             "verified": action["grants"]["verified"], "reconciled": reconciled}
 
 
-def _refuse_respend(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig,
+def _refuse_respend(layer: PermissionLayer, action: Action, config: RunnableConfig,
                     exc: _effects.GrantSpentError) -> Command[Any]:
     """A payload carrying grants another execution already consumed: nothing runs; it is audited."""
     reason = str(exc)
@@ -572,7 +574,7 @@ def _seen(visible: Any, limits: InputLimits) -> Any:
             f"{limits.max_result_chars:,})")
 
 
-def _context_from(layer: PermissionLayer, spec: Any, action: Mapping[str, Any], result: Any,
+def _context_from(layer: PermissionLayer, spec: Any, action: Action, result: Any,
                   config: RunnableConfig) -> dict[str, Any]:
     """The tool's trusted context updates; a failing hook adds nothing (the effect stands, recorded)."""
     if spec.on_result is None:
@@ -585,7 +587,7 @@ def _context_from(layer: PermissionLayer, spec: Any, action: Mapping[str, Any], 
         return {}
 
 
-def _not_on_record(layer: PermissionLayer, spec: Any, action: Mapping[str, Any], config: RunnableConfig) -> str | None:
+def _not_on_record(layer: PermissionLayer, spec: Any, action: Action, config: RunnableConfig) -> str | None:
     """Why an action must not run although its payload says it may: a forged or stale payload.
 
     The action's hash must match its arguments, and every approval and verification it carries
@@ -610,25 +612,25 @@ def _not_on_record(layer: PermissionLayer, spec: Any, action: Mapping[str, Any],
     return None
 
 
-def _tool_failed(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any, *,
+def _tool_failed(layer: PermissionLayer, action: Action, config: RunnableConfig, exc: Any, *,
                  key: str | None = None, recorded: bool = False) -> Command[Any]:
     layer.store.audit.append(**_failed_fields(layer, action, config, exc, key))
     return _tool_message_failed(action, exc)
 
 
-def _failed_fields(layer: PermissionLayer, action: Mapping[str, Any], config: RunnableConfig, exc: Any,
+def _failed_fields(layer: PermissionLayer, action: Action, config: RunnableConfig, exc: Any,
                    key: str | None) -> dict[str, Any]:
     return layer.audit_fields("failed", action, config, actor="agent",
                               key=f"{key or call_id(action) + ':' + action['hash'][:16]}:failed",
                               data={"error": str(exc), "idempotency_key": key})
 
 
-def _tool_message_failed(action: Mapping[str, Any], exc: Any) -> Command[Any]:
+def _tool_message_failed(action: Action, exc: Any) -> Command[Any]:
     return Command(update={"messages": [tool_message(action, f"Error: {exc}", error=True)], "strikes": 1},
                    goto="agent")
 
 
-def _outcome_unknown(layer: PermissionLayer, action: dict[str, Any], context: dict[str, Any],
+def _outcome_unknown(layer: PermissionLayer, action: Action, context: dict[str, Any],
                      config: RunnableConfig, key: str) -> Command[Any]:
     """An effect was started and its outcome is unknown: never re-run blindly; a person decides."""
     from langgraph.types import Send
@@ -640,8 +642,8 @@ def _outcome_unknown(layer: PermissionLayer, action: dict[str, Any], context: di
     return Command(goto=Send("escalation", {"action": action, "context": context}))
 
 
-def record(layer: PermissionLayer, task: dict[str, Any], config: RunnableConfig) -> Command[Any]:
-    action, context = dict(task["action"]), dict(task["context"])
+def record(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+    action, context = task["action"].copy(), dict(task["context"])
     # Decided again under the current policy: a payload that is not a recommendation or a draft
     # now goes where policy sends it.
     cmd = layer.route(action, context, config)

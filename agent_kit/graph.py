@@ -58,6 +58,7 @@ from agent_kit.errors import AgentKitError, InputError, ModelError
 from agent_kit.limits import InputLimits, check_name, check_text, check_value, storable_result
 from agent_kit.policy import Policy, PolicySource
 from agent_kit.registry import ToolRegistry, ToolSpec
+from agent_kit.types import Task
 
 __all__ = ["AgentState", "PermissionLayer", "RunContext", "create_permissioned_agent"]
 
@@ -321,22 +322,22 @@ class PermissionLayer(ActionRouter):
     def permission(self, state: AgentState, config: RunnableConfig) -> Any:
         return self.decide_turn(state, config)
 
-    def verification(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+    def verification(self, task: Task, config: RunnableConfig) -> Any:
         return _gates.verification(self, self._trusted_task(task, config, "verification"), config)
 
-    def approval(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+    def approval(self, task: Task, config: RunnableConfig) -> Any:
         return _gates.approval(self, self._trusted_task(task, config, "approval"), config)
 
-    def escalation(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+    def escalation(self, task: Task, config: RunnableConfig) -> Any:
         return _gates.escalation(self, self._trusted_task(task, config, "escalation"), config)
 
-    def execute(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+    def execute(self, task: Task, config: RunnableConfig) -> Any:
         return _gates.execute(self, self._trusted_task(task, config, "execute"), config)
 
-    def record(self, task: dict[str, Any], config: RunnableConfig) -> Any:
+    def record(self, task: Task, config: RunnableConfig) -> Any:
         return _gates.record(self, self._trusted_task(task, config, "record"), config)
 
-    def _trusted_task(self, task: dict[str, Any], config: RunnableConfig, node: str) -> dict[str, Any]:
+    def _trusted_task(self, task: Task, config: RunnableConfig, node: str) -> Task:
         """The task with only the context agent_kit's nodes wrote for this thread (see _provenance)."""
         return {**task, "context": self.trust(task.get("context"), config, node=node)}
 

@@ -19,7 +19,7 @@ import orjson
 from ._canonical import canonical_json
 from ._db import Database, Row, Tx, utc_now
 from .errors import ApprovalError, StaleInterruptError, UsageError
-from .interrupts import Kind
+from .types import Kind
 
 if TYPE_CHECKING:
     import sqlite_utils

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from agent_kit.errors import ApprovalError, DecisionInputError, InputError, ResumeError
 from agent_kit.limits import InputLimits, check_name, check_text, check_value
+from agent_kit.types import Action, DecisionType, InterruptRequest, Kind
 
 __all__ = ["ResumeDecision", "approvals_complete", "build_request", "check_resume", "now_iso"]
 
-Kind = Literal["approval", "verification", "escalation"]
-_ALLOWED: dict[str, list[str]] = {
+_ALLOWED: dict[str, list[DecisionType]] = {
     "approval": ["approve", "edit", "reject"],
     # The customer answers in the chat (a `respond` with their words); offering staff approve or
     # reject here would invite them to answer for the customer.
@@ -58,7 +58,7 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def build_request(kind: Kind, action: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+def build_request(kind: Kind, action: Action, **fields: Any) -> InterruptRequest:
     """The interrupt value for one pending action."""
     decision = action["decision"]
     description = fields.pop("question", None) or decision["reason"]
@@ -66,7 +66,7 @@ def build_request(kind: Kind, action: Mapping[str, Any], **fields: Any) -> dict[
         description = f"{description}. {ESCALATION_HELP}"
     if kind == "verification":
         fields.setdefault("answered_by", CUSTOMER)
-    return {
+    request: InterruptRequest = {
         "action_requests": [{"name": action["tool"], "args": dict(action["args"]), "description": description}],
         "review_configs": [{"action_name": action["tool"], "allowed_decisions": list(_ALLOWED[kind])}],
         "kind": kind,
@@ -78,15 +78,15 @@ def build_request(kind: Kind, action: Mapping[str, Any], **fields: Any) -> dict[
         "policy_version": decision["policy_version"],
         "requested_by": action.get("requested_by"),
         "requested_at": action["requested_at"],
-        **fields,
     }
+    return cast(InterruptRequest, {**request, **fields})  # fields: InterruptRequest's optional keys
 
 
 @dataclass(frozen=True)
 class ResumeDecision:
     """A checked resume: what was decided, by whom, acting as which role."""
 
-    type: Literal["approve", "edit", "reject", "respond"]
+    type: DecisionType
     actor: str
     role: str | None
     message: str | None = None

@@ -37,6 +37,7 @@ from agent_kit._canonical import canonical_json, sha256_hex
 from agent_kit._policy_schema import PolicyDocument, Rule, ToolPolicy, close_roles
 from agent_kit.errors import PolicyError
 from agent_kit.modes import Mode
+from agent_kit.types import DecisionRecord, RequiredApproval
 
 __all__ = [
     "ApprovalRequirement",
@@ -54,7 +55,7 @@ class ApprovalRequirement:
     role: str
     count: int = 1
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RequiredApproval:
         return {"role": self.role, "count": self.count}
 
 
@@ -87,7 +88,7 @@ class Decision(NamedTuple):
     def approvals_needed(self) -> int:
         return max((a.count for a in self.approvals), default=0)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> DecisionRecord:
         return {
             "tool": self.tool,
             "mode": self.mode.value if self.mode else None,

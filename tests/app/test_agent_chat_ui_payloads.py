@@ -105,6 +105,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(str(http.base_url), root, tokens)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _jane_over_the_daily_limit(server: Served) -> None:
+    """Jane's refunds of the last 24 hours come to more than $50 before any test runs, so every
+    refund a test asks for waits on a lead, whichever tests ran before it on this server."""
+    _, thread, _ = _verified_jane(server, "Refund $55 on order 1003")
+    for who in ("morgan", "lee", "sam"):  # as many approvers as the policy asks for
+        if not server.state(thread)["interrupts"]:
+            break
+        server.decide(who, thread, {"resume": APPROVE})
+    assert _refunds(server, 1003) == [55.0] and server.state(thread)["next"] == []
+
+
 def _verified_jane(server: Served, ask: str) -> tuple[Any, str, dict[str, Any]]:
     client, thread = server.customer()
     server.say(client, thread, JANE)

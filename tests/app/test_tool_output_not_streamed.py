@@ -47,9 +47,9 @@ def test_no_stream_mode_and_no_callback_carries_what_the_policy_hides(app) -> No
     rt = app.runtime
     app.say("t", "Hi, I am Jane Doe, 94107")
     handler = Everything()
-    config = {**rt._config("t", "customer"), "callbacks": [handler]}
+    config = {**rt._config("t"), "callbacks": [handler]}
     chunks = list(rt.graph.stream({"messages": [{"role": "user", "content": "Where is my order 1001"}]}, config,
-                                  context=RunContext(store=app.store), stream_mode=MODES, subgraphs=True))
+                                  context=RunContext(store=app.store, actor="customer"), stream_mode=MODES, subgraphs=True))
     stream = json.dumps(chunks, default=repr)
     assert "1001" in stream and "delivered" in stream  # the order was read and answered
     reads = app.store.audit.entries("t", kind="read")
@@ -74,8 +74,8 @@ def test_astream_events_never_carries_what_the_policy_hides(app) -> None:  # typ
 
     async def events(text: str) -> list[Any]:
         return [e async for e in graph.astream_events(
-            {"messages": [{"role": "user", "content": text}]}, rt._config("t", "customer"),
-            context=RunContext(store=app.store), version="v2")]
+            {"messages": [{"role": "user", "content": text}]}, rt._config("t"),
+            context=RunContext(store=app.store, actor="customer"), version="v2")]
 
     async def conversation() -> list[Any]:
         return await events("Hi, I am Jane Doe, 94107") + await events("Where is my order 1001")

@@ -254,3 +254,47 @@ def test_a_new_message_while_a_call_waits_on_a_person_closes_it_visibly_never_an
     with pytest.raises(UnknownInterruptError):
         served(kit, Command(resume={gone.id: APPROVE}), user="lee")
     assert kit.bank.payments() == []
+
+
+def _shape(tp: Any) -> Any:
+    """A type with TypedDicts spelled out (keys, required keys, value shapes), to compare across modules."""
+    from typing import get_args, get_origin, get_type_hints
+
+    from typing_extensions import is_typeddict
+
+    if is_typeddict(tp):  # (NotRequired kept as it is written: required-key sets differ by how they are built)
+        return ("TypedDict", {k: _shape(v) for k, v in get_type_hints(tp, include_extras=True).items()})
+    origin = get_origin(tp)
+    return (origin, tuple(_shape(a) for a in get_args(tp))) if origin is not None else tp
+
+
+def test_the_interrupt_request_is_langchains_hitl_request_field_for_field() -> None:
+    from langchain.agents.middleware import human_in_the_loop as hitl
+
+    from agent_kit import types
+
+    assert _shape(types.ActionRequest) == _shape(hitl.ActionRequest)
+    assert _shape(types.ReviewConfig) == _shape(hitl.ReviewConfig)
+    assert _shape(types.DecisionType) == _shape(hitl.DecisionType)
+    ours, theirs = _shape(types.InterruptRequest), _shape(hitl.HITLRequest)
+    assert {k: ours[1][k] for k in theirs[1]} == theirs[1]  # every HITLRequest field, the same
+
+
+def test_every_request_the_graph_asks_has_the_typed_shape(kit_on: Any) -> None:
+    from typing import get_type_hints
+
+    from agent_kit.types import InterruptRequest
+
+    known, required = set(get_type_hints(InterruptRequest)), InterruptRequest.__required_keys__
+    kit = kit_on([tool_call("pay", {"to": "ann", "amount": 50}), "asked", tool_call("pay", {"to": "bo", "amount": 5000}),
+                  "escalated"])
+    kit.runtime.send("t", "pay ann")
+    served(kit, Command(resume={"decisions": [{"type": "approve"}]}), user="ann")  # refused: not an approver
+    asked = [only_interrupt(kit).value]
+    assert "refused" in asked[0]
+    kit.runtime.reject(kit.runtime.pending("t")[0], approver="lee", reason="no")
+    kit.runtime.send("t", "pay bo a lot")
+    asked.append(only_interrupt(kit).value)
+    assert [a["kind"] for a in asked] == ["approval", "escalation"]
+    for request in asked:
+        assert required <= set(request) and set(request) <= known, set(request) ^ known
