@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -288,14 +288,38 @@ class ActionRouter:
 
     def executable(self, action: Action, decision: Decision) -> bool:
         """Whether ``decision`` lets the action run as a change now, with the grants it holds."""
-        if decision.outcome == "allow" and decision.mode is not Mode.READ_ONLY:
-            return True
-        if decision.outcome in ("verify", "approve"):
+        if decision.outcome == "allow":
+            return decision.mode is not Mode.READ_ONLY
+        return decision.outcome in ("verify", "approve") and self.next_gate(action, decision) == "execute"
+
+    def next_gate(self, action: Action, decision: Decision) -> Gate:
+        """Where an action holding its grants goes under ``decision`` (pure: reads and writes nothing)."""
+        out = decision.outcome
+        if out == "deny":
+            return "denied"
+        if out == "escalate":
+            return "escalation"
+        if out in ("recommend", "draft"):
+            return "record"
+        if out in ("verify", "approve"):
             grants = action["grants"]
+            if any(v not in grants["verified"] for v in decision.verification):
+                return "verification"
             reqs = [a.to_json() for a in decision.approvals]
-            return (all(v in grants["verified"] for v in decision.verification)
-                    and approvals_complete(reqs, grants["approvals"], self.policy.roles_of))
-        return False
+            if not approvals_complete(reqs, grants["approvals"], self.policy.roles_of):
+                return "approval"
+        return "execute"
+
+    def gate_of(self, action: Action, context: Mapping[str, Any], thread: str, *,
+                decision: Decision | None = None) -> tuple[Decision, Gate]:
+        """The action's decision under the current policy (or ``decision``) and the gate it goes to;
+        writes nothing. A call refused as invalid stays refused whatever the policy says."""
+        previous = action.get("decision") or {}
+        if previous.get("rule") == "validation":
+            decision = Decision(**_decision_kwargs(previous))
+        elif decision is None:
+            decision = self.decide(action, context, thread=thread)
+        return decision, self.next_gate(action, decision)
 
     def recorded_decision(self, action: Action) -> Decision | None:
         """The decision the action carries, when it was made under the policy in force now (else None)."""
@@ -305,46 +329,26 @@ class ActionRouter:
         return Decision(**_decision_kwargs(d))
 
     def route(self, action: Action, context: Mapping[str, Any], config: RunnableConfig, *,
-              decision: Decision | None = None, dry_run: bool = False) -> Command[Any]:
-        """Where an action goes next, decided again under the current policy (or as ``decision`` says).
-
-        ``dry_run``: only say where it would go; audit nothing and reserve nothing."""
+              decision: Decision | None = None) -> Command[Any]:
+        """Send the action to its next gate, decided again under the current policy (or as
+        ``decision`` says): a denial is audited and told to the model; a change cleared to run is
+        counted in the running totals from now on."""
         thread = thread_of(config)
-        if decision is None:
-            decision = self.decide(action, context, thread=thread)
-        previous = action.get("decision") or {}
-        if previous.get("rule") == "validation":
-            decision = Decision(**{**_decision_kwargs(previous)})
+        decision, gate = self.gate_of(action, context, thread, decision=decision)
         action = {**action, "decision": decision.to_json()}
-        task = {"action": action, "context": dict(context)}
-        grants = action["grants"]
-        out = decision.outcome
-        if dry_run and out == "deny":
-            return Command(goto="agent")
-        if out == "deny":
+        if gate == "denied":
             self.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:denied",
                        data={"reason": decision.reason, "rule": decision.rule})
             return Command(update={"messages": [tool_message(action, f"Denied: {decision.reason}", error=True)],
                                    "strikes": 1}, goto="agent")
-        if out == "escalate":
-            return Command(goto=Send("escalation", task))
-        if out == "recommend" or out == "draft":
-            return Command(goto=Send("record", task))
-        if out in ("verify", "approve"):
-            if any(v not in grants["verified"] for v in decision.verification):
-                return Command(goto=Send("verification", task))
-            reqs = [a.to_json() for a in decision.approvals]
-            if not approvals_complete(reqs, grants["approvals"], self.policy.roles_of):
-                return Command(goto=Send("approval", task))
-        if dry_run:
-            return Command(goto=Send("execute", task))
-        if decision.mode is not Mode.READ_ONLY and action["tool"] in self.policy.counted_tools():
+        if (gate == "execute" and decision.mode is not Mode.READ_ONLY
+                and action["tool"] in self.policy.counted_tools()):
             # Decided to execute: counted from now on, so an approved action on its way is in
             # every other call's totals before it starts.
             self.store.ledger.reserve(idempotency_key(thread, call_id(action), action["hash"]), tool=action["tool"],
                                       thread_id=thread, args=action["args"],
                                       dims=self.dimensions(action, context, thread))
-        return Command(goto=Send("execute", task))
+        return Command(goto=Send(gate, {"action": action, "context": dict(context)}))
 
     def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The permission node: decide every call of the last AI message and send each on its way."""
@@ -385,8 +389,7 @@ class ActionRouter:
                 # One call waits on a person at a time: a client that answers one interrupt at
                 # a time (Agent Chat UI resumes unkeyed) always has exactly one to answer. The
                 # rest are decided again, under the context as it is then, when it is their turn.
-                cmd = self.route(action, context, config, dry_run=True)
-                if any(_waits_on_person(g) for g in _gotos(cmd)):
+                if self.gate_of(action, context, thread_of(config))[1] in GATES:
                     queued.append(action)
                     continue
             # A lone call was decided a moment ago, in this node, under this policy: route by that
@@ -492,6 +495,9 @@ def _decision_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 GATES = ("verification", "approval", "escalation")
+"""The gates where an action waits on a person."""
+Gate = Literal["denied", "escalation", "record", "verification", "approval", "execute"]
+"""Where an action goes next (``denied``: back to the model, told why)."""
 """The nodes where a call waits on a person."""
 
 

@@ -293,7 +293,6 @@ def verification(layer: PermissionLayer, task: Task, config: RunnableConfig) -> 
 def _reask(node: str, action: Action, context: Mapping[str, Any], exc: Reask,
            context_update: Mapping[str, Any] | None = None) -> Command[Any]:
     """End this task and ask again in a new one, the refusal carried into its first interrupt."""
-    from langgraph.types import Send
 
     task: Task = {"action": action.copy(), "context": _provenance.merge(context, context_update),
                   "refused": exc.refused}
@@ -392,11 +391,10 @@ def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comma
     if not (counted and recorded.get("mode") not in (None, "read_only")):
         # Fail closed: the policy may have changed since the action was cleared; decide it again.
         # (A counted change is decided again below, once, inside the transaction that starts it.)
-        cmd = layer.route(action, context, config)
-        goto = cmd.goto
-        if not isinstance(goto, Send) or goto.node != "execute":
-            return cmd
-        action = goto.arg["action"]
+        cleared, gate = layer.gate_of(action, context, thread_of(config))
+        if gate != "execute":
+            return layer.route(action, context, config, decision=cleared)
+        action = {**action, "decision": cleared.to_json()}
     spec = layer.registry[action["tool"]]
     problem = _not_on_record(layer, spec, action, config)
     if problem is not None:
@@ -633,7 +631,6 @@ def _tool_message_failed(action: Action, exc: Any) -> Command[Any]:
 def _outcome_unknown(layer: PermissionLayer, action: Action, context: dict[str, Any],
                      config: RunnableConfig, key: str) -> Command[Any]:
     """An effect was started and its outcome is unknown: never re-run blindly; a person decides."""
-    from langgraph.types import Send
 
     reason = (f"the outcome of {action['tool']} is unknown after an interruption (idempotency key {key}); "
               "it was not run again; a person must check the system of record")
@@ -646,10 +643,10 @@ def record(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comman
     action, context = task["action"].copy(), dict(task["context"])
     # Decided again under the current policy: a payload that is not a recommendation or a draft
     # now goes where policy sends it.
-    cmd = layer.route(action, context, config)
-    if getattr(cmd.goto, "node", None) != "record":
-        return cmd
-    action = cmd.goto.arg["action"]  # type: ignore[union-attr]
+    decided, gate = layer.gate_of(action, context, thread_of(config))
+    if gate != "record":
+        return layer.route(action, context, config, decision=decided)
+    action = {**action, "decision": decided.to_json()}
     spec = layer.registry[action["tool"]]
     decision = action["decision"]
     base = f"{call_id(action)}:{action['hash'][:16]}"
