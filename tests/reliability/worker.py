@@ -35,19 +35,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "update_preferences": {"setup": ["stop emails"], "decide": ("send", "Jane Doe, 94107")},
     "create_ticket": {"setup": [JANE], "decide": ("send", "open a ticket about a broken zipper")},
 }
-"""Every execute tool of the reference app: issue_refund / apply_discount pause on staff approval,
+"""Every execute tool of the fixture app (tests/fixture_app): issue_refund / apply_discount pause on staff approval,
 change_address / cancel_order on the customer's yes, update_preferences on identity, and
 create_ticket has no gate (the customer's message runs it directly)."""
 
 
 def open_runtime(args: dict[str, Any]) -> tuple[Any, Any]:
-    """The reference agent on the scenario's store: ``(runtime, store)``."""
+    """The fixture app on the scenario's store: ``(runtime, store)``."""
     os.environ["AGENT_KIT_HOME"] = args["home"]
     os.environ.pop("AGENT_KIT_DB_URL", None)
     os.environ.pop("AGENT_KIT_MODEL", None)
     from agent_kit import AgentRuntime
     from agent_kit.store import Store
-    from graphs.customer_service import build_graph
+    from tests.fixture_app import build_graph
 
     if args.get("db_url"):
         store = Store.open(home=args["home"], db_url=args["db_url"], schema=args.get("schema"))
@@ -132,7 +132,7 @@ def serve() -> None:
     open_runtime  # noqa: B018 - the imports below are what the children inherit
     from agent_kit import AgentRuntime  # noqa: F401
     from agent_kit.store import Store  # noqa: F401
-    from graphs.customer_service import build_graph  # noqa: F401
+    from tests.fixture_app import build_graph  # noqa: F401
 
     for line in sys.stdin:
         job = json.loads(line)
