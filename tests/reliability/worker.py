@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +61,32 @@ def open_runtime(args: dict[str, Any]) -> tuple[Any, Any]:
 def crash_before_checkpoint(runtime: Any, tool: str) -> None:
     """SIGKILL right after the execute node's writes for ``tool`` are saved, before the checkpoint
     that would follow them. (Killing at the next ``put`` instead is not deterministic: with async
-    durability the step's checkpoint may be saved before, or concurrently with, its writes.)"""
+    durability the step's checkpoint may be saved before, or concurrently with, its writes.)
+
+    LangGraph may save a step's writes from a background thread after the run has moved on (under
+    load, even past the turn's last checkpoint), so a checkpoint already holding ``tool``'s result
+    is held back until the writes are saved, and the process killed with them."""
     saver = runtime.graph.checkpointer
-    put_writes = saver.put_writes
+    put_writes, put = saver.put_writes, saver.put
+
+    def carries_result(values: Any) -> bool:
+        return any(getattr(m, "type", None) == "tool" and getattr(m, "name", None) == tool
+                   for m in (values if isinstance(values, list) else [values]))
 
     def put_writes_then_die(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
         out = put_writes(config, writes, task_id, task_path)
-        for _, value in writes:
-            for message in value if isinstance(value, list) else [value]:
-                if getattr(message, "type", None) == "tool" and getattr(message, "name", None) == tool:
-                    os.kill(os.getpid(), signal.SIGKILL)
+        if any(carries_result(value) for _, value in writes):
+            os.kill(os.getpid(), signal.SIGKILL)
         return out
 
+    def put_once_the_writes_killed_us(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        if carries_result(checkpoint.get("channel_values", {}).get("messages")):
+            time.sleep(120)  # the writes' thread SIGKILLs the process; the checkpoint is never saved
+            raise AssertionError(f"the execute node's writes for {tool} were never saved")
+        return put(config, checkpoint, metadata, versions)
+
     saver.put_writes = put_writes_then_die
+    saver.put = put_once_the_writes_killed_us
 
 
 def decide(runtime: Any, thread: str, scenario: str) -> Any:
