@@ -1,17 +1,19 @@
-"""Shared fixtures: a fresh home per test, the reference app on it, on SQLite and on Postgres."""
+"""Shared fixtures: a fresh home per test, an agent on it (the fixture app, tests/fixture_app; the
+reference app's test folders build the reference agent instead, see tests/reference_app.py), on
+SQLite and on Postgres. Nothing here imports the reference app."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests._pg import PG_URL, drop_schema, drop_test_database, ensure_test_database
+from tests.fixture_app.harness import App, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,37 +41,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_test_database()
 
 
-@dataclass
-class App:
-    """The reference agent on one store: runtime, back office, home folder."""
-
-    home: Path
-    store: Any
-    runtime: Any
-    shop: Any
-    db_url: str | None = None
-    schema: str | None = None
-
-    def say(self, thread: str, *messages: str) -> Any:
-        result = None
-        for m in messages:
-            result = self.runtime.send(thread, m)
-        return result
-
-
-def make_app(home: Path, *, db_url: str | None = None, schema: str | None = None, model: Any = None,
-             policy: Any = None) -> App:
-    from agent_kit import AgentRuntime
-    from agent_kit.store import Store
-    from graphs.customer_service import build_graph
-    from tools.shop import Shop
-
-    store = Store.open(home=home, db_url=db_url, schema=schema) if db_url else Store.open(home=home)
-    graph = build_graph(home=home, store=store, model=model, policy=policy)
-    return App(home=home, store=store, runtime=AgentRuntime(graph, store=store), shop=Shop.at_home(home),
-               db_url=db_url, schema=schema)
-
-
 @pytest.fixture(autouse=True)
 def _home_outside_the_repo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test (and every process it starts) gets a home outside the repository, so a store
@@ -86,13 +57,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def app(tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
-    """The reference agent on a fresh home (and a fresh Postgres schema for the postgres backend)."""
+def build_app() -> Any:
+    """What ``app`` and ``sqlite_app`` build: the fixture app (tests/app and tests/web override it
+    with the reference agent)."""
+    return make_app
+
+
+@pytest.fixture
+def app(tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch, build_app: Any) -> Iterator[App]:
+    """The agent on a fresh home (and a fresh Postgres schema for the postgres backend)."""
     monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
     monkeypatch.delenv("AGENT_KIT_DB_URL", raising=False)
     monkeypatch.delenv("AGENT_KIT_MODEL", raising=False)
     schema = f"ak_test_{uuid.uuid4().hex[:10]}" if backend == "postgres" else None
-    a = make_app(tmp_path, db_url=PG_URL if schema else None, schema=schema)
+    a = build_app(tmp_path, db_url=PG_URL if schema else None, schema=schema)
     try:
         yield a
     finally:
@@ -102,12 +80,12 @@ def app(tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 @pytest.fixture
-def sqlite_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
-    """The reference agent on SQLite only (for tests about the app, not the storage)."""
+def sqlite_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_app: Any) -> Iterator[App]:
+    """The agent on SQLite only (for tests about the app, not the storage)."""
     monkeypatch.setenv("AGENT_KIT_HOME", str(tmp_path))
     monkeypatch.delenv("AGENT_KIT_DB_URL", raising=False)
     monkeypatch.delenv("AGENT_KIT_MODEL", raising=False)
-    a = make_app(tmp_path)
+    a = build_app(tmp_path)
     try:
         yield a
     finally:

@@ -97,7 +97,7 @@ def test_a_forgery_is_audited_once_however_often_it_is_read(app: App) -> None:
 
 
 def test_the_nodes_own_context_is_trusted_across_turns_and_processes(app: App, tmp_path: Any) -> None:
-    from tests.conftest import make_app
+    from tests.reference_app import make_app
 
     app.say("t", JANE)
     app.say("t", "where is my order 1001")

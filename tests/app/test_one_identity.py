@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent_kit.testing import ScriptedChatModel, tool_call
-from tests.conftest import App, make_app
+from tests.reference_app import App, make_app
 
 JANE = "Hi, I'm Jane Doe, zip 94107"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import App, make_app
-from tests.graphs_models.openai_stub import OpenAIStub, text_response, tool_call_response
+from tests.reference_app import App, make_app
+from tests.openai_stub import OpenAIStub, text_response, tool_call_response
 
 SCRIPT = [
     tool_call_response("verify_customer", {"name": "Jane Doe", "zip": "94107"}, call_id="call_verify"),

@@ -98,7 +98,7 @@ def test_resume_in_a_new_process_executes_exactly_once(sqlite_app):
     app.say("t", JANE, "Refund $80 on order 1001")
     app.store.close()
     code = textwrap.dedent(f"""
-        from tests.conftest import make_app
+        from tests.reference_app import make_app
         from pathlib import Path
         a = make_app(Path({str(app.home)!r}))
         print(a.runtime.approve(a.runtime.pending("t", kind="approval")[0], approver="lee").status)

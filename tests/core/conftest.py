@@ -153,7 +153,7 @@ def open_store(backend: str, tmp_path: Path) -> Iterator[Any]:
     fresh Postgres schema), dropped after the test."""
     import uuid
 
-    from tests.conftest import PG_URL, drop_schema
+    from tests._pg import PG_URL, drop_schema
 
     opened: list[tuple[Any, str | None]] = []
 

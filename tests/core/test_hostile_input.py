@@ -322,7 +322,7 @@ def test_an_audit_table_from_before_is_made_nul_tolerant_when_opened(tmp_path: A
 
     from agent_kit.store import Store
     from tests._pg import ensure_test_database
-    from tests.conftest import PG_URL, drop_schema
+    from tests._pg import PG_URL, drop_schema
 
     ensure_test_database()
     schema = f"ak_test_{uuid.uuid4().hex[:10]}"

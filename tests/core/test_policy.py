@@ -13,13 +13,13 @@ from agent_kit import Mode, Policy, PolicyError, load_policy
 from agent_kit.testing import tool_call
 from tests.core.conftest import POLICY
 
-REFERENCE = Path(__file__).resolve().parents[2] / "policies" / "customer_service.yaml"
+FIXTURE_POLICY = Path(__file__).resolve().parents[1] / "fixture_app" / "policy.yaml"
 
 
-def test_reference_policy_loads_and_has_a_content_hash_version():
-    p = load_policy(REFERENCE)
+def test_a_policy_file_loads_and_has_a_content_hash_version():
+    p = load_policy(FIXTURE_POLICY)
     assert len(p.version) == 16
-    assert p.version == load_policy(REFERENCE).version
+    assert p.version == load_policy(FIXTURE_POLICY).version
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent_kit.errors import DecisionInputError, InputError, ResumeError
-from tests.conftest import App
+from tests.fixture_app import App
 
 JANE = "Hi, I'm Jane Doe, zip 94107"
 REFUSED = [("lone_surrogate", "bad \ud800 text", "surrogate")]

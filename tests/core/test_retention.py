@@ -15,7 +15,7 @@ from agent_kit.errors import AgentKitError
 from agent_kit.retention import RetentionPolicy, checkpoint_count, prune_checkpoints, reclaim_space
 from agent_kit.store import Store
 from agent_kit.testing import ScriptedChatModel, tool_call
-from tests.conftest import PG_URL, drop_schema
+from tests._pg import PG_URL, drop_schema
 from tests.core.conftest import POLICY, Bank, bank_specs
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from agent_kit.streaming import Decided, Executed, Paused, Refused, Token, TurnEnded
-from tests.conftest import App, make_app
-from tests.graphs_models.openai_stub import OpenAIStub, text_response, tool_call_response
+from tests.fixture_app import App, make_app
+from tests.openai_stub import OpenAIStub, text_response, tool_call_response
 
 ROOT = Path(__file__).resolve().parents[2]
+GRAPH = "tests.fixture_app.served:graph"  # the CLI runs the fixture app (from ROOT), not langgraph.json's
 REPLY = "Thanks, Jane, you're verified and all set."
 SCRIPT = [
     tool_call_response("verify_customer", {"name": "Jane Doe", "zip": "94107"}, call_id="call_verify"),
@@ -159,7 +160,7 @@ def _cli_env(stub: OpenAIStub, home: Path) -> dict[str, str]:
 def test_agent_kit_chat_prints_tokens_before_the_turn_ends(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "agent-kit"
     with OpenAIStub(SCRIPT, hold_after=1) as stub:
-        proc = subprocess.Popen([str(exe), "chat", "--thread", "t", "--message", "Hi, I am Jane Doe, 94107"],
+        proc = subprocess.Popen([str(exe), "--graph", GRAPH, "chat", "--thread", "t", "--message", "Hi, I am Jane Doe, 94107"],
                                 cwd=ROOT, env=_cli_env(stub, tmp_path), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         try:
@@ -186,7 +187,7 @@ def test_agent_kit_chat_prints_tokens_before_the_turn_ends(tmp_path: Path) -> No
 def test_chat_json_stays_one_object_with_a_streaming_model(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "agent-kit"
     with OpenAIStub(SCRIPT) as stub:
-        done = subprocess.run([str(exe), "chat", "--thread", "t", "--message", "Hi, I am Jane Doe, 94107", "--json"],
+        done = subprocess.run([str(exe), "--graph", GRAPH, "chat", "--thread", "t", "--message", "Hi, I am Jane Doe, 94107", "--json"],
                               cwd=ROOT, env=_cli_env(stub, tmp_path), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     turn = json.loads(done.stdout)
@@ -199,7 +200,7 @@ def test_chat_json_stays_one_object_with_a_streaming_model(tmp_path: Path) -> No
 def test_a_streamed_reply_cannot_drive_the_operators_terminal(tmp_path: Path, hostile: str) -> None:
     exe = Path(sys.executable).parent / "agent-kit"
     with OpenAIStub([text_response(f"Hello {hostile} there")]) as stub:
-        done = subprocess.run([str(exe), "chat", "--thread", "t", "--message", "Hello"], cwd=ROOT,
+        done = subprocess.run([str(exe), "--graph", GRAPH, "chat", "--thread", "t", "--message", "Hello"], cwd=ROOT,
                               env=_cli_env(stub, tmp_path), capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert stub.requests[-1]["stream"] is True

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from langchain_core.messages import HumanMessage, ToolMessage
 
 from agent_kit.testing import ProgrammaticApprover, ScriptedChatModel, tool_call
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_scripted_model_follows_its_steps_through_the_conversation_then_finishes():

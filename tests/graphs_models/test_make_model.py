@@ -13,7 +13,7 @@ from graphs.models import MODEL_ENV, make_model
 from graphs.scripted_model import CustomerServiceModel
 
 from .conftest import cancel_order, get_order
-from .openai_stub import OpenAIStub, text_response, tool_call_response, tool_calls_response
+from tests.openai_stub import OpenAIStub, text_response, tool_call_response, tool_calls_response
 
 
 @pytest.fixture(autouse=True)

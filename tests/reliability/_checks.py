@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_kit.store import Store
-from tools.shop import Shop
+from tests.fixture_app import Records
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 THREAD = "t-reliability"
@@ -78,12 +78,12 @@ def report_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def shop_writes(shop: Shop, tool: str) -> list[str]:
+def shop_writes(shop: Records, tool: str) -> list[str]:
     """Idempotency keys of the committed writes of ``tool``: one per effect (each write records its key)."""
-    return [r["key"] for r in shop.db.query("select key from idempotency_keys where operation = ?", [tool])]
+    return list(shop.effects(tool))
 
 
-def business_effects(shop: Shop, tool: str) -> int:
+def business_effects(shop: Records, tool: str) -> int:
     """How many times ``tool``'s effect shows in the business tables of the system of record."""
     if tool == "issue_refund":
         return len(shop.refunds(1001))
@@ -94,14 +94,14 @@ def business_effects(shop: Shop, tool: str) -> int:
     if tool == "cancel_order":
         return int(shop.order(1002)["status"] == "cancelled")  # type: ignore[index]
     if tool == "change_address":
-        return int(shop.order(1002)["shipping_address"]["line1"] == "1 Main St")  # type: ignore[index]
+        return int(shop.order(1002)["address"].startswith("1 Main St"))  # type: ignore[index]
     if tool == "update_preferences":
-        return int(shop.preferences(JANE_ID).get("email_opt_in") is False)
+        return int(not shop.emails_allowed(JANE_ID))
     raise AssertionError(f"no effect check for {tool}")
 
 
 def effect_count(home: Path, tool: str) -> int:
-    with Shop.at_home(home) as shop:
+    with Records.at_home(home) as shop:
         writes = shop_writes(shop, tool)
         shown = business_effects(shop, tool)
     assert len(writes) <= 1, f"{tool} was written {len(writes)} times: {writes}"
@@ -110,12 +110,12 @@ def effect_count(home: Path, tool: str) -> int:
 
 
 def assert_executed_exactly_once(store: Store, home: Path, thread: str, tool: str) -> None:
-    """One effect in shop.sqlite, one ``done`` ledger record with its key, one ``executed`` entry
-    naming that key, nothing left in the inbox, and an intact audit chain."""
-    with Shop.at_home(home) as shop:
+    """One effect in the system of record, one ``done`` ledger record with its key, one ``executed``
+    entry naming that key, nothing left in the inbox, and an intact audit chain."""
+    with Records.at_home(home) as shop:
         writes = shop_writes(shop, tool)
         shown = business_effects(shop, tool)
-    assert len(writes) == 1, f"{tool} should have run exactly once; shop.sqlite recorded {len(writes)} write(s)"
+    assert len(writes) == 1, f"{tool} should have run exactly once; the system of record has {len(writes)} write(s)"
     assert shown == 1, f"{tool}: the business tables show {shown} effect(s)"
     records = [r for r in store.ledger.for_thread(thread) if r.tool == tool]
     assert [(r.status, r.key) for r in records] == [("done", writes[0])], records

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from agent_kit.rollback import rollback
-from tests.conftest import App
+from tests.fixture_app import App
 
 THREAD = "t-audit-fault"
 VERIFY = "Hi, I am Jane Doe, 94107"
@@ -96,8 +96,7 @@ def _run(app: App, step: Step) -> Exception | None:
 
 def _shop_keys(app: App) -> dict[str, str]:
     """Every effect the back office recorded: idempotency key -> operation."""
-    with sqlite3.connect(app.home / "shop.sqlite") as db:
-        return dict(db.execute("SELECT key, operation FROM idempotency_keys").fetchall())
+    return dict(app.shop.effects())
 
 
 def _assert_no_effect_without_entry(app: App) -> None:

@@ -1,7 +1,8 @@
 """Exactly once across crashes: a real OS process is SIGKILLed at each point of an effect's life,
-for every execute tool of the reference app, under sync and async durability; a new process then
-does what the person would do (the same approval again, the customer's same answer again) and the
-action runs exactly once, as shop.sqlite, the ledger and the audit trail all agree.
+for every execute tool of the fixture app (tests/fixture_app), under sync and async durability; a new
+process then does what the person would do (the same approval again, the customer's same answer
+again) and the action runs exactly once, as its system of record, the ledger and the audit trail all
+agree.
 
 Also here: forking a thread from an older checkpoint never runs an effect again, and
 ``durability="exit"`` is refused.

@@ -20,9 +20,11 @@ import pytest
 
 from agent_kit.errors import ModelError, StorageError
 from agent_kit.store import SQLITE_FILE, Store
-from tests.conftest import PG_URL, ROOT, App, make_app
-from tests.graphs_models.openai_stub import OpenAIStub, text_response
+from tests._pg import PG_URL
+from tests.fixture_app import App, make_app
+from tests.openai_stub import OpenAIStub, text_response
 
+ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("agent-kit")
 JANE = "Hi, I am Jane Doe, 94107"
 
@@ -31,7 +33,8 @@ def _run_cli(home: Path, *args: str, env: dict[str, str] | None = None,
              preexec: Any = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_KIT_", "OPENAI_"))}
     base.update(env or {})
-    return subprocess.run([str(CLI), "--home", str(home), *args], cwd=ROOT, env=base, capture_output=True,
+    return subprocess.run([str(CLI), "--home", str(home), "--graph", "tests.fixture_app.served:graph", *args],
+                          cwd=ROOT, env=base, capture_output=True,
                           text=True, timeout=300, preexec_fn=preexec)
 
 
@@ -205,7 +208,7 @@ def test_a_dropped_postgres_schema_is_one_line_saying_the_tables_are_gone(tmp_pa
 def pg_schema() -> Iterator[str]:
     import uuid
 
-    from tests.conftest import drop_schema
+    from tests._pg import drop_schema
 
     schema = f"ak_test_{uuid.uuid4().hex[:12]}"
     yield schema

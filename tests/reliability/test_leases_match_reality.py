@@ -15,7 +15,7 @@ import pytest
 
 from agent_kit.errors import RunBusyError
 from agent_kit.rollback import rollback
-from tests.conftest import App
+from tests.fixture_app import App
 from tests.storage._procs import run_to_exit
 from tests.storage.test_leases import wait_until_free
 
@@ -29,7 +29,7 @@ def _rollback_and_get_killed(home: str, db_url: str | None, schema: str | None, 
     """In a spawned process: roll back ``entry_seq`` and be SIGKILLed at ``crash_at``."""
     os.environ["AGENT_KIT_HOME"] = home
     os.environ["AGENT_KIT_CRASH_AT"] = crash_at
-    from tests.conftest import make_app
+    from tests.fixture_app import make_app
 
     app = make_app(Path(home), db_url=db_url, schema=schema)
     rollback(app.runtime, entry_seq, approver="lee")

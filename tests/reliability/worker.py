@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +36,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "update_preferences": {"setup": ["stop emails"], "decide": ("send", "Jane Doe, 94107")},
     "create_ticket": {"setup": [JANE], "decide": ("send", "open a ticket about a broken zipper")},
 }
-"""Every execute tool of the reference app: issue_refund / apply_discount pause on staff approval,
+"""Every execute tool of the fixture app (tests/fixture_app): issue_refund / apply_discount pause on staff approval,
 change_address / cancel_order on the customer's yes, update_preferences on identity, and
 create_ticket has no gate (the customer's message runs it directly)."""
 
 
 def open_runtime(args: dict[str, Any]) -> tuple[Any, Any]:
-    """The reference agent on the scenario's store: ``(runtime, store)``."""
+    """The fixture app on the scenario's store: ``(runtime, store)``."""
     os.environ["AGENT_KIT_HOME"] = args["home"]
     os.environ.pop("AGENT_KIT_DB_URL", None)
     os.environ.pop("AGENT_KIT_MODEL", None)
     from agent_kit import AgentRuntime
     from agent_kit.store import Store
-    from graphs.customer_service import build_graph
+    from tests.fixture_app import build_graph
 
     if args.get("db_url"):
         store = Store.open(home=args["home"], db_url=args["db_url"], schema=args.get("schema"))
@@ -60,19 +61,32 @@ def open_runtime(args: dict[str, Any]) -> tuple[Any, Any]:
 def crash_before_checkpoint(runtime: Any, tool: str) -> None:
     """SIGKILL right after the execute node's writes for ``tool`` are saved, before the checkpoint
     that would follow them. (Killing at the next ``put`` instead is not deterministic: with async
-    durability the step's checkpoint may be saved before, or concurrently with, its writes.)"""
+    durability the step's checkpoint may be saved before, or concurrently with, its writes.)
+
+    LangGraph may save a step's writes from a background thread after the run has moved on (under
+    load, even past the turn's last checkpoint), so a checkpoint already holding ``tool``'s result
+    is held back until the writes are saved, and the process killed with them."""
     saver = runtime.graph.checkpointer
-    put_writes = saver.put_writes
+    put_writes, put = saver.put_writes, saver.put
+
+    def carries_result(values: Any) -> bool:
+        return any(getattr(m, "type", None) == "tool" and getattr(m, "name", None) == tool
+                   for m in (values if isinstance(values, list) else [values]))
 
     def put_writes_then_die(config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
         out = put_writes(config, writes, task_id, task_path)
-        for _, value in writes:
-            for message in value if isinstance(value, list) else [value]:
-                if getattr(message, "type", None) == "tool" and getattr(message, "name", None) == tool:
-                    os.kill(os.getpid(), signal.SIGKILL)
+        if any(carries_result(value) for _, value in writes):
+            os.kill(os.getpid(), signal.SIGKILL)
         return out
 
+    def put_once_the_writes_killed_us(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        if carries_result(checkpoint.get("channel_values", {}).get("messages")):
+            time.sleep(120)  # the writes' thread SIGKILLs the process; the checkpoint is never saved
+            raise AssertionError(f"the execute node's writes for {tool} were never saved")
+        return put(config, checkpoint, metadata, versions)
+
     saver.put_writes = put_writes_then_die
+    saver.put = put_once_the_writes_killed_us
 
 
 def decide(runtime: Any, thread: str, scenario: str) -> Any:
@@ -132,7 +146,7 @@ def serve() -> None:
     open_runtime  # noqa: B018 - the imports below are what the children inherit
     from agent_kit import AgentRuntime  # noqa: F401
     from agent_kit.store import Store  # noqa: F401
-    from graphs.customer_service import build_graph  # noqa: F401
+    from tests.fixture_app import build_graph  # noqa: F401
 
     for line in sys.stdin:
         job = json.loads(line)

@@ -13,7 +13,8 @@ import pytest
 
 from agent_kit.errors import StorageError
 from agent_kit.store import Store
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.postgres
 

@@ -4,7 +4,7 @@ race each other to approve them; every approved refund executes exactly once.
 Each worker (``worker.py``) drives 250 threads of its own, each refunding its own $100 order, to
 the support lead's approval; once all 1,000 wait, each worker approves the threads the *other*
 three created, all in the same order, so up to three workers race for every thread. The system
-of record (shop.sqlite), the execution ledger, the audit trail and the inbox must then agree:
+of record (the fixture app's records.sqlite), the execution ledger, the audit trail and the inbox must then agree:
 1,000 refunds, one per order, none twice, none lost, and the losers were told so.
 
 ``AGENT_KIT_SCALE_RUNS`` lowers the number of runs for a quick local look (a multiple of 4); CI
@@ -25,8 +25,8 @@ import psycopg
 import pytest
 
 from agent_kit.store import Store
-from tests.conftest import PG_URL, drop_schema
-from tools.shop import Shop
+from tests._pg import PG_URL, drop_schema
+from tests.fixture_app import Records
 
 from .worker import FIRST_ORDER, WorkerArgs, add_orders, run_workers
 
@@ -58,9 +58,9 @@ def test_a_thousand_runs_approved_concurrently_by_four_processes_execute_exactly
     monkeypatch.delenv("AGENT_KIT_DB_URL", raising=False)
     with Store.open(db_url=PG_URL, schema=pg_schema) as store:  # the fresh schema, made once up front
         assert store.backend == "postgres" and store.inbox.list() == []
-    with Shop.at_home(tmp_path) as shop:
+    with Records.at_home(tmp_path) as shop:
         add_orders(shop, RUNS)
-        refunds_before = shop.count("refunds")
+        refunds_before = len(shop.refunds())
 
     started = time.monotonic()
     reports = run_workers([WorkerArgs(index=i, workers=WORKERS, per_worker=per_worker, home=str(tmp_path),
@@ -86,10 +86,10 @@ def test_a_thousand_runs_approved_concurrently_by_four_processes_execute_exactly
     assert busy + stale > 0
 
     # The system of record: exactly one $80 refund per order, nothing else refunded.
-    with sqlite3.connect(tmp_path / "shop.sqlite") as conn:
+    with sqlite3.connect(Records.at_home(tmp_path).path) as conn:
         count, orders, lo, hi, cents = conn.execute(
-            "SELECT count(*), count(DISTINCT order_id), min(order_id), max(order_id), sum(amount_cents) "
-            "FROM refunds WHERE order_id >= ?", (FIRST_ORDER,)).fetchone()
+            "SELECT count(*), count(DISTINCT order_id), min(order_id), max(order_id), "
+            "CAST(round(sum(amount) * 100) AS INTEGER) FROM refunds WHERE order_id >= ?", (FIRST_ORDER,)).fetchone()
         total = conn.execute("SELECT count(*) FROM refunds").fetchone()[0]
     assert (count, orders, lo, hi, cents) == (RUNS, RUNS, FIRST_ORDER, FIRST_ORDER + RUNS - 1, 8000 * RUNS)
     assert total - refunds_before == RUNS

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from agent_kit.store import Store
-from tests.conftest import PG_URL, drop_schema
+from tests._pg import PG_URL, drop_schema
 
 pytestmark = pytest.mark.postgres
 

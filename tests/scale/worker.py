@@ -1,7 +1,7 @@
 """A worker process of the scale-out test: it serves conversations, then races the others to approve.
 
 Spawned (nothing inherited) by :func:`run_workers`; each worker opens the one Postgres schema (or
-SQLite home) and the one ``shop.sqlite`` back office from plain arguments, so it is what a real
+SQLite home) and the fixture app's one system of record from plain arguments, so it is what a real
 deployment's worker is: an OS process with its own connections.
 
 - Phase 1 (serve): the worker drives its own threads (``p<index>-<n>``), each refunding its own
@@ -16,7 +16,6 @@ deployment's worker is: an OS process with its own connections.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import time
@@ -42,15 +41,8 @@ def order_id(worker: int, n: int, per_worker: int) -> int:
 
 
 def add_orders(shop: Any, count: int) -> None:
-    """Put ``count`` delivered $100 orders of cus_jane into the back office, in one transaction."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-    items = json.dumps([{"sku": "SC-100", "name": "Scale test item", "qty": 1, "price": 100.0}])
-    rows = [{"id": FIRST_ORDER + i, "customer": "cus_jane", "status": "delivered", "previous_status": None,
-             "items": items, "total_cents": 10_000, "payment_method": "pm_jane_visa",
-             "ship_line1": "500 Market St", "ship_city": "San Francisco", "ship_zip": "94107", "shipped": 1,
-             "created_at": now, "updated_at": now} for i in range(count)]
-    with shop._transaction() as db:  # the shop's own BEGIN IMMEDIATE, so a live worker never sees half
-        db["orders"].insert_all(rows, batch_size=500)
+    """Put ``count`` delivered $100 orders of cus_jane into the system of record, in one transaction."""
+    shop.add_orders(FIRST_ORDER, count, customer_id="cus_jane", total=100.0)
 
 
 @dataclass(frozen=True)
@@ -93,7 +85,7 @@ def _open(args: WorkerArgs) -> tuple[Any, Any]:
     os.environ.pop("AGENT_KIT_MODEL", None)
     from agent_kit import AgentRuntime
     from agent_kit.store import Store
-    from graphs.customer_service import build_graph
+    from tests.fixture_app import build_graph
 
     if args.db_url:
         store = Store.open(db_url=args.db_url, schema=args.schema)
@@ -104,16 +96,17 @@ def _open(args: WorkerArgs) -> tuple[Any, Any]:
 
 
 def _per_order_policy(home: str) -> Path:
-    """The reference policy with the refund total kept per order instead of per customer.
+    """The fixture app's policy with the refund total kept per order instead of per customer.
 
     Every run refunds $80 on its own order of Jane's, so each needs exactly one support lead; with
-    the reference per-customer total the thousand runs would add up past the four-eyes and
+    the policy's per-customer total the thousand runs would add up past the four-eyes and
     escalation thresholds, which is what the limit tests prove, not what this test is about.
     """
-    source = Path(__file__).resolve().parents[2] / "policies" / "customer_service.yaml"
-    text = source.read_text()
+    from tests.fixture_app.agent import POLICY
+
+    text = POLICY.read_text()
     per_customer = "customer_refunds_24h: {sum: args.amount, per: context.customer_id, within: 24h}"
-    assert per_customer in text, "the reference refund limit changed: update this test's policy"
+    assert per_customer in text, "the fixture app's refund limit changed: update this test's policy"
     target = Path(home) / f"scale_policy_{os.getpid()}.yaml"  # one a process: workers write at once
     target.write_text(text.replace(per_customer, per_customer.replace("context.customer_id", "args.order_id")))
     return target

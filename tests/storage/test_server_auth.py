@@ -20,12 +20,18 @@ from agent_kit.credentials import Credentials
 from agent_kit.errors import AgentKitError
 from agent_kit.server_auth import build_auth
 
-POLICY = Path(__file__).resolve().parents[2] / "policies" / "customer_service.yaml"
+POLICY = Path(__file__).resolve().parents[1] / "fixture_app" / "policy.yaml"
+
+
+def _copy_of_the_policy(tmp_path: Path) -> Path:
+    policy = tmp_path / "policy" / "policy.yaml"
+    policy.parent.mkdir()
+    shutil.copy(POLICY, policy)
+    return policy
 
 
 def _auth(tmp_path: Path, store: Any, **kw: Any) -> tuple[Any, Path]:
-    policy = tmp_path / "policy" / "customer_service.yaml"
-    shutil.copytree(POLICY.parent, policy.parent)
+    policy = _copy_of_the_policy(tmp_path)
     return build_auth(policy, store=lambda: store, **kw), policy
 
 
@@ -104,8 +110,7 @@ def test_a_deployment_login_can_name_its_customers(tmp_path: Path, store: Any) -
 ], ids=["operator-role-nobody-holds", "role-in-another-case", "customer-prefixed-approver", "approver-named-customer"])
 def test_a_configuration_that_would_fail_open_or_lock_everyone_out_is_refused(
         tmp_path: Path, store: Any, change: tuple[str, str] | None, roles: tuple[str, ...], named: str) -> None:
-    policy = tmp_path / "policy" / "customer_service.yaml"
-    shutil.copytree(POLICY.parent, policy.parent)
+    policy = _copy_of_the_policy(tmp_path)
     if change is not None:
         text = policy.read_text()
         assert change[0] in text

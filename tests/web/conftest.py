@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import App
+from tests.reference_app import build_app  # noqa: F401  (app / sqlite_app: the reference agent)
 
 PASSWORDS = {"lee": "lee-password-123", "sam": "sam-password-123", "morgan": "morgan-password-123"}
 SECRET = "test-secret-key-" + "x" * 32

@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ROOT, make_app
+from tests.conftest import ROOT
+from tests.reference_app import make_app
 
 SCRIPT = Path(sys.executable).parent / "agent-kit"
 PASSWORD = "lee-password-123"
