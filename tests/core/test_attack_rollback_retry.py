@@ -97,3 +97,39 @@ def test_a_retried_rollback_audits_its_intent_before_the_compensation_runs(kit_o
     runs = [e.kind for e in kit.store.audit.entries("t") if e.tool == "untip" or e.kind == "rolled_back"]
     # two runs of untip: each started before its outcome (failed, then rolled_back)
     assert runs == ["started", "failed", "started", "rolled_back"], runs
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(("call", "kind"), [
+    (("lookup", {"account": "a1"}), "read"),
+    (("note", {"text": "hello"}), "drafted"),
+    (("suggest", {"action": "refund"}), "recommended"),
+])
+def test_a_read_a_draft_or_a_recommendation_cannot_be_rolled_back(kit_on: Any, backend: str,
+                                                                  call: tuple[str, dict[str, Any]], kind: str) -> None:
+    kit = kit_on([tool_call(*call), "ok"])
+    kit.runtime.send("t", "go")
+    (entry,) = kit.store.audit.entries("t", kind=kind)
+    before = kit.kinds()
+    with pytest.raises(RollbackError, match="only 'executed' actions"):
+        rollback(kit.runtime, entry.seq, approver="lee")
+    assert kit.kinds() == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_failed_compensation_then_a_good_one_reverses_once_and_a_third_is_refused(kit_on: Any, backend: str) -> None:
+    reversals: list[int] = []
+    down = [True]
+    kit = _tip_kit(kit_on, reversals, down)
+    kit.runtime.send("t", "tip ann")
+    entry = kit.store.audit.entries("t", kind="executed")[0]
+    with pytest.raises(RollbackError):
+        rollback(kit.runtime, entry.seq, approver="lee")
+    assert kit.store.ledger.get(entry.data["idempotency_key"]).rolled_back_by is None
+    down[0] = False
+    rollback(kit.runtime, entry.seq, approver="lee")
+    with pytest.raises(RollbackError, match="already rolled back"):
+        rollback(kit.runtime, entry.seq, approver="lee")
+    assert reversals == [7]
+    assert kit.kinds().count("rolled_back") == 1
+    assert kit.store.audit.verify().ok
