@@ -118,3 +118,25 @@ def test_a_run_creating_its_own_thread_with_a_resume_decides_nothing(server: Ser
     assert r.status_code in (200, 400, 403, 404, 409, 422), r.text
     assert server.shop().refunds(1003) == []
     assert not [e for e in server.audit(thread) if e.kind == "approved"]
+
+
+@pytest.mark.parametrize("variant", ["list", "mixed_keys", "keyed", "unkeyed_stream", "enqueue", "approver_customer",
+                                     "null_goto"])
+def test_a_customer_cannot_answer_a_staff_approval_in_any_shape(server: Server, variant: str) -> None:
+    token, thread, interrupt = _paused(server)
+    iid = interrupt["id"]
+    resumes: dict[str, tuple[str, dict[str, Any]]] = {
+        "list": ("runs/wait", {"command": {"resume": [APPROVE]}}),
+        "mixed_keys": ("runs/wait", {"command": {"resume": {iid: APPROVE, "decisions": APPROVE["decisions"]}}}),
+        "keyed": ("runs/wait", {"command": {"resume": {iid: APPROVE}}}),
+        "unkeyed_stream": ("runs/stream", {"command": {"resume": APPROVE}}),
+        "enqueue": ("runs/wait", {"command": {"resume": APPROVE}, "multitask_strategy": "enqueue"}),
+        "approver_customer": ("runs/wait", {"command": {"resume": {**APPROVE, "approver": "customer"}}}),
+        "null_goto": ("runs/wait", {"command": {"resume": APPROVE, "goto": None, "update": None}}),
+    }
+    path, body = resumes[variant]
+    r = server.post(f"/threads/{thread}/{path}", token, {"assistant_id": ASSISTANT, **body})
+    assert r.status_code == 403, (variant, r.status_code, r.text)
+    assert server.shop().refunds(1003) == []
+    assert not [e for e in server.audit(thread) if e.kind in ("approved", "refused")]
+    assert server.state(thread)["next"] == ["approval"]
