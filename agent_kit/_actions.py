@@ -177,22 +177,9 @@ class ActionRouter:
         """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason
         (``invalid``: why the model's call could not even be parsed)."""
         now = datetime.now(UTC)
-        checked: dict[str, Any] = args if isinstance(args, dict) else {}
-        spec = self.registry.get(tool)
-        problem: str | None = None
+        checked, problem = self._checked(tool, args)
         if invalid is not None:
             problem = invalid
-        elif spec is None:
-            problem = f"tool {tool!r} is not registered; it is denied by default"
-        elif tool in self.compensations:
-            problem = f"{tool} reverses other actions; it runs only through a permissioned rollback"
-        elif not isinstance(args, dict):
-            problem = f"arguments for {tool} must be an object, got {type(args).__name__}"
-        else:
-            try:
-                checked = spec.validate_args(args)
-            except ValueError as exc:
-                problem = str(exc)
         hashed = action_hash(tool, checked)
         call = {"tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": checked, "hash": hashed}
         decision = (Decision(tool=tool, mode=None, outcome="deny", rule="validation", reason=problem,
@@ -315,18 +302,44 @@ class ActionRouter:
         """The action's decision under the current policy (or ``decision``) and the gate it goes to;
         writes nothing. A call refused as invalid stays refused whatever the policy says."""
         previous = action.get("decision") or {}
-        if previous.get("rule") == "validation":
-            decision = Decision(**_decision_kwargs(previous))
+        problem = self.problem_with(action)
+        if problem is not None:
+            decision = Decision(tool=str(action.get("tool")), mode=None, outcome="deny", rule="validation",
+                                reason=problem, policy_version=self.policy.version)
+        elif previous.get("rule") == "validation" and previous.get("outcome") == "deny":
+            # A call refused as it came from the model (one that could not be parsed) stays refused.
+            # Only a refusal is taken from the payload: a carried decision never loosens anything.
+            decision = Decision.from_json(previous)
         elif decision is None:
             decision = self.decide(action, context, thread=thread)
         return decision, self.next_gate(action, decision)
+
+    def problem_with(self, action: Mapping[str, Any]) -> str | None:
+        """Why the action's tool and arguments cannot run as they are (checked again wherever the
+        action arrives: a payload sent straight to a node never went through new_action)."""
+        return self._checked(str(action.get("tool")), action.get("args"))[1]
+
+    def _checked(self, tool: str, args: Any) -> tuple[dict[str, Any], str | None]:
+        """The call's arguments as its tool takes them, and why it cannot run (None: it can)."""
+        spec = self.registry.get(tool)
+        plain: dict[str, Any] = args if isinstance(args, dict) else {}
+        if spec is None:
+            return plain, f"tool {tool!r} is not registered; it is denied by default"
+        if tool in self.compensations:
+            return plain, f"{tool} reverses other actions; it runs only through a permissioned rollback"
+        if not isinstance(args, dict):
+            return plain, f"arguments for {tool} must be an object, got {type(args).__name__}"
+        try:
+            return spec.validate_args(args), None
+        except ValueError as exc:
+            return plain, str(exc)
 
     def recorded_decision(self, action: Action) -> Decision | None:
         """The decision the action carries, when it was made under the policy in force now (else None)."""
         d = action.get("decision")
         if not d or d.get("policy_version") != self.policy.version:
             return None
-        return Decision(**_decision_kwargs(d))
+        return Decision.from_json(d)
 
     def route(self, action: Action, context: Mapping[str, Any], config: RunnableConfig, *,
               decision: Decision | None = None) -> Command[Any]:
@@ -480,18 +493,6 @@ def _unparsable(bad: Mapping[str, Any]) -> str:
     why = bad.get("error") or "its arguments are not valid JSON"
     return (f"the call to {bad.get('name') or 'an unnamed tool'} could not be parsed ({why}); arguments as "
             f"written: {shown!r}; send the call again with arguments as one JSON object")
-
-
-def _decision_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:
-    from agent_kit.policy import ApprovalRequirement
-
-    return {
-        "tool": d["tool"], "mode": Mode(d["mode"]) if d.get("mode") else None, "outcome": d["outcome"],
-        "rule": d.get("rule"), "reason": d["reason"], "policy_version": d["policy_version"],
-        "fired": tuple(d.get("fired", ())),
-        "approvals": tuple(ApprovalRequirement(a["role"], a["count"]) for a in d.get("approvals", [])),
-        "verification": tuple(d.get("verification", ())), "approval_expiry": d.get("approval_expiry", 0),
-    }
 
 
 GATES = ("verification", "approval", "escalation")

@@ -34,6 +34,7 @@ from agent_kit._visibility import filter_fields
 from agent_kit.errors import ApprovalError, ResumeError
 from agent_kit.interrupts import CUSTOMER, YES_WORDS, approvals_complete, build_request, check_resume
 from agent_kit.limits import InputLimits, storable_result
+from agent_kit.policy import Decision
 from agent_kit.types import Action, Grants, InterruptRequest, Task
 
 if TYPE_CHECKING:
@@ -311,15 +312,23 @@ def _question(kind: str, action: Action) -> str:
 def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
     action, context = task["action"].copy(), dict(task["context"])
     decision = layer.decide(action, context, thread=thread_of(config))
+    # What the question was asked under (the decision the action was sent here with). An answer
+    # already given to it is taken (audited, a rejection honoured) even if the policy changed
+    # since and no longer asks: no decision is dropped without a trace.
+    asked = Decision.from_json(action["decision"]) if action.get("decision") else decision
     given = list(action["grants"]["approvals"])
     reqs = [a.to_json() for a in decision.approvals]
     roles_of = layer.policy.roles_of
     answered = 0
-    while not approvals_complete(reqs, given, roles_of):
-        unmet = [r for r in reqs if sum(1 for g in given if r["role"] in roles_of(g["approver"])) < r["count"]]
+    while not approvals_complete(reqs, given, roles_of) or answered < answers_stored():
+        basis = decision if not approvals_complete(reqs, given, roles_of) else asked
+        needs = [a.to_json() for a in basis.approvals]
+        if not needs:  # never asked under either decision: nothing stored can be an answer to it
+            break
+        unmet = [r for r in needs if sum(1 for g in given if r["role"] in roles_of(g["approver"])) < r["count"]]
         request = build_request(
-            "approval", {**action, "decision": decision.to_json()},
-            required_role=(unmet or reqs)[0]["role"], requirements=reqs, approvals_needed=decision.approvals_needed,
+            "approval", {**action, "decision": basis.to_json()},
+            required_role=(unmet or needs)[0]["role"], requirements=needs, approvals_needed=basis.approvals_needed,
             approvals_given=given, expires_at=action.get("expires_at"), summary=layer.summary(action, context),
         )
         try:
@@ -388,6 +397,8 @@ def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comma
     spec = layer.registry.get(action["tool"])
     counted = spec is not None and spec.name in layer.policy.counted_tools()
     recorded = action.get("decision") or {}
+    if layer.problem_with(action) is not None:  # a payload sent here as it is: refused, and told why
+        return layer.route(action, context, config)
     if not (counted and recorded.get("mode") not in (None, "read_only")):
         # Fail closed: the policy may have changed since the action was cleared; decide it again.
         # (A counted change is decided again below, once, inside the transaction that starts it.)

@@ -88,6 +88,17 @@ class Decision(NamedTuple):
     def approvals_needed(self) -> int:
         return max((a.count for a in self.approvals), default=0)
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Decision:
+        """The decision :meth:`to_json` wrote (as an action carries it)."""
+        return cls(
+            tool=d["tool"], mode=Mode(d["mode"]) if d.get("mode") else None, outcome=d["outcome"],
+            rule=d.get("rule"), reason=d["reason"], policy_version=d["policy_version"],
+            fired=tuple(d.get("fired", ())),
+            approvals=tuple(ApprovalRequirement(a["role"], a["count"]) for a in d.get("approvals", [])),
+            verification=tuple(d.get("verification", ())), approval_expiry=d.get("approval_expiry", 0),
+        )
+
     def to_json(self) -> DecisionRecord:
         return {
             "tool": self.tool,

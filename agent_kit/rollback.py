@@ -74,7 +74,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         context = _provenance.trusted(store.audit.keyring, thread, stored)[0]
         call = {**args, **{arg: context.get(k) for arg, k in comp.inject.items()}}
         chash = action_hash(comp.name, args)
-        ckey = idempotency_key(thread, f"rollback:{entry_seq}", chash)
+        ckey = _attempt_key(store, thread, entry_seq, chash)
         if comp.takes_idempotency_key:
             call["idempotency_key"] = ckey
         prior = store.ledger.get(ckey)
@@ -115,3 +115,17 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
                 raise RollbackError(f"the compensation {comp.name} failed: {outcome.error}")
             result, audit_entry = outcome.result, outcome.audit_entry
     return {"entry": entry_seq, "compensation": comp.name, "args": args, "result": result, "audit_seq": audit_entry.seq}
+
+
+def _attempt_key(store: Any, thread: str, entry_seq: int, chash: str) -> str:
+    """The compensation's idempotency key for this attempt: the first attempt's, or, after attempts
+    that failed (the compensation raised or reported failure: nothing was reversed), a key of its
+    own, so the new attempt is a new effect with its intent on record before it runs, and a cut-off
+    attempt is never run again blindly."""
+    attempt = 0
+    while True:
+        key = idempotency_key(thread, f"rollback:{entry_seq}" + (f"#{attempt}" if attempt else ""), chash)
+        prior = store.ledger.get(key)
+        if prior is None or prior.status != "failed":
+            return key
+        attempt += 1
