@@ -302,14 +302,13 @@ class ActionRouter:
         """The action's decision under the current policy (or ``decision``) and the gate it goes to;
         writes nothing. A call refused as invalid stays refused whatever the policy says."""
         previous = action.get("decision") or {}
-        problem = self.problem_with(action)
-        if problem is not None:
-            decision = Decision(tool=str(action.get("tool")), mode=None, outcome="deny", rule="validation",
-                                reason=problem, policy_version=self.policy.version)
-        elif previous.get("rule") == "validation" and previous.get("outcome") == "deny":
+        if previous.get("rule") == "validation" and previous.get("outcome") == "deny":
             # A call refused as it came from the model (one that could not be parsed) stays refused.
             # Only a refusal is taken from the payload: a carried decision never loosens anything.
             decision = Decision.from_json(previous)
+        elif (problem := self.problem_with(action)) is not None:
+            decision = Decision(tool=str(action.get("tool")), mode=None, outcome="deny", rule="validation",
+                                reason=problem, policy_version=self.policy.version)
         elif decision is None:
             decision = self.decide(action, context, thread=thread)
         return decision, self.next_gate(action, decision)
