@@ -59,8 +59,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def build_app() -> Any:
-    """What ``app`` and ``sqlite_app`` build: the fixture app (tests/app and tests/web override it
-    with the reference agent)."""
+    """What ``app`` and ``sqlite_app`` build: the fixture app (tests/app overrides it with the
+    reference agent)."""
     return make_app
 
 
