@@ -5,6 +5,7 @@ SQLite and on Postgres. Nothing here imports the reference app."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,8 +59,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def build_app() -> Any:
-    """What ``app`` and ``sqlite_app`` build: the fixture app (tests/app and tests/web override it
-    with the reference agent)."""
+    """What ``app`` and ``sqlite_app`` build: the fixture app (tests/app overrides it with the
+    reference agent)."""
     return make_app
 
 
@@ -90,3 +91,19 @@ def sqlite_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_app: Any) 
         yield a
     finally:
         a.store.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright (no browser download): one per worker, whichever folder's
+    browser tests (tests/web, tests/app) ask for it."""
+    from playwright.sync_api import sync_playwright
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "Chromium is missing: apt-get install -y chromium (.ci/run does this)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()

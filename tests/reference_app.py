@@ -1,6 +1,6 @@
-"""The reference agent (graphs/, tools/) under the test fixtures: the folders that test the
-reference app (tests/app, tests/web) make the ``app`` and ``sqlite_app`` fixtures build it with
-``from tests.reference_app import build_app`` in their conftest."""
+"""The reference agent (graphs/, tools/) under the test fixtures: the folder that tests the
+reference app (tests/app) makes the ``app`` and ``sqlite_app`` fixtures build it with
+``from tests.reference_app import build_app`` in its conftest."""
 
 from __future__ import annotations
 

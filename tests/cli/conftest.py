@@ -1,5 +1,7 @@
 """Running ``agent-kit``: in process (fast; the same ``main()`` as the console script) or as the
-real console script in a subprocess (end to end)."""
+real console script in a subprocess (end to end), on the fixture app's graph (``--graph
+tests.fixture_app.served:graph``; the reference app's CLI tests in tests/app override ``graph_option``
+to use the project's langgraph.json)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "agent-kit"
+FIXTURE_GRAPH = "tests.fixture_app.served:graph"
+GRAPH = ["--graph", FIXTURE_GRAPH]
+"""What every ``cli`` and ``script`` run is given first (a later ``--graph`` wins)."""
 
 
 @dataclass
@@ -51,34 +56,45 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _forget_graph_module() -> None:
-    """Forget the graph module langgraph.json names (and the lazily built reference graph)."""
+@pytest.fixture
+def graph_option() -> list[str]:
+    """The options naming the graph each run loads: the fixture app's (``[]``: langgraph.json's)."""
+    return GRAPH
+
+
+def forget_graph_module(graph_option: list[str]) -> None:
+    """Forget the graph module the runs load, so the next run imports it afresh (it builds its
+    graph on the home it first sees, as a real invocation does)."""
     from agent_kit._loader import graph_ref
 
-    where = graph_ref(None, ROOT).rsplit(":", 1)[0]
+    where = graph_ref(graph_option[-1] if graph_option else None, ROOT).rsplit(":", 1)[0]
     name = ".".join(Path(where).with_suffix("").parts) if where.endswith(".py") else where
     sys.modules.pop(name, None)
-    reference = sys.modules.get("graphs.customer_service")
-    if reference is not None:
-        reference._graph = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def cli(home: Path) -> CLI:
-    """``cli("approve", "t1", "--as", "lee")``: run ``agent-kit --home <tmp_path> ...`` in process."""
+def forget_graph(graph_option: list[str]) -> Callable[[], None]:
+    """Called before the first run on a new home (tests/app adds the reference module's own cache)."""
+    return lambda: forget_graph_module(graph_option)
+
+
+@pytest.fixture
+def cli(home: Path, graph_option: list[str], forget_graph: Callable[[], None]) -> CLI:
+    """``cli("approve", "t1", "--as", "lee")``: run ``agent-kit --home <tmp_path> --graph <fixture app>
+    ...`` in process (``cli(..., graph=False)``: without ``--graph``, as langgraph.json decides)."""
     from agent_kit.cli import main
 
-    def run(*args: str) -> Run:
-        # The reference module builds `graph` once per process on the home it first sees (as a
-        # real invocation does); a test has a home of its own, so build it afresh for each test.
+    def run(*args: str, graph: bool = True) -> Run:
+        # The graph module builds `graph` once per process on the home it first sees (as a real
+        # invocation does); a test has a home of its own, so build it afresh for each test.
         if _built_for.get("home") != home:
-            _forget_graph_module()
+            forget_graph()
         _built_for["home"] = home
         out, err = io.StringIO(), io.StringIO()
         code: Any = 0
         with redirect_stdout(out), redirect_stderr(err):
             try:
-                main(["--home", str(home), *args])
+                main(["--home", str(home), *(graph_option if graph else []), *args])
             except SystemExit as exc:
                 code = exc.code
         return Run(code if isinstance(code, int) else (0 if code is None else 1), out.getvalue(), err.getvalue())
@@ -87,15 +103,15 @@ def cli(home: Path) -> CLI:
 
 
 @pytest.fixture
-def script(home: Path) -> CLI:
-    """Run the real console script in a subprocess, cwd = the project folder."""
+def script(home: Path, graph_option: list[str]) -> CLI:
+    """Run the real console script in a subprocess, cwd = the project folder, on the same graph as ``cli``."""
 
     def run(*args: str, with_home: bool = True, extra_home: Path | None = None) -> Run:
         env = {k: v for k, v in os.environ.items() if k not in ("AGENT_KIT_DB_URL", "AGENT_KIT_MODEL")}
         env.pop("AGENT_KIT_HOME", None)
         if extra_home is not None:
             env["AGENT_KIT_HOME"] = str(extra_home)  # the environment variable works as --home does
-        argv = [str(SCRIPT), *(["--home", str(home)] if with_home else []), *args]
+        argv = [str(SCRIPT), *(["--home", str(home)] if with_home else []), *graph_option, *args]
         p = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         return Run(p.returncode, p.stdout, p.stderr)
 

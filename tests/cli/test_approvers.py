@@ -16,7 +16,7 @@ from agent_kit import credentials as credentials_module
 from agent_kit.credentials import Credentials
 from agent_kit.store import Store
 
-from .conftest import CLI, ROOT, SCRIPT
+from .conftest import CLI, GRAPH, ROOT, SCRIPT
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def test_on_a_terminal_the_password_is_asked_twice_and_never_echoed(home: Path) 
     """The real console script on a pseudo-terminal: what the terminal shows never holds the password."""
     env = {k: v for k, v in os.environ.items() if k not in ("AGENT_KIT_DB_URL", "AGENT_KIT_MODEL")}
     main_fd, child_fd = pty.openpty()
-    proc = subprocess.Popen([str(SCRIPT), "--home", str(home), "approvers", "set-password", "sam"],
+    proc = subprocess.Popen([str(SCRIPT), "--home", str(home), *GRAPH, "approvers", "set-password", "sam"],
                             cwd=ROOT, env=env, stdin=child_fd, stdout=child_fd, stderr=child_fd)
     os.close(child_fd)
     shown = b""

@@ -78,18 +78,6 @@ def gapped(home: Path) -> list[str]:
     return ["--graph", f"{home / 'gapped_graph.py'}:graph"]
 
 
-def test_checklist_passes_on_the_reference_app(cli: CLI) -> None:
-    r = cli("checklist")
-    assert r.code == 0, r.stderr
-    assert r.stdout.startswith("# Pre-deployment checklist")
-    for question in ("What systems can the agent access?", "Which actions require human approval",
-                     "Can the business audit and reverse each action?"):
-        assert question in r.stdout
-    assert "none: every question has an answer" in r.stdout
-    report = cli("checklist", "--json").json()
-    assert report["ok"] is True and report["gaps"] == [] and len(report["questions"]) == 7
-
-
 def test_checklist_names_each_gap_and_fails(cli: CLI, gapped: list[str]) -> None:
     r = cli(*gapped, "checklist", "--json")
     assert r.code == 1
@@ -171,7 +159,7 @@ def test_graph_png_is_drawn_or_refused_in_one_line(cli: CLI, home: Path) -> None
 
 def test_no_langgraph_json_here_is_one_clear_line(cli: CLI, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(home)
-    r = cli("graph")
+    r = cli("graph", graph=False)
     assert r.code == 1 and "no langgraph.json in" in r.one_error_line()
 
 
@@ -196,35 +184,39 @@ async def create(ctx, value) -> None:
     (None, "serves the graph with no auth handler"),
     ({"path": "./missing_auth.py:auth", "disable_studio_auth": True}, "cannot be loaded"),
     ({"path": "./open_auth.py:auth", "disable_studio_auth": True}, "has no default @auth.on handler"),
-    ({"path": "./graphs/auth.py:auth"}, "disable_studio_auth is not true"),
+    ({"path": "./fixture_app/auth.py:auth"}, "disable_studio_auth is not true"),
     ("./open_auth.py:auth", "has no default @auth.on handler"),  # and studio auth left on: a second gap
 ], ids=["no-auth", "missing-file", "allows-what-it-does-not-name", "studio-bypass", "bare-path"])
 def test_checklist_reports_a_served_configuration_without_authorization(
         cli: CLI, home: Path, monkeypatch: pytest.MonkeyPatch, auth: object, named: str) -> None:
     import json
     import shutil
+    import sys
 
     from tests.cli.conftest import ROOT
 
-    for part in ("graphs", "tools", "policies"):
-        shutil.copytree(ROOT / part, home / part, ignore=shutil.ignore_patterns("__pycache__"))
+    # The fixture app as a project of its own, served through its langgraph.json.
+    shutil.copytree(ROOT / "tests" / "fixture_app", home / "fixture_app", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in [m for m in sys.modules if m == "fixture_app" or m.startswith("fixture_app.")]:
+        monkeypatch.delitem(sys.modules, name)  # another test's copy, in another home
     (home / "open_auth.py").write_text(OPEN_AUTH)
-    config: dict[str, object] = {"dependencies": ["."], "graphs": {"customer_service": "./graphs/serve.py:graph"}}
+    config: dict[str, object] = {"dependencies": ["."], "graphs": {"fixture_app": "./fixture_app/served.py:graph"}}
     if auth is not None:
         config["auth"] = auth
     (home / "langgraph.json").write_text(json.dumps(config))
     monkeypatch.chdir(home)
     monkeypatch.syspath_prepend(str(home))
-    r = cli("checklist", "--json")
+    r = cli("checklist", "--json", graph=False)
     assert r.code == 1
     gaps = r.json()["gaps"]
     assert len(gaps) == (2 if isinstance(auth, str) else 1) and named in gaps[0], gaps
     # the same graph checked on its own (--graph): its policy and tools have no gap
-    ok = cli("--graph", "graphs.serve:graph", "checklist", "--json")
+    ok = cli("--graph", "fixture_app.served:graph", "checklist", "--json")
     assert ok.code == 0, ok.stdout
-
-
-def test_checklist_names_the_reference_apps_auth_handler(cli: CLI) -> None:
-    report = cli("checklist", "--json").json()
-    (approvals,) = [q for q in report["questions"] if q["id"] == "approvals"]
-    assert any("graphs/auth.py:auth" in a and "deny by default" in a for a in approvals["answers"])
+    # and with a handler that denies by default, Studio's scheme shut out, the served configuration has none
+    config["auth"] = {"path": "./fixture_app/auth.py:auth", "disable_studio_auth": True}
+    (home / "langgraph.json").write_text(json.dumps(config))
+    served = cli("checklist", "--json", graph=False)
+    assert served.code == 0, served.stdout
+    (approvals,) = [q for q in served.json()["questions"] if q["id"] == "approvals"]
+    assert any("fixture_app/auth.py:auth" in a and "deny by default" in a for a in approvals["answers"])

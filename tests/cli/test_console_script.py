@@ -1,33 +1,12 @@
-"""The real console script, end to end in subprocesses: the demo (twice in a row) and an operator's
-round trip from chat to approval to audit."""
+"""The real console script, end to end in subprocesses: the demo's refusal to wipe a folder it did
+not make and an operator's round trip from chat to approval to audit (the reference demo itself is
+tests/app/test_reference_cli.py's)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tests.cli.conftest import CLI
-
-
-def test_demo_runs_offline_twice_in_a_row_on_a_fresh_demo_home(script: CLI, home: Path) -> None:
-    first = script("demo")
-    assert first.code == 0, first.stderr
-    assert "Traceback" not in first.stderr
-    demo_home = home / "demo"
-    for shown in ("read_only", "recommend_only", "draft_only", "execute_limited", "execute_gated", "escalate",
-                  "operator lee (support_lead) approves", "audit chain intact",
-                  f"agent-kit --home {demo_home} resolve demo-jane --interrupt "):
-        assert shown in first.stdout, shown
-    second = script("demo", "--json")
-    assert second.code == 0, second.stderr
-    summary = second.json()
-    assert summary["audit_ok"] is True and summary["home"] == str(demo_home)
-    statuses = [s["status"] for s in summary["steps"]]
-    assert statuses[-1] == "escalated" and "paused" in statuses
-    # The printed operator commands work on the demo's home, and its trail starts afresh each run.
-    pending = script("pending", "--json", with_home=False, extra_home=demo_home)
-    assert [p["kind"] for p in pending.json()] == ["escalation"]
-    assert len({p["thread_id"] for p in pending.json()}) == 1  # the first run's case was wiped
-    assert not (home / "agent_kit.sqlite").exists()  # the operator's own home is untouched
 
 
 def test_demo_refuses_to_wipe_a_folder_it_did_not_make(script: CLI, home: Path) -> None:
@@ -48,7 +27,8 @@ def test_operator_round_trip_through_the_console_script(script: CLI) -> None:
     unnamed = script("approve", "s1", "--as", "lee")  # no terminal to confirm on: nothing is decided
     assert unnamed.code == 2 and "name the approval you decide" in unnamed.one_error_line()
     ok = script("approve", "s1", "--interrupt", iid, "--as", "lee", "--json")
-    assert ok.code == 0 and ok.json()["status"] == "replied" and "refunded $80.00" in ok.json()["reply"]
+    assert ok.code == 0 and ok.json()["status"] == "replied"
+    assert '"order_id": 1001, "amount": 80.0' in ok.json()["reply"]
 
 
 def test_output_piped_into_a_closed_reader_ends_without_a_traceback(home: Path) -> None:

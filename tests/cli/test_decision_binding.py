@@ -40,14 +40,14 @@ def test_without_a_name_and_without_a_terminal_nothing_is_decided(cli: CLI, home
     assert refunds(home) == []
 
 
-@pytest.mark.parametrize(("answer", "code", "paid"), [("n\n", 1, []), ("\n", 1, []), ("y\n", 0, [12000])],
+@pytest.mark.parametrize(("answer", "code", "paid"), [("n\n", 1, []), ("\n", 1, []), ("y\n", 0, [120.0])],
                          ids=["declined", "default-is-no", "confirmed"])
 def test_on_a_terminal_the_exact_action_is_shown_and_confirmed(cli: CLI, home, monkeypatch, answer: str,  # noqa: ANN001
-                                                              code: int, paid: list[int]) -> None:
+                                                              code: int, paid: list[float]) -> None:
     seen, now = _seen_then_replaced(cli)
     monkeypatch.setattr("agent_kit.cli._on_terminal", lambda: True)
     monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
     r = cli("approve", "t1", "--as", "lee")
     assert r.code == code, r.stderr
     assert "amount=120.0" in r.stderr and now["action_hash"] in r.stderr
-    assert [x["amount_cents"] for x in refunds(home)] == paid
+    assert [x["amount"] for x in refunds(home)] == paid

@@ -1,35 +1,23 @@
-"""Four-eyes approval and rollback through the command line, checked in the back office.
+"""Four-eyes approval and rollback through the command line, checked in the system of record.
 
-The policy asks two support_lead approvals for refunds above $300. No seeded order allows that
-alone: order 1001 ($120) is too small for a $400 refund, and order 1003 ($2,400) also needs a
-supervisor. So the test adds order 1005 ($500) for Jane to its own back office.
+The fixture app's policy asks two support_lead approvals for refunds above $300 (and escalates
+above $500); the test adds order 1005 ($500) for Jane to its own records.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tests.cli.conftest import CLI, verified
+from tests.fixture_app import Records
 
 
-def add_order(home: Path, order_id: int = 1005, total_cents: int = 50_000) -> None:
-    from tools.shop import Shop
-
-    with Shop.at_home(home) as shop:
-        shop.db["orders"].insert({
-            "id": order_id, "customer": "cus_jane", "status": "delivered", "previous_status": None,
-            "items": json.dumps([{"sku": "TV-55", "name": "Television", "qty": 1, "price": total_cents / 100}]),
-            "total_cents": total_cents, "payment_method": "pm_jane_visa", "ship_line1": "500 Market St",
-            "ship_city": "San Francisco", "ship_zip": "94107", "shipped": 1,
-            "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"})
+def add_order(home: Path, order_id: int = 1005, total: float = 500.0) -> None:
+    Records.at_home(home).add_orders(order_id, 1, customer_id="cus_jane", total=total)
 
 
 def refunds(home: Path) -> list[dict]:
-    from tools.shop import Shop
-
-    with Shop.at_home(home) as shop:
-        return list(shop.db.query("select id, order_id, amount_cents, status from refunds"))
+    return Records.at_home(home).refunds()
 
 
 def test_a_400_refund_needs_two_different_support_leads(cli: CLI, home: Path) -> None:
@@ -54,7 +42,7 @@ def test_a_400_refund_needs_two_different_support_leads(cli: CLI, home: Path) ->
     second = cli("approve", "t1", "--interrupt", item["interrupt_id"], "--as", "sam", "--json")
     assert second.code == 0, second.stderr
     assert second.json()["status"] == "replied"
-    assert [(r["order_id"], r["amount_cents"]) for r in refunds(home)] == [(1005, 40_000)]
+    assert [(r["order_id"], r["amount"]) for r in refunds(home)] == [(1005, 400.0)]
     assert cli("pending", "--json").json() == []
     late = cli("approve", "t1", "--interrupt", item["interrupt_id"], "--as", "morgan")
     assert late.code == 1 and len(refunds(home)) == 1
@@ -89,14 +77,14 @@ def test_rollback_restores_the_back_office_once(cli: CLI, home: Path) -> None:
 def test_rollback_by_someone_without_the_role_is_refused(cli: CLI, home: Path) -> None:
     import yaml
 
-    from graphs.customer_service import POLICY_PATH
+    from tests.fixture_app.agent import POLICY
 
-    # The reference policy's approvers may all roll back; add one who may not (a billing clerk).
-    doc = yaml.safe_load(POLICY_PATH.read_text())
+    # The fixture policy's approvers may all roll back; add one who may not (a billing clerk).
+    doc = yaml.safe_load(POLICY.read_text())
     doc["approvers"]["ava"] = ["billing"]
     (home / "policy.yaml").write_text(yaml.safe_dump(doc))
     (home / "billing_graph.py").write_text(
-        "from pathlib import Path\nfrom graphs.customer_service import build_graph\n"
+        "from pathlib import Path\nfrom tests.fixture_app import build_graph\n"
         "graph = build_graph(policy=Path(__file__).with_name('policy.yaml'))\n")
     seq = executed_refund(cli, home)
     custom = ["--graph", f"{home / 'billing_graph.py'}:graph"]

@@ -159,14 +159,3 @@ def test_a_model_server_that_is_down_is_named_with_its_url(cli: CLI, monkeypatch
 def test_a_store_that_cannot_be_opened_is_named(script: CLI, argv: list[str], named: str) -> None:
     r = script(*argv, with_home=False)
     assert r.code == 1 and named in r.one_error_line()
-
-
-def test_the_reference_app_is_found_through_langgraph_json_in_the_current_folder(tmp_path: Path) -> None:
-    exe = Path(sys.executable).parent / "agent-kit"
-    here = subprocess.run([str(exe), "--home", str(tmp_path / "h"), "graph"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert here.returncode == 0 and "approval" in here.stdout, here.stderr
-    elsewhere = subprocess.run([str(exe), "--home", str(tmp_path / "h"), "graph"], cwd=tmp_path, capture_output=True,
-                               text=True, timeout=120)
-    assert elsewhere.returncode == 1
-    assert f"no langgraph.json in {tmp_path}" in elsewhere.stderr

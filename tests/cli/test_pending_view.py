@@ -41,11 +41,11 @@ def _pause_as_served(home: Path, thread: str) -> str:
 
     from agent_kit.graph import with_checkpointer
     from agent_kit.store import Store
-    from graphs.customer_service import build_graph
+    from tests.fixture_app import build_graph
 
     with Store.open(home=home) as store:
         graph = with_checkpointer(build_graph(home=home, store=store), InMemorySaver())
-        cfg = {"configurable": {"thread_id": thread, "graph_id": "customer_service", "assistant_id": "a-1"}}
+        cfg = {"configurable": {"thread_id": thread, "graph_id": "fixture_app", "assistant_id": "a-1"}}
         graph.invoke({"messages": [HumanMessage("Hi, I'm Jane Doe, zip 94107")]}, cfg)
         out = graph.invoke({"messages": [HumanMessage("Refund $80 on order 1001")]}, cfg)
         return str(out["__interrupt__"][0].id)
@@ -54,10 +54,10 @@ def _pause_as_served(home: Path, thread: str) -> str:
 def test_a_run_served_by_langgraph_server_says_how_it_is_resumed_there(cli: CLI, home: Path) -> None:
     iid = _pause_as_served(home, "srv-1")
     r = cli("pending")
-    assert "served by LangGraph Server (graph customer_service)" in r.stdout
+    assert "served by LangGraph Server (graph fixture_app)" in r.stdout
     assert "/threads/srv-1/runs" in r.stdout and iid in r.stdout
     assert "agent-kit --home" not in r.stdout.split("srv-1", 1)[1]  # no agent-kit command that would fail
     (item,) = cli("pending", "--json").json()
-    assert item["served_by"] == {"graph_id": "customer_service", "assistant_id": "a-1"}
+    assert item["served_by"] == {"graph_id": "fixture_app", "assistant_id": "a-1"}
     refused = cli("approve", "srv-1", "--interrupt", iid, "--as", "lee")
     assert refused.code == 1 and "run by LangGraph Server" in refused.one_error_line()

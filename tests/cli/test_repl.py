@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import GRAPH
+
 ROOT = Path(__file__).resolve().parents[2]
 EXE = Path(sys.executable).parent / "agent-kit"
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -26,7 +28,7 @@ class Terminal:
         self.master, slave = pty.openpty()
         env = {k: v for k, v in os.environ.items() if k not in ("AGENT_KIT_DB_URL", "AGENT_KIT_MODEL")}
         env.update(AGENT_KIT_HOME=str(home), TERM="xterm", NO_COLOR="1", COLUMNS="160", LINES="50")
-        self.proc = subprocess.Popen([str(EXE), "chat", "--thread", thread], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([str(EXE), *GRAPH, "chat", "--thread", thread], cwd=ROOT, env=env,
                                      stdin=slave, stdout=slave, stderr=slave, close_fds=True)
         os.close(slave)
         self.screen = b""
@@ -93,12 +95,12 @@ def test_the_repl_edits_lines_keeps_history_and_shows_an_operators_decision(home
         iid = subprocess.run([str(EXE), "--home", str(home), "pending", "--thread", "r1", "--ids"], cwd=ROOT,
                              capture_output=True, text=True, timeout=120,
                              env={k: v for k, v in os.environ.items() if k != "AGENT_KIT_DB_URL"}).stdout.strip()
-        done = subprocess.run([str(EXE), "--home", str(home), "approve", "r1", "--interrupt", iid, "--as", "lee"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120,
+        done = subprocess.run([str(EXE), "--home", str(home), *GRAPH, "approve", "r1", "--interrupt", iid, "--as", "lee"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120,
                               env={k: v for k, v in os.environ.items() if k != "AGENT_KIT_DB_URL"})
         assert done.returncode == 0, done.stderr
         term.wait_for("approved issue_refund by lee")
-        screen = term.wait_for("agent: I've refunded $80.00 on order 1001")
+        screen = term.wait_for('agent: Done. issue_refund: {"refund_id": 1, "order_id": 1001, "amount": 80.0}')
         term.wait_for("thread r1 · replied", 2)
         assert "executed issue_refund" in screen or "executed issue_refund" in term.wait_for("executed issue_refund")
 

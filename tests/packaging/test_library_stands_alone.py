@@ -1,8 +1,8 @@
 """The library's tests prove it on their own: nothing in tests/core, tests/storage,
-tests/reliability or tests/scale, nor anything they import from tests/ (followed transitively,
-imports inside functions, worker scripts and code kept in strings included), nor the root
-conftest pytest loads for them, imports the reference app (``graphs`` or ``tools``). They run on
-tests/fixture_app, so deleting graphs/ and tools/ leaves them green."""
+tests/reliability, tests/scale, tests/cli or tests/web, nor anything they import from tests/
+(followed transitively, imports inside functions, worker scripts and code kept in strings
+included), nor the root conftest pytest loads for them, imports the reference app (``graphs`` or
+``tools``). They run on tests/fixture_app, so deleting graphs/ and tools/ leaves them green."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LIBRARY_TESTS = ("core", "storage", "reliability", "scale")
+LIBRARY_TESTS = ("core", "storage", "reliability", "scale", "cli", "web")
 REFERENCE_APP = ("graphs", "tools")
 
 

@@ -1,10 +1,10 @@
-"""The web inbox under test: the real app over the reference agent's store, served by uvicorn on
+"""The web inbox under test: the real app over the fixture app's store (the root conftest's ``app`` /
+``sqlite_app``; tests/app reuses these fixtures over the reference agent), served by uvicorn on
 127.0.0.1 (a free port) for the browser, or driven in process by Starlette's test client."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import threading
 import weakref
@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import App
-from tests.reference_app import build_app  # noqa: F401  (app / sqlite_app: the reference agent)
 
 PASSWORDS = {"lee": "lee-password-123", "sam": "sam-password-123", "morgan": "morgan-password-123"}
 SECRET = "test-secret-key-" + "x" * 32
@@ -83,21 +82,6 @@ def served(sqlite_app: App) -> Iterator[Served]:
     finally:
         server.should_exit = True
         thread.join(15)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, driven by Playwright (no browser download)."""
-    from playwright.sync_api import sync_playwright
-
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Chromium is missing: apt-get install -y chromium (.ci/run does this)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -170,7 +170,7 @@ def test_a_decision_on_a_stale_item_is_refused_with_the_reason_and_nothing_execu
         monkeypatch.setattr("agent_kit.runtime.datetime", _Later)
         monkeypatch.setattr("agent_kit.web._pages._now", lambda: _Later.now(UTC))
     else:
-        paused_refund(app, "t2", "Refund $90 on order 1003")
+        paused_refund(app, "t2", "Refund $90 on order 1002")
         form["thread"] = "t2"
     before = [(r["amount"], r["status"]) for r in app.shop.refunds()]
     resp = client.post(f"/items/{item['interrupt_id']}/decide", data=form)

@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.reference_app import make_app
+from tests.cli.conftest import GRAPH
+from tests.conftest import ROOT, make_app
 
 SCRIPT = Path(sys.executable).parent / "agent-kit"
 PASSWORD = "lee-password-123"
@@ -27,7 +27,7 @@ PASSWORD = "lee-password-123"
 def _run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     # the SQLite store under HOME, whatever another test in this process left in the environment
     env = {k: v for k, v in os.environ.items() if k not in ("AGENT_KIT_DB_URL", "AGENT_KIT_WEB_SECRET")}
-    return subprocess.run([str(SCRIPT), "--home", str(home), *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([str(SCRIPT), "--home", str(home), *GRAPH, *args], input=stdin, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300, check=False)
 
 
@@ -47,7 +47,7 @@ def test_agent_kit_serve_signs_in_and_approves_through_the_same_store(tmp_path: 
     assert _run(home, "chat", "--thread", "t1", "-m", "Hi, I'm Jane Doe, zip 94107").returncode == 0
     assert "paused" in _run(home, "chat", "--thread", "t1", "-m", "Refund $80 on order 1001").stdout
     port = _free_port()
-    proc = subprocess.Popen([str(SCRIPT), "--home", str(home), "serve", "--port", str(port)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([str(SCRIPT), "--home", str(home), *GRAPH, "serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -72,7 +72,7 @@ def test_agent_kit_serve_signs_in_and_approves_through_the_same_store(tmp_path: 
         iid = item.split("/")[2].split("?")[0]
         done = opener.open(f"http://127.0.0.1:{port}/items/{iid}/decide", data=urlencode(form).encode(),
                            timeout=120).read().decode()
-        assert "refunded $80.00" in done
+        assert "issue_refund: {&#34;refund_id&#34;: 1, &#34;order_id&#34;: 1001, &#34;amount&#34;: 80.0}" in done
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
