@@ -66,6 +66,9 @@ class PendingItem:
     """What the person is asked, as the run asked it (for a verification: the customer's question)."""
     receivers: list[str] | None = None
     """For an escalation: the roles (or people) who may resolve it."""
+    requirements: list[dict[str, Any]] | None = None
+    """For an approval: every role it needs, ``{"role", "count"}`` (``required_role`` is the first
+    one still unmet)."""
     served_by: dict[str, str] | None = None
     """``{"graph_id", "assistant_id"}`` when LangGraph Server runs the thread: it is resumed there,
     not through ``agent-kit``."""
@@ -94,6 +97,7 @@ class PendingItem:
             summary=request.get("summary"), tool_call_id=request.get("tool_call_id"),
             policy_version=request.get("policy_version"), question=asked.get("description"),
             receivers=request.get("receivers"), served_by=served_by,
+            requirements=[dict(r) for r in request["requirements"]] if request.get("requirements") else None,
         )
 
     @classmethod

@@ -112,9 +112,20 @@ def list_permission(item: Any, me: str, policy: Any) -> Permission:
         receivers = set(policy.document.escalation.receivers or ())
         ok = not receivers or bool(receivers & (roles | {me}))
         return Permission(resolve=ok, why_not=None if ok else f"needs one of {', '.join(sorted(receivers))}")
-    if item.required_role and item.required_role not in roles:
-        return Permission(why_not=f"needs role {item.required_role}")
+    needed = _unmet(item, policy) or ([item.required_role] if item.required_role else [])
+    if needed and not set(needed) & roles:
+        return Permission(why_not=f"needs role {' or '.join(needed)}")
     return Permission(approve=True, reject=True)
+
+
+def _unmet(item: Any, policy: Any) -> list[str]:
+    """The roles of an approval's requirements that its approvals so far do not meet."""
+    unmet = []
+    for req in item.requirements or ():
+        have = sum(1 for a in item.approvals if req["role"] in policy.roles_of(a.get("approver", "")))
+        if have < int(req.get("count") or 1):
+            unmet.append(str(req["role"]))
+    return unmet
 
 
 # -- the conversation ---------------------------------------------------------------------------
