@@ -93,10 +93,11 @@ def sqlite_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_app: Any) 
         a.store.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, driven by Playwright (no browser download): one per worker, whichever folder's
-    browser tests (tests/web, tests/app) ask for it."""
+    """Debian's Chromium, driven by Playwright (no browser download), for one module's browser tests
+    (tests/web, tests/app). Module-scoped: Playwright's sync API keeps an event loop running in the
+    thread while it is open, which would break every later test of the worker that runs one."""
     from playwright.sync_api import sync_playwright
 
     path = shutil.which("chromium") or shutil.which("chromium-browser")
