@@ -76,3 +76,20 @@ def test_an_approval_given_before_the_policy_changed_is_never_also_refused(kit_o
         f"an interrupt has more than one decision on record: {by_interrupt}"
     assert kit.bank.payments() == []
     assert kit.store.audit.verify().ok
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_leads_edit_asked_of_a_lead_is_taken_after_the_policy_moves_to_the_boss(
+        kit_on: Any, backend: str, tmp_path: Path) -> None:
+    """lee edits $50 down to $40; the policy now wants the boss. The boss, asked next, approves what
+    is pending: it must never be the $50 lee edited away."""
+    kit, rt, path, item = _paused(kit_on, tmp_path, 50)
+    _needs_boss(path)
+    try:
+        rt.approve(item, approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 40.0}})
+    except Exception:  # noqa: BLE001
+        pass
+    for pending in rt.result("t").pending:
+        rt.approve(pending, approver="morgan")
+    assert ("ann", 50.0, 0) not in kit.bank.payments(), "paid the $50 lee edited down to $40"
+    assert [e.actor for e in kit.store.audit.entries("t", kind="edited")] == ["lee"]
