@@ -321,8 +321,14 @@ def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comm
     roles_of = layer.policy.roles_of
     answered = 0
     while not approvals_complete(reqs, given, roles_of) or answered < answers_stored():
-        basis = decision if not approvals_complete(reqs, given, roles_of) else asked
+        # The first question of this task was asked under the decision the action was sent here
+        # with: an answer to it is checked against that question as it was asked (a lead's
+        # rejection stays a rejection when the policy now wants someone else). Every later
+        # question is asked, and its answer checked, under the policy as it is now.
+        basis = asked if answered == 0 and answers_stored() > 0 else decision
         needs = [a.to_json() for a in basis.approvals]
+        if not needs:  # the policy asks nothing now: an answer stored is taken as it was asked
+            basis, needs = asked, [a.to_json() for a in asked.approvals]
         if not needs:  # never asked under either decision: nothing stored can be an answer to it
             break
         unmet = [r for r in needs if sum(1 for g in given if r["role"] in roles_of(g["approver"])) < r["count"]]
@@ -335,7 +341,8 @@ def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comm
             d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy",
                                     carried=task.get("refused") if answered == 0 else None)
         except Reask as exc:
-            return _reask("approval", {**action, "grants": {**action["grants"], "approvals": given}}, context, exc)
+            return _reask("approval", {**action, "decision": decision.to_json(),
+                                       "grants": {**action["grants"], "approvals": given}}, context, exc)
         data = {"role": d.role, "message": d.message}
         if d.type == "reject":
             layer.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data,

@@ -76,7 +76,9 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         chash = action_hash(comp.name, args)
         ckey = _attempt_key(store, thread, entry_seq, chash)
         if comp.takes_idempotency_key:
-            call["idempotency_key"] = ckey
+            # The back office sees one key for every attempt: one that failed after the reversal
+            # was applied (a timeout) is answered, not applied again.
+            call["idempotency_key"] = idempotency_key(thread, f"rollback:{entry_seq}", chash)
         prior = store.ledger.get(ckey)
         if prior is not None and prior.status in ("started", "unknown") and not comp.can_reconcile:
             store.ledger.mark_unknown(ckey)
@@ -118,10 +120,10 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
 
 
 def _attempt_key(store: Any, thread: str, entry_seq: int, chash: str) -> str:
-    """The compensation's idempotency key for this attempt: the first attempt's, or, after attempts
-    that failed (the compensation raised or reported failure: nothing was reversed), a key of its
-    own, so the new attempt is a new effect with its intent on record before it runs, and a cut-off
-    attempt is never run again blindly."""
+    """The ledger key of this attempt: the first attempt's, or, after attempts that failed, a key of
+    its own, so the new attempt is a new effect with its intent on record before it runs, and a
+    cut-off attempt is never run again blindly. (A compensation that takes an idempotency key is
+    given the first attempt's key every time, so its back office applies the reversal once.)"""
     attempt = 0
     while True:
         key = idempotency_key(thread, f"rollback:{entry_seq}" + (f"#{attempt}" if attempt else ""), chash)
