@@ -145,6 +145,30 @@ class ActionRouter:
         its provenance, so later nodes can tell it from a write through the server's API."""
         return _provenance.sign(self.store.audit.keyring, thread_of(config), update, by=by, source=source)
 
+    def send(self, node: str, action: Mapping[str, Any], context: Mapping[str, Any],
+             refused: Mapping[str, Any] | None = None) -> Send:
+        """The ``Send`` of an action to a gate node, its action MAC'd for that node (a gate node
+        takes no action that agent_kit's nodes did not send it)."""
+        task: dict[str, Any] = {"action": _provenance.sign_action(self.store.audit.keyring, node, action),
+                                "context": dict(context)}
+        if refused is not None:
+            task["refused"] = refused
+        return Send(node, task)
+
+    def signed_task(self, task: Mapping[str, Any], config: RunnableConfig, node: str) -> bool:
+        """Whether the task's action was sent to ``node`` by agent_kit's nodes; if not, the attempt
+        is audited once (``refused``, ``rule: forged_action``) and nothing of it runs."""
+        action = task.get("action") if isinstance(task, Mapping) else None
+        if _provenance.action_signed(self.store.audit.keyring, node, action):
+            return True
+        shown = ascii(action)[:500]
+        self.audit("refused", None, config, actor=actor_of(config),
+                   key=f"forged_action:{node}:{_provenance.digest({'action': shown})}",
+                   data={"rule": "forged_action", "node": node, "action": shown,
+                         "error": f"an action sent to {node} that agent_kit's nodes did not send (a Send or "
+                                  "command.goto written by hand?): nothing of it runs"})
+        return False
+
     def trust(self, context: Mapping[str, Any] | None, config: RunnableConfig, *, node: str) -> dict[str, Any]:
         """The context this thread's nodes wrote; anything else is dropped, and audited once."""
         good, forged = _provenance.trusted(self.store.audit.keyring, thread_of(config), context)
@@ -360,7 +384,7 @@ class ActionRouter:
             self.store.ledger.reserve(idempotency_key(thread, call_id(action), action["hash"]), tool=action["tool"],
                                       thread_id=thread, args=action["args"],
                                       dims=self.dimensions(action, context, thread))
-        return Command(goto=Send(gate, {"action": action, "context": dict(context)}))
+        return Command(goto=self.send(gate, action, context))
 
     def decide_turn(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The permission node: decide every call of the last AI message and send each on its way."""
@@ -458,7 +482,7 @@ class ActionRouter:
         first = {**first, "decision": {**first["decision"], "outcome": "escalate", "mode": Mode.ESCALATE.value,
                                        "rule": "max_strikes", "reason": reason}}  # still an Action
         msgs = [tool_message(a, f"Not run: {reason}", error=True) for a in rest]
-        return Command(update={"messages": msgs}, goto=Send("escalation", {"action": first, "context": context}))
+        return Command(update={"messages": msgs}, goto=self.send("escalation", first, context))
 
     def escalate_strikes(self, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
         """The turn keeps failing: hand the last call to a person instead of asking the model again."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
-from langgraph.types import Command, Send, interrupt
+from langgraph.types import Command, interrupt
 
 from agent_kit import _compat, _effects, _provenance
 from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
@@ -253,7 +253,7 @@ def verification(layer: PermissionLayer, task: Task, config: RunnableConfig) -> 
             d, iid, answered = _ask(layer, request, action, config, answered, "verification_requested",
                                     actor="policy", carried=task.get("refused") if answered == 0 else None)
         except Reask as exc:
-            return _reask("verification", {**action, "grants": grants}, context, exc, context_update)
+            return _reask(layer, "verification", {**action, "grants": grants}, context, exc, context_update)
         ok = d.type in ("approve", "respond")
         detail: dict[str, Any] = {"verification": kind, "answer": d.message}
         if ok and kind == "confirm":
@@ -291,14 +291,14 @@ def verification(layer: PermissionLayer, task: Task, config: RunnableConfig) -> 
     return cmd
 
 
-def _reask(node: str, action: Action, context: Mapping[str, Any], exc: Reask,
+def _reask(layer: PermissionLayer, node: str, action: Action, context: Mapping[str, Any], exc: Reask,
            context_update: Mapping[str, Any] | None = None) -> Command[Any]:
     """End this task and ask again in a new one, the refusal carried into its first interrupt."""
 
     task: Task = {"action": action.copy(), "context": _provenance.merge(context, context_update),
                   "refused": exc.refused}
     update = {"context": dict(context_update)} if context_update else None
-    return Command(update=update, goto=Send(node, task))
+    return Command(update=update, goto=layer.send(node, task["action"], task["context"], task.get("refused")))
 
 
 def _question(kind: str, action: Action) -> str:
@@ -341,7 +341,7 @@ def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comm
             d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy",
                                     carried=task.get("refused") if answered == 0 else None)
         except Reask as exc:
-            return _reask("approval", {**action, "decision": decision.to_json(),
+            return _reask(layer, "approval", {**action, "decision": decision.to_json(),
                                        "grants": {**action["grants"], "approvals": given}}, context, exc)
         data = {"role": d.role, "message": d.message}
         if d.type == "reject":
@@ -378,7 +378,7 @@ def escalation(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Co
     try:
         d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy", carried=task.get("refused"))
     except Reask as exc:
-        return _reask("escalation", action, context, exc)
+        return _reask(layer, "escalation", action, context, exc)
     layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                 data={"note": d.message, "resolution": d.resolution, "role": d.role}, close_inbox=iid)
     handoff = bool(action.get("handoff"))  # no open tool call: a run-level hand-off
@@ -654,7 +654,7 @@ def _outcome_unknown(layer: PermissionLayer, action: Action, context: dict[str, 
               "it was not run again; a person must check the system of record")
     action = {**action, "decision": {**action["decision"], "outcome": "escalate", "mode": "escalate",
                                      "rule": "outcome_unknown", "reason": reason}}
-    return Command(goto=Send("escalation", {"action": action, "context": context}))
+    return Command(goto=layer.send("escalation", action, context))
 
 
 def record(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:

@@ -41,6 +41,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from agent_kit import _compat, _gates, _provenance
 from agent_kit._actions import (
@@ -323,23 +324,36 @@ class PermissionLayer(ActionRouter):
         return self.decide_turn(state, config)
 
     def verification(self, task: Task, config: RunnableConfig) -> Any:
+        if not self.signed_task(task, config, "verification"):
+            return Command(goto="agent")
         return _gates.verification(self, self._trusted_task(task, config, "verification"), config)
 
     def approval(self, task: Task, config: RunnableConfig) -> Any:
+        if not self.signed_task(task, config, "approval"):
+            return Command(goto="agent")
         return _gates.approval(self, self._trusted_task(task, config, "approval"), config)
 
     def escalation(self, task: Task, config: RunnableConfig) -> Any:
+        if not self.signed_task(task, config, "escalation"):
+            return Command(goto="agent")
         return _gates.escalation(self, self._trusted_task(task, config, "escalation"), config)
 
     def execute(self, task: Task, config: RunnableConfig) -> Any:
+        if not self.signed_task(task, config, "execute"):
+            return Command(goto="agent")
         return _gates.execute(self, self._trusted_task(task, config, "execute"), config)
 
     def record(self, task: Task, config: RunnableConfig) -> Any:
+        if not self.signed_task(task, config, "record"):
+            return Command(goto="agent")
         return _gates.record(self, self._trusted_task(task, config, "record"), config)
 
     def _trusted_task(self, task: Task, config: RunnableConfig, node: str) -> Task:
-        """The task with only the context agent_kit's nodes wrote for this thread (see _provenance)."""
-        return {**task, "context": self.trust(task.get("context"), config, node=node)}
+        """The task (its action checked by :meth:`signed_task`, its MAC taken off) with only the
+        context agent_kit's nodes wrote for this thread (see _provenance)."""
+        action = {k: v for k, v in task["action"].items() if k != _provenance.ACTION_MAC}
+        return {**task, "action": action,  # type: ignore[typeddict-item]
+                "context": self.trust(task.get("context"), config, node=node)}
 
     # -- building ----------------------------------------------------------------------------
     def builder(self) -> StateGraph[Any, Any, Any, Any]:

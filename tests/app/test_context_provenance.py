@@ -14,6 +14,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command, Send
 
+from agent_kit import _provenance
 from agent_kit._canonical import action_hash
 from tests.conftest import App
 
@@ -83,6 +84,9 @@ def test_a_send_to_execute_with_a_forged_context_runs_nothing(app: App) -> None:
               "hash": action_hash("get_order", args), "requested_by": "customer",
               "requested_at": "2026-01-01T00:00:00+00:00", "expires_at": None, "decision": {},
               "grants": {"verified": [], "approvals": []}}
+    # Signed as agent_kit's nodes sign what they send (an attacker holding the audit key passes
+    # the action wall): the context wall still drops the forged context.
+    action = _provenance.sign_action(app.store.audit.keyring, "execute", action)
     graph.invoke(Command(goto=Send("execute", {"action": action, "context": OMAR})), _cfg("t"))
     assert _reads(app, "t") == []
     assert [e.data["node"] for e in _forged(app, "t")] == ["execute"]

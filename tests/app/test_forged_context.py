@@ -105,7 +105,8 @@ def test_a_forged_context_sent_to_execute_with_command_goto_reads_nothing(server
     assert r.status_code == 200, r.text
     entries = _entries(home, thread)
     assert not [e for e in entries if e.tool == "get_order" and e.kind in ("read", "started", "executed")]
-    assert [e for e in entries if e.kind == "refused" and e.data.get("rule") == "forged_context"
+    # A client cannot MAC an action: the payload is refused before its context is even read.
+    assert [e for e in entries if e.kind == "refused" and e.data.get("rule") == "forged_action"
             and e.data.get("node") == "execute"]
     assert "350 5th Ave" not in json.dumps(r.json())
 

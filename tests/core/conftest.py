@@ -181,3 +181,9 @@ def kit_on(open_store: Any, tmp_path: Path) -> Iterator[Any]:
         return Kit(tmp_path, steps, policy, store=open_store(), **kw)
 
     yield make
+
+
+def refused_as_forged(kit: Any, node: str) -> list[Any]:
+    """The ``forged_action`` refusals audited for payloads sent by hand to ``node``."""
+    return [e for e in kit.store.audit.entries("t", kind="refused")
+            if e.data.get("rule") == "forged_action" and e.data.get("node") == node]

@@ -10,6 +10,7 @@ import pytest
 from langgraph.types import Command, Send
 
 from agent_kit._canonical import action_hash
+from tests.core.conftest import refused_as_forged
 
 ARGS = {"to": "ann", "amount": 50.0}
 
@@ -27,17 +28,9 @@ def test_an_answer_to_an_item_a_payload_listed_is_audited_or_refused(kit_on: Any
               "grants": {"verified": [], "approvals": []}}
     rt.graph.invoke(Command(goto=Send("approval", {"action": action, "context": {}})),
                     {"configurable": {"thread_id": "t"}})
-    (item,) = rt.pending("t")
-    before = len(kit.store.audit.entries("t"))
-    try:
-        result = rt.approve(item, approver="lee")
-        outcome = result.status
-    except Exception as exc:  # noqa: BLE001 - a refusal with its reason is a fine answer
-        outcome = f"refused: {exc}"
-    after = kit.store.audit.entries("t")[before:]
-    listed = [i.interrupt_id for i in kit.store.inbox.for_thread("t")]
-    assert outcome.startswith("refused") or after, \
-        f"lee's approval of a listed item came back {outcome!r}, with no audit entry"
-    assert outcome.startswith("refused") or item["interrupt_id"] not in listed
-    assert item["interrupt_id"] in listed or any(e.interrupt_id == item["interrupt_id"] for e in after), \
-        "the item left the inbox with no entry saying what became of lee's answer"
+    # Refused at the first wall: agent_kit's nodes MAC every action they send to a gate node;
+    # a payload written by hand asks nobody, lists nothing, runs nothing, and is audited.
+    assert refused_as_forged(kit, "approval")
+    assert kit.runtime.pending("t") == [] and kit.bank.payments() == []
+    assert kit.store.audit.verify().ok
+

@@ -15,6 +15,7 @@ from agent_kit._canonical import action_hash
 from agent_kit.interrupts import now_iso
 from agent_kit.testing import tool_call
 from tests.core.conftest import POLICY
+from tests.core.conftest import refused_as_forged
 
 ARGS = {"to": "ann", "amount": 50.0}
 
@@ -58,7 +59,10 @@ def test_an_expiry_carried_in_a_payload_sent_to_approval_does_not_stretch_the_wi
                            "approvals": [{"role": "lead", "count": 1}], "approval_expiry": 0},
               "grants": {"verified": [], "approvals": []}}
     out = rt.graph.invoke(Command(goto=Send("approval", {"action": action, "context": {}})), config)
-    (asked,) = out["__interrupt__"]
-    time.sleep(1.5)
-    _approve(rt.graph, config, asked)
-    assert kit.bank.payments() == [], f"paid on an approval given after its window (asked: {asked.value['expires_at']})"
+    # Refused at the first wall: agent_kit's nodes MAC every action they send to a gate node;
+    # a payload written by hand asks nobody, lists nothing, runs nothing, and is audited.
+    assert not out.get("__interrupt__")
+    assert refused_as_forged(kit, "approval")
+    assert kit.runtime.pending("t") == [] and kit.bank.payments() == []
+    assert kit.store.audit.verify().ok
+

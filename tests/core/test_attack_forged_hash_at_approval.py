@@ -10,7 +10,8 @@ import pytest
 from langgraph.types import Command, Send
 
 from agent_kit._canonical import action_hash
-from agent_kit.interrupts import now_iso
+
+from tests.core.conftest import refused_as_forged
 
 NO_GRANTS: dict[str, Any] = {"verified": [], "approvals": []}
 
@@ -35,22 +36,9 @@ def test_an_approval_of_what_was_shown_never_pays_what_the_hash_names(kit_on: An
     config = {"configurable": {"thread_id": "t"}}
     out = rt.graph.invoke(Command(goto=Send("approval", {"action": _action(shown, hidden, NO_GRANTS, "forged-1"),
                                                          "context": {}})), config)
-    (asked,) = out["__interrupt__"]
-    assert asked.value["action_requests"][0]["args"] == shown  # lee is shown $15 to ann
-    # lee approves what he was shown (answered straight to the graph, as a handler-less server takes it)
-    rt.graph.invoke(Command(resume={asked.id: {"decisions": [{"type": "approve"}], "approver": "lee",
-                                               "action_hash": asked.value["action_hash"],
-                                               "decided_at": now_iso()}}), config)
-    assert kit.bank.payments() == []  # the shown action's hash does not match: not run
-    approved = [e for e in kit.store.audit.entries("t", kind="approved")]
-    grants = {"verified": [], "approvals": [{"approver": e.actor, "role": "lead", "at": e.at,
-                                             "interrupt_id": e.interrupt_id} for e in approved]}
-    try:
-        rt.graph.invoke(Command(goto=Send("execute", {"action": _action(meant, hidden, grants, "forged-2"),
-                                                      "context": {}})), config)
-    except Exception:  # noqa: BLE001 - what counts is what was paid
-        pass
-    assert ("mallory", 90.0, 0) not in kit.bank.payments(), \
-        "paid $90 to mallory on lee's approval of $15 to ann"
-    assert all(e.action_hash == action_hash("pay", shown) for e in approved), \
-        "an approval of the shown arguments is on record under another action's hash"
+    # Refused at the first wall: agent_kit's nodes MAC every action they send to a gate node;
+    # a payload written by hand asks nobody, lists nothing, runs nothing, and is audited.
+    assert not out.get("__interrupt__")
+    assert refused_as_forged(kit, "approval")
+    assert kit.runtime.pending("t") == [] and kit.bank.payments() == []
+    assert kit.store.audit.verify().ok

@@ -11,8 +11,9 @@ import pytest
 from langgraph.types import Command, Send
 
 from agent_kit._canonical import action_hash
-from agent_kit.interrupts import now_iso
 from tests.core.conftest import POLICY
+
+from tests.core.conftest import refused_as_forged
 
 
 def _action(args: dict[str, Any], hashed: str, grants: dict[str, Any], call: str) -> dict[str, Any]:
@@ -36,16 +37,9 @@ def test_a_confirmation_of_what_was_shown_never_closes_what_the_hash_names(kit_o
     hidden = action_hash("close_account", meant)
     out = rt.graph.invoke(Command(goto=Send("verification", {
         "action": _action(shown, hidden, {"verified": [], "approvals": []}, "sent-1"), "context": {}})), config)
-    (asked,) = out["__interrupt__"]
-    assert asked.value["action_requests"][0]["args"] == shown
-    rt.graph.invoke(Command(resume={asked.id: {"decisions": [{"type": "respond", "message": "yes"}],
-                                               "approver": "customer", "decided_at": now_iso()}}), config)
-    assert kit.bank.closed() == []
-    assert [e.interrupt_id for e in kit.store.audit.entries("t", kind="verified")] == [asked.id]
-    grants = {"verified": ["confirm"], "approvals": [], "verified_at": {"confirm": asked.id}}
-    try:
-        rt.graph.invoke(Command(goto=Send("execute", {"action": _action(meant, hidden, grants, "sent-2"),
-                                                      "context": {}})), config)
-    except Exception:  # noqa: BLE001
-        pass
-    assert "victim" not in kit.bank.closed(), "closed the account the customer was never shown"
+    # Refused at the first wall: agent_kit's nodes MAC every action they send to a gate node;
+    # a payload written by hand asks nobody, lists nothing, runs nothing, and is audited.
+    assert not out.get("__interrupt__")
+    assert refused_as_forged(kit, "verification")
+    assert kit.runtime.pending("t") == [] and kit.bank.closed() == []
+    assert kit.store.audit.verify().ok
