@@ -149,7 +149,7 @@ class ActionRouter:
              refused: Mapping[str, Any] | None = None) -> Send:
         """The ``Send`` of an action to a gate node, its action MAC'd for that node (a gate node
         takes no action that agent_kit's nodes did not send it)."""
-        task: dict[str, Any] = {"action": _provenance.sign_action(self.store.audit.keyring, node, action),
+        task: dict[str, Any] = {"action": _provenance.sign_action(self.store.audit.keyring, node, action, refused),
                                 "context": dict(context)}
         if refused is not None:
             task["refused"] = refused
@@ -159,7 +159,8 @@ class ActionRouter:
         """Whether the task's action was sent to ``node`` by agent_kit's nodes; if not, the attempt
         is audited once (``refused``, ``rule: forged_action``) and nothing of it runs."""
         action = task.get("action") if isinstance(task, Mapping) else None
-        if _provenance.action_signed(self.store.audit.keyring, node, action):
+        refused = task.get("refused") if isinstance(task, Mapping) else None
+        if _provenance.action_signed(self.store.audit.keyring, node, action, refused):
             return True
         shown = ascii(action)[:500]
         self.audit("refused", None, config, actor=actor_of(config),

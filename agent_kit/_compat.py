@@ -261,6 +261,23 @@ def end_requested() -> bool:
         return False
 
 
+def state_value(channel: str) -> Any:
+    """Inside a node: the thread's ``channel`` as this step started (None where it cannot be read)."""
+    from langgraph._internal._constants import CONFIG_KEY_READ
+    from langgraph.config import get_config
+
+    try:
+        read = get_config()["configurable"].get(CONFIG_KEY_READ)
+    except RuntimeError:  # not inside a run
+        return None
+    if read is None:
+        return None
+    try:
+        return read(channel, False)
+    except KeyError:
+        return None
+
+
 def null_resume_pending() -> bool:
     """Inside a node: whether an unkeyed ``Command(resume=...)`` waits to be taken by an interrupt."""
     from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD

@@ -101,23 +101,23 @@ ACTION_MAC = "_mac"
 _ACTION_DOMAIN = "agent_kit.action/1"
 
 
-def _action_message(node: str, action: Mapping[str, Any]) -> str:
-    return canonical_json([_ACTION_DOMAIN, node, {k: v for k, v in action.items() if k != ACTION_MAC}])
+def _action_message(node: str, action: Mapping[str, Any], refused: Any) -> str:
+    return canonical_json([_ACTION_DOMAIN, node, {k: v for k, v in action.items() if k != ACTION_MAC}, refused])
 
 
-def sign_action(keyring: Any, node: str, action: Mapping[str, Any]) -> dict[str, Any]:
+def sign_action(keyring: Any, node: str, action: Mapping[str, Any], refused: Any = None) -> dict[str, Any]:
     """The action, MAC'd for ``node``: a gate node takes an action only from agent_kit's own nodes
     (a ``Send`` payload written by anyone else, in-process or through a server's ``command.goto``,
     carries no valid MAC: its hash, grants, siblings, expiry or decision cannot be made up)."""
     plain = {k: v for k, v in action.items() if k != ACTION_MAC}
-    return {**plain, ACTION_MAC: keyring.sign(_action_message(node, plain))}
+    return {**plain, ACTION_MAC: keyring.sign(_action_message(node, plain, refused))}
 
 
-def action_signed(keyring: Any, node: str, action: Any) -> bool:
-    """Whether agent_kit's nodes sent this action to ``node`` as it is."""
+def action_signed(keyring: Any, node: str, action: Any, refused: Any = None) -> bool:
+    """Whether agent_kit's nodes sent this action (and the refusal carried with it) to ``node`` as it is."""
     if not isinstance(action, Mapping) or not isinstance(action.get(ACTION_MAC), str):
         return False
     try:
-        return keyring.check(_action_message(node, action), action[ACTION_MAC]) is None
+        return keyring.check(_action_message(node, action, refused), action[ACTION_MAC]) is None
     except Exception:  # noqa: BLE001 - a value that cannot even be checked is not signed
         return False

@@ -349,11 +349,15 @@ class PermissionLayer(ActionRouter):
         return _gates.record(self, self._trusted_task(task, config, "record"), config)
 
     def _trusted_task(self, task: Task, config: RunnableConfig, node: str) -> Task:
-        """The task (its action checked by :meth:`signed_task`, its MAC taken off) with only the
-        context agent_kit's nodes wrote for this thread (see _provenance)."""
+        """The task (its action checked by :meth:`signed_task`, its MAC taken off) with the thread's
+        current context, only what agent_kit's nodes wrote for this thread (see _provenance)."""
         action = {k: v for k, v in task["action"].items() if k != _provenance.ACTION_MAC}
+        # The conversation's context as the thread holds it now, not as the task carried it: a task
+        # replayed later (its MAC still good) is decided under the customer's current state.
+        current = _compat.state_value("context")
+        context = current if isinstance(current, Mapping) else task.get("context")
         return {**task, "action": action,  # type: ignore[typeddict-item]
-                "context": self.trust(task.get("context"), config, node=node)}
+                "context": self.trust(context, config, node=node)}
 
     # -- building ----------------------------------------------------------------------------
     def builder(self) -> StateGraph[Any, Any, Any, Any]:

@@ -85,11 +85,13 @@ def test_a_send_to_execute_with_a_forged_context_runs_nothing(app: App) -> None:
               "requested_at": "2026-01-01T00:00:00+00:00", "expires_at": None, "decision": {},
               "grants": {"verified": [], "approvals": []}}
     # Signed as agent_kit's nodes sign what they send (an attacker holding the audit key passes
-    # the action wall): the context wall still drops the forged context.
+    # the action wall): a gate node decides under the thread's own context, never the task's, so
+    # Omar's identity carried in the payload counts for nothing (Jane's order lookup of 2001 is
+    # refused as not hers).
     action = _provenance.sign_action(app.store.audit.keyring, "execute", action)
     graph.invoke(Command(goto=Send("execute", {"action": action, "context": OMAR})), _cfg("t"))
     assert _reads(app, "t") == []
-    assert [e.data["node"] for e in _forged(app, "t")] == ["execute"]
+    assert "cus_omar" not in str([e.data for e in app.store.audit.entries("t")])
 
 
 def test_a_forgery_is_audited_once_however_often_it_is_read(app: App) -> None:
