@@ -331,17 +331,9 @@ class ActionRouter:
             # A call refused as it came from the model (one that could not be parsed) stays refused.
             # Only a refusal is taken from the payload: a carried decision never loosens anything.
             decision = Decision.from_json(previous)
-        elif (problem := self.problem_with(action)) is not None:
-            decision = Decision(tool=str(action.get("tool")), mode=None, outcome="deny", rule="validation",
-                                reason=problem, policy_version=self.policy.version)
         elif decision is None:
             decision = self.decide(action, context, thread=thread)
         return decision, self.next_gate(action, decision)
-
-    def problem_with(self, action: Mapping[str, Any]) -> str | None:
-        """Why the action's tool and arguments cannot run as they are (checked again wherever the
-        action arrives: a payload sent straight to a node never went through new_action)."""
-        return self._checked(str(action.get("tool")), action.get("args"))[1]
 
     def _checked(self, tool: str, args: Any) -> tuple[dict[str, Any], str | None]:
         """The call's arguments as its tool takes them, and why it cannot run (None: it can)."""

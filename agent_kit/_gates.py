@@ -404,8 +404,6 @@ def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comma
     spec = layer.registry.get(action["tool"])
     counted = spec is not None and spec.name in layer.policy.counted_tools()
     recorded = action.get("decision") or {}
-    if layer.problem_with(action) is not None:  # a payload sent here as it is: refused, and told why
-        return layer.route(action, context, config)
     if not (counted and recorded.get("mode") not in (None, "read_only")):
         # Fail closed: the policy may have changed since the action was cleared; decide it again.
         # (A counted change is decided again below, once, inside the transaction that starts it.)

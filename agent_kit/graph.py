@@ -324,29 +324,26 @@ class PermissionLayer(ActionRouter):
         return self.decide_turn(state, config)
 
     def verification(self, task: Task, config: RunnableConfig) -> Any:
-        if not self.signed_task(task, config, "verification"):
-            return Command(goto="agent")
-        return _gates.verification(self, self._trusted_task(task, config, "verification"), config)
+        return self._gate("verification", _gates.verification, task, config)
 
     def approval(self, task: Task, config: RunnableConfig) -> Any:
-        if not self.signed_task(task, config, "approval"):
-            return Command(goto="agent")
-        return _gates.approval(self, self._trusted_task(task, config, "approval"), config)
+        return self._gate("approval", _gates.approval, task, config)
 
     def escalation(self, task: Task, config: RunnableConfig) -> Any:
-        if not self.signed_task(task, config, "escalation"):
-            return Command(goto="agent")
-        return _gates.escalation(self, self._trusted_task(task, config, "escalation"), config)
+        return self._gate("escalation", _gates.escalation, task, config)
 
     def execute(self, task: Task, config: RunnableConfig) -> Any:
-        if not self.signed_task(task, config, "execute"):
-            return Command(goto="agent")
-        return _gates.execute(self, self._trusted_task(task, config, "execute"), config)
+        return self._gate("execute", _gates.execute, task, config)
 
     def record(self, task: Task, config: RunnableConfig) -> Any:
-        if not self.signed_task(task, config, "record"):
+        return self._gate("record", _gates.record, task, config)
+
+    def _gate(self, node: str, body: Callable[[Any, Task, RunnableConfig], Any], task: Task,
+              config: RunnableConfig) -> Any:
+        """Run a gate node's body on its task, if agent_kit's nodes sent it (else back to the agent)."""
+        if not self.signed_task(task, config, node):
             return Command(goto="agent")
-        return _gates.record(self, self._trusted_task(task, config, "record"), config)
+        return body(self, self._trusted_task(task, config, node), config)
 
     def _trusted_task(self, task: Task, config: RunnableConfig, node: str) -> Task:
         """The task (its action checked by :meth:`signed_task`, its MAC taken off) with the thread's
