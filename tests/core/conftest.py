@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +188,27 @@ def refused_as_forged(kit: Any, node: str) -> list[Any]:
     """The ``forged_action`` refusals audited for payloads sent by hand to ``node``."""
     return [e for e in kit.store.audit.entries("t", kind="refused")
             if e.data.get("rule") == "forged_action" and e.data.get("node") == node]
+
+
+def tip_kit(make: Any, untip: Any, *, failure: Any = None) -> tuple[Any, Any]:
+    """A kit (from ``make``: kit_factory or kit_on) with a ``tip`` tool whose compensation is the
+    given ``untip`` tool, one tip already paid; returns the kit and the tip's ``executed`` entry."""
+    from langchain_core.tools import tool
+
+    from agent_kit import Compensation, Mode, register
+    from agent_kit.testing import tool_call
+
+    @tool
+    def tip(to: str, amount: float) -> dict[str, Any]:
+        """Tip someone."""
+        return {"tip_id": 7, "to": to, "amount": amount}
+
+    policy = copy.deepcopy(POLICY)
+    policy["tools"]["tip"] = {"mode": "execute_limited", "rollback": {"role": "lead"}}
+    policy["tools"]["untip"] = {"mode": "execute_limited"}
+    tools = [register(tip, Mode.EXECUTE_LIMITED, changes=["tips"],
+                      compensation=Compensation("untip", lambda a, r: {"tip_id": r["tip_id"]}, "take it back")),
+             register(untip, Mode.EXECUTE_LIMITED, changes=["tips"], irreversible=True, failure=failure)]
+    kit = make([tool_call("tip", {"to": "ann", "amount": 3}), "tipped"], policy, tools=tools)
+    kit.runtime.send("t", "tip ann")
+    return kit, kit.store.audit.entries("t", kind="executed")[0]

@@ -4,28 +4,27 @@ retry cut off after the compensation is never run blindly a third time."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 from langchain_core.tools import tool
 
-from agent_kit import Compensation, Mode, RollbackError, register
+from agent_kit import RollbackError
 from agent_kit import rollback as rollback_module
 from agent_kit.rollback import rollback
 from agent_kit.testing import tool_call
-from tests.core.conftest import POLICY
+from tests.core.conftest import tip_kit
 
 
 class Killed(BaseException):
     """Stands for the process dying at a crash point (SIGKILL): nothing after it runs."""
 
 
-def _tip_kit(kit_on: Any, reversals: list[int], down: list[bool]) -> Any:
-    @tool
-    def tip(to: str, amount: float) -> dict:
-        """Tip someone."""
-        return {"tip_id": 7, "to": to, "amount": amount}
+def _tipped(kit_on: Any) -> tuple[Any, Any, list[int], list[bool]]:
+    """One tip paid; its compensation (no idempotency key: it cannot be reconciled) fails while
+    ``down[0]`` and records each reversal it makes."""
+    reversals: list[int] = []
+    down = [True]
 
     @tool
     def untip(tip_id: int) -> dict:
@@ -35,23 +34,14 @@ def _tip_kit(kit_on: Any, reversals: list[int], down: list[bool]) -> Any:
         reversals.append(tip_id)
         return {"tip_id": tip_id, "reversed": True}
 
-    policy = copy.deepcopy(POLICY)
-    policy["tools"]["tip"] = {"mode": "execute_limited", "rollback": {"role": "lead"}}
-    policy["tools"]["untip"] = {"mode": "execute_limited"}
-    tools = [register(tip, Mode.EXECUTE_LIMITED, changes=["tips"],
-                      compensation=Compensation("untip", lambda a, r: {"tip_id": r["tip_id"]}, "take it back")),
-             register(untip, Mode.EXECUTE_LIMITED, changes=["tips"], irreversible=True)]
-    return kit_on([tool_call("tip", {"to": "ann", "amount": 3}), "tipped"], policy, tools=tools)
+    kit, entry = tip_kit(kit_on, untip)
+    return kit, entry, reversals, down
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_retried_rollback_cut_off_after_its_compensation_never_compensates_again(
         kit_on: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    reversals: list[int] = []
-    down = [True]
-    kit = _tip_kit(kit_on, reversals, down)
-    kit.runtime.send("t", "tip ann")
-    entry = kit.store.audit.entries("t", kind="executed")[0]
+    kit, entry, reversals, down = _tipped(kit_on)
 
     # 1. the compensation fails: a failed rollback, nothing reversed
     with pytest.raises(RollbackError, match="back office down"):
@@ -84,11 +74,7 @@ def test_a_retried_rollback_cut_off_after_its_compensation_never_compensates_aga
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_retried_rollback_audits_its_intent_before_the_compensation_runs(kit_on: Any, backend: str) -> None:
     """No effect without its entry: each run of the compensation has a ``started`` entry before it."""
-    reversals: list[int] = []
-    down = [True]
-    kit = _tip_kit(kit_on, reversals, down)
-    kit.runtime.send("t", "tip ann")
-    entry = kit.store.audit.entries("t", kind="executed")[0]
+    kit, entry, reversals, down = _tipped(kit_on)
     with pytest.raises(RollbackError):
         rollback(kit.runtime, entry.seq, approver="lee")
     down[0] = False
@@ -118,11 +104,7 @@ def test_a_read_a_draft_or_a_recommendation_cannot_be_rolled_back(kit_on: Any, b
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_failed_compensation_then_a_good_one_reverses_once_and_a_third_is_refused(kit_on: Any, backend: str) -> None:
-    reversals: list[int] = []
-    down = [True]
-    kit = _tip_kit(kit_on, reversals, down)
-    kit.runtime.send("t", "tip ann")
-    entry = kit.store.audit.entries("t", kind="executed")[0]
+    kit, entry, reversals, down = _tipped(kit_on)
     with pytest.raises(RollbackError):
         rollback(kit.runtime, entry.seq, approver="lee")
     assert kit.store.ledger.get(entry.data["idempotency_key"]).rolled_back_by is None

@@ -11,16 +11,12 @@ import pytest
 
 from agent_kit import RollbackError
 from agent_kit.rollback import rollback
-from tests.core.test_attack_rollback_retry import _tip_kit
+from tests.core.test_attack_rollback_retry import _tipped
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_two_failed_compensations_then_a_good_one_reverse_once(kit_on: Any, backend: str) -> None:
-    reversals: list[int] = []
-    down = [True]
-    kit = _tip_kit(kit_on, reversals, down)
-    kit.runtime.send("t", "tip ann")
-    entry = kit.store.audit.entries("t", kind="executed")[0]
+    kit, entry, reversals, down = _tipped(kit_on)
     for _ in range(2):
         with pytest.raises(RollbackError, match="back office down"):
             rollback(kit.runtime, entry.seq, approver="lee")
@@ -39,11 +35,7 @@ def test_two_failed_compensations_then_a_good_one_reverse_once(kit_on: Any, back
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_retries_racing_after_a_failed_compensation_reverse_once(kit_on: Any, backend: str) -> None:
-    reversals: list[int] = []
-    down = [True]
-    kit = _tip_kit(kit_on, reversals, down)
-    kit.runtime.send("t", "tip ann")
-    entry = kit.store.audit.entries("t", kind="executed")[0]
+    kit, entry, reversals, down = _tipped(kit_on)
     with pytest.raises(RollbackError):
         rollback(kit.runtime, entry.seq, approver="lee")
     down[0] = False

@@ -206,28 +206,14 @@ def test_served_graph_lets_only_the_requesting_customer_answer_a_verification(ki
 def test_a_compensation_that_reports_failure_in_its_result_is_a_failed_rollback(kit_factory):
     from langchain_core.tools import tool
 
-    from agent_kit import Compensation
-
-    @tool
-    def tip(to: str, amount: float) -> dict:
-        """Tip someone."""
-        return {"tip_id": 7, "to": to, "amount": amount}
+    from tests.core.conftest import tip_kit
 
     @tool
     def untip(tip_id: int) -> dict:
         """Take a tip back."""
         return {"tip_id": tip_id, "error": "the tip was already paid out"}
 
-    policy = copy.deepcopy(POLICY)
-    policy["tools"]["tip"] = {"mode": "execute_limited", "rollback": {"role": "lead"}}
-    policy["tools"]["untip"] = {"mode": "execute_limited"}
-    tools = [register(tip, Mode.EXECUTE_LIMITED, changes=["tips"],
-                      compensation=Compensation("untip", lambda a, r: {"tip_id": r["tip_id"]}, "take it back")),
-             register(untip, Mode.EXECUTE_LIMITED, changes=["tips"], irreversible=True,
-                      failure=lambda r: r.get("error"))]
-    kit = kit_factory([tool_call("tip", {"to": "ann", "amount": 3}), "tipped"], policy, tools=tools)
-    kit.runtime.send("t", "tip ann")
-    entry = kit.store.audit.entries("t", kind="executed")[0]
+    kit, entry = tip_kit(kit_factory, untip, failure=lambda r: r.get("error"))
     with pytest.raises(RollbackError, match="the compensation untip failed: the tip was already paid out"):
         rollback(kit.runtime, entry.seq, approver="lee")
     assert "rolled_back" not in kit.kinds()  # never recorded as reversed
