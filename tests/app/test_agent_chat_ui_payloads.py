@@ -25,9 +25,8 @@ from langchain.agents.middleware.human_in_the_loop import HITLRequest
 from langgraph_sdk import get_sync_client
 from pydantic import TypeAdapter
 
-from agent_kit.credentials import Credentials
 from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _copy_project, served
+from tests.app.test_langgraph_dev import served_signed_in
 from tools.shop import Shop
 
 ASSISTANT = "customer_service"
@@ -93,16 +92,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("chat_ui")
-    project = _copy_project(root / "project")
-    store = Store.open(home=root)
-    try:
-        creds = Credentials(store)
-        tokens = {name: creds.issue_token(name) for name in ("lee", "sam", "morgan")}
-    finally:
-        store.close()
-    with served(project, root, root / "server.log") as http:
-        yield Served(str(http.base_url), root, tokens)
+    with served_signed_in(tmp_path_factory, "chat_ui") as (client, home, tokens):
+        yield Served(str(client.base_url), home, tokens)
 
 
 @pytest.fixture(scope="module", autouse=True)

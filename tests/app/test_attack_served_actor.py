@@ -11,24 +11,14 @@ from typing import Any
 
 import pytest
 
-from agent_kit.credentials import Credentials
-from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _copy_project, served
+from tests.app.test_langgraph_dev import served_signed_in
 from tests.app.test_served_auth import ASSISTANT, Server, _customer_token
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("served_actor")
-    project = _copy_project(root / "project")
-    store = Store.open(home=root)
-    try:
-        creds = Credentials(store)
-        tokens = {name: creds.issue_token(name) for name in ("lee", "sam", "morgan")}
-    finally:
-        store.close()
-    with served(project, root, root / "server.log") as client:
-        yield Server(client, root, tokens)
+    with served_signed_in(tmp_path_factory, "served_actor") as (client, home, tokens):
+        yield Server(client, home, tokens)
 
 
 def _paused(server: Server) -> tuple[str, str, dict[str, Any]]:

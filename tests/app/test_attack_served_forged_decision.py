@@ -11,16 +11,14 @@ import httpx
 import pytest
 
 from agent_kit._canonical import action_hash
-from tests.app.test_langgraph_dev import _copy_project, _run, served, without_auth
+from tests.app.test_langgraph_dev import _run, served_without_auth
 from tools.shop import Shop
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
-    root = tmp_path_factory.mktemp("forged_decision")
-    project = _copy_project(root / "project")
-    with served(project, root, root / "server.log", without_auth(project)) as client:
-        yield client, root
+    with served_without_auth(tmp_path_factory, "forged_decision") as served_app:
+        yield served_app
 
 
 def test_a_made_up_validation_decision_sent_by_goto_refunds_nothing(server: tuple[httpx.Client, Path]) -> None:

@@ -13,16 +13,14 @@ import pytest
 
 from agent_kit._canonical import action_hash
 from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _copy_project, _run, served, without_auth
+from tests.app.test_langgraph_dev import _run, served_without_auth
 from tools.shop import Shop
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
-    root = tmp_path_factory.mktemp("forged_hash")
-    project = _copy_project(root / "project")
-    with served(project, root, root / "server.log", without_auth(project)) as client:
-        yield client, root
+    with served_without_auth(tmp_path_factory, "forged_hash") as served_app:
+        yield served_app
 
 
 def _action(args: dict[str, Any], hashed: str, approvals: list[dict[str, Any]], call: str) -> dict[str, Any]:

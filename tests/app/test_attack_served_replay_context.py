@@ -14,16 +14,14 @@ import httpx
 import pytest
 
 from tests.app.test_attack_served_replay_refused import _tasks_sent
-from tests.app.test_langgraph_dev import _copy_project, _run, served, without_auth
+from tests.app.test_langgraph_dev import _run, served_without_auth
 from tools.shop import Shop
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
-    root = tmp_path_factory.mktemp("replay_context")
-    project = _copy_project(root / "project")
-    with served(project, root, root / "server.log", without_auth(project)) as client:
-        yield client, root
+    with served_without_auth(tmp_path_factory, "replay_context") as served_app:
+        yield served_app
 
 
 def _say(client: httpx.Client, thread: str, text: str) -> Any:

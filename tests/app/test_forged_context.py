@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _copy_project, _run, served, without_auth
+from tests.app.test_langgraph_dev import _run, served_without_auth
 
 OMAR = {"customer_verified": True, "customer_id": "cus_omar", "customer_name": "Omar Haddad"}
 OMAR_SECRETS = ("2001", "350 5th Ave", "4444", "Mastercard", "Omar")
@@ -25,10 +25,8 @@ OMAR_SECRETS = ("2001", "350 5th Ave", "4444", "Mastercard", "Omar")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
-    root = tmp_path_factory.mktemp("forged_context")
-    project = _copy_project(root / "project")
-    with served(project, root, root / "server.log", without_auth(project)) as client:
-        yield client, root
+    with served_without_auth(tmp_path_factory, "forged_context") as served_app:
+        yield served_app
 
 
 def _say(client: httpx.Client, thread: str, text: str) -> Any:

@@ -58,6 +58,36 @@ def without_auth(project: Path) -> str:
 
 
 @contextmanager
+def served_without_auth(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[httpx.Client, Path]]:
+    """The reference project served with no auth handler (a deployment that forgot it), in a fresh
+    folder ``name``; yields the client and the home."""
+    root = tmp_path_factory.mktemp(name)
+    project = _copy_project(root / "project")
+    with served(project, root, root / "server.log", without_auth(project)) as client:
+        yield client, root
+
+
+@contextmanager
+def served_signed_in(tmp_path_factory: pytest.TempPathFactory,
+                     name: str) -> Iterator[tuple[httpx.Client, Path, dict[str, str]]]:
+    """The reference project served with its auth handler, in a fresh folder ``name``; yields the
+    client, the home and approver tokens of lee, sam and morgan."""
+    from agent_kit.credentials import Credentials
+    from agent_kit.store import Store
+
+    root = tmp_path_factory.mktemp(name)
+    project = _copy_project(root / "project")
+    store = Store.open(home=root)
+    try:
+        creds = Credentials(store)
+        tokens = {who: creds.issue_token(who) for who in ("lee", "sam", "morgan")}
+    finally:
+        store.close()
+    with served(project, root, root / "server.log") as client:
+        yield client, root, tokens
+
+
+@contextmanager
 def served(project: Path, home: Path, log: Path, config: str = "langgraph.json") -> Iterator[httpx.Client]:
     """``langgraph dev`` on ``project``; yields a client once ``/ok`` answers, stops it afterwards."""
     port = _free_port()

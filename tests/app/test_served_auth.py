@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 from agent_kit.credentials import Credentials
 from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _copy_project, served
+from tests.app.test_langgraph_dev import served_signed_in
 from tools.shop import Shop
 
 ASSISTANT = "customer_service"
@@ -75,16 +74,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("served_auth")
-    project = _copy_project(root / "project")
-    store = Store.open(home=root)
-    try:
-        creds = Credentials(store)
-        tokens = {name: creds.issue_token(name) for name in ("lee", "sam", "morgan")}
-    finally:
-        store.close()
-    with served(project, root, root / "server.log") as client:
-        yield Server(client, root, tokens)
+    with served_signed_in(tmp_path_factory, "served_auth") as (client, home, tokens):
+        yield Server(client, home, tokens)
 
 
 @pytest.fixture(scope="module")
