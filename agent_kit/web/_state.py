@@ -4,6 +4,8 @@ the routes) so the pages and the app import it, and not each other."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,7 +20,8 @@ from starlette.templating import Jinja2Templates
 
 from agent_kit.web._security import LoginThrottle, Session, Sessions, same_token
 
-__all__ = ["COOKIE", "HERE", "SECURITY_HEADERS", "Handler", "Web", "WebSettings", "flash", "page"]
+__all__ = ["COOKIE", "HERE", "SECURITY_HEADERS", "Handler", "Web", "WebSettings", "flash", "page",
+           "static_cache_control", "static_url"]
 
 HERE = Path(__file__).parent
 COOKIE = "agent_kit_session"
@@ -30,6 +33,28 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+
+
+@functools.cache
+def _static_version(name: str) -> str:
+    return hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
+
+
+def static_cache_control(path: str, query: str) -> str | None:
+    """The caching a static response gets: for good under the URL :func:`static_url` gives (its content
+    cannot change under it), revalidated under any other; ``None`` for what is not a static file."""
+    name = path.removeprefix("/static/")
+    if name == path or "/" in name or not (HERE / "static" / name).is_file():
+        return None
+    if query == f"v={_static_version(name)}":
+        return "public, max-age=31536000, immutable"
+    return "no-cache"
+
+
+def static_url(name: str) -> str:
+    """The URL of a static file, versioned by its content: browsers keep it for good and ask again only
+    when an upgrade changes it (a page never waits on its stylesheet being fetched again)."""
+    return f"/static/{name}?v={_static_version(name)}"
 
 
 class WebSettings:
@@ -70,7 +95,7 @@ class Web:
         self.credentials = settings.credentials
         self.sessions = Sessions(self.store)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.globals.update(quote=quote, short=lambda h, n=12: (h or "")[:n])
+        self.templates.env.globals.update(quote=quote, short=lambda h, n=12: (h or "")[:n], static=static_url)
 
     @property
     def policy(self) -> Any:

@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from agent_kit.web._security import same_token
-from agent_kit.web._state import COOKIE, HERE, SECURITY_HEADERS, Web, WebSettings, page
+from agent_kit.web._state import COOKIE, HERE, SECURITY_HEADERS, Web, WebSettings, page, static_cache_control
 
 __all__ = ["WebSettings", "create_app"]
 
@@ -129,15 +129,21 @@ async def events(request: Request) -> Response:
 
 
 class _Headers:
-    """Adds the security headers to every response."""
+    """Adds the security headers to every response (a static file's caching is its own: see
+    :func:`static_cache_control`)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        caching = static_cache_control(scope.get("path", ""), scope.get("query_string", b"").decode("latin-1")) \
+            if scope["type"] == "http" else None
+
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                if caching is not None and message.get("status") in (200, 304):
+                    headers.append((b"cache-control", caching.encode()))
                 present = {k.decode().lower() for k, _ in headers}
                 headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in present]
                 message = {**message, "headers": headers}

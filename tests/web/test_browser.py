@@ -20,6 +20,7 @@ def open_item(page: Any, thread: str) -> None:
     """From the inbox, open the (only) item of ``thread``."""
     page.locator(f"[data-testid=inbox-item][data-thread='{thread}'] a").click()
     page.wait_for_selector("[data-testid=action-hash]")
+    page.wait_for_load_state("load")  # the stylesheet applied: a layout measured before it is not the page's
 
 
 def executed(app: Any, thread: str) -> list[Any]:

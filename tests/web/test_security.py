@@ -5,6 +5,7 @@ the signed-in person; sign-in is rate-limited and names must be exactly the poli
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -14,10 +15,12 @@ import pytest
 from itsdangerous import TimestampSigner
 from starlette.testclient import TestClient
 
+from agent_kit.web._state import HERE as WEB_HERE
 from tests.conftest import App
 from tests.web.conftest import PASSWORDS, SECRET, csrf_of, login, make_web
 
 JANE = "Hi, I'm Jane Doe, zip 94107"
+WEB_STATIC = WEB_HERE / "static"
 
 
 def client_for(app: App, **settings: Any) -> TestClient:
@@ -310,6 +313,24 @@ def test_session_cookie_flags_and_security_headers(app: App, secure: bool) -> No
     assert "httponly" in cookie and "samesite=lax" in cookie and ("secure" in cookie) == secure
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_pages_are_never_stored_and_static_files_are_kept_under_their_content_versioned_url(app: App) -> None:
+    client, _ = signed_in(app)
+    inbox = client.get("/")
+    assert inbox.headers["cache-control"] == "no-store"
+    urls = re.findall(r'(?:href|src)="(/static/[^"]+)"', inbox.text)
+    assert {u.split("?")[0] for u in urls} == {"/static/app.css", "/static/app.js", "/static/htmx-2.0.10.min.js"}
+    for url in urls:
+        name, version = url.removeprefix("/static/").split("?v=")
+        assert version == hashlib.sha256((WEB_STATIC / name).read_bytes()).hexdigest()[:12]
+        kept = client.get(url)
+        assert kept.status_code == 200 and kept.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert kept.headers["x-content-type-options"] == "nosniff"
+        for stale in (f"/static/{name}", f"/static/{name}?v=000000000000"):  # an old page's URL: asked again
+            assert client.get(stale).headers["cache-control"] == "no-cache"
+    assert client.get("/static/nothing.css").status_code == 404
+    assert client.get("/static/nothing.css").headers["cache-control"] == "no-store"
 
 
 def test_a_second_rollback_is_refused_and_the_compensation_runs_once(app: App) -> None:
