@@ -95,9 +95,39 @@ def transactions_per_call(open_side: Callable[[str], tuple[Callable[[int], Any],
         with database("ak_bench_xact", server=server) as url:
             call, close = open_side(url)
             try:
+                _no_autovacuum(url)
                 for i in range(n):
                     call(i)
             finally:
                 close()
-            counts.append(transactions(url, server=server))
+            counts.append(transactions(url, server=server) - _autovacuum_runs(url))
     return (counts[1] - counts[0]) / calls
+
+
+def _tables(conn: Any) -> list[tuple[str, str]]:
+    return [(str(s), str(t)) for s, t in conn.execute(
+        "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")]
+
+
+def _no_autovacuum(url: str) -> None:
+    """Keep the server's autovacuum out of the count: its workers' runs are transactions in the
+    database too, and how many land inside a measurement depends on how long it takes (a slow,
+    loaded machine counted one more per round trip). Turned off on every table the side made
+    (the same statements in both runs, so they cancel out)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for schema, table in _tables(conn):
+            conn.execute(f'ALTER TABLE "{schema}"."{table}" SET (autovacuum_enabled = false, '
+                         "toast.autovacuum_enabled = false)")
+
+
+def _autovacuum_runs(url: str) -> int:
+    """Autovacuum and autoanalyze runs in ``url``'s database (on tables made after it was turned
+    off), read after :func:`transactions` counted (this session's own are not in that count)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) "
+                           "FROM pg_stat_user_tables").fetchone()
+    return int(row[0]) if row is not None else 0

@@ -25,11 +25,15 @@ bare LangChain HITL middleware on PostgresSaver takes 17). 36 when reached; the 
 since reads one more audit key before deciding (a read: no WAL flush). Lower it when a change
 saves more."""
 SLACK = 0.5
-"""The server's own sessions (autovacuum, analyze) may add a transaction to the database while it
-is measured: at most one in the ten round trips counted."""
+"""At most five transactions in the ten round trips counted that are not the round trip's own. The
+measurement keeps out what depends on time, not on the round trip: autovacuum (see bench/_pg.py)
+and, here, the lease heartbeat (a lease held over a third of its TTL is renewed, one transaction
+more on a slow machine)."""
 
 
-def test_an_approval_round_trip_on_postgres_costs_at_most_the_reached_transaction_count() -> None:
+def test_an_approval_round_trip_on_postgres_costs_at_most_the_reached_transaction_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_KIT_LEASE_TTL", "3600")
     with tempfile.TemporaryDirectory() as tmp:
         per_round_trip = _pg.transactions_per_call(
             lambda url: open_ours(Path(tempfile.mkdtemp(dir=tmp)), url), calls=10, server=SERVER_URL)
