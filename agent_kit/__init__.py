@@ -31,6 +31,7 @@ from agent_kit.errors import (
 if _typing.TYPE_CHECKING:
     from agent_kit.credentials import Credentials
     from agent_kit.graph import AgentState, PermissionLayer, RunContext, create_permissioned_agent, layer_of
+    from agent_kit.kernel import Kernel
     from agent_kit.limits import InputLimits
     from agent_kit.modes import Mode
     from agent_kit.policy import ApprovalRequirement, Decision, Policy, load_policy
@@ -48,6 +49,7 @@ _LAZY: dict[str, str] = {
     "Credentials": "agent_kit.credentials",
     "Decision": "agent_kit.policy",
     "InputLimits": "agent_kit.limits",
+    "Kernel": "agent_kit.kernel",
     "Mode": "agent_kit.modes",
     "PermissionLayer": "agent_kit.graph",
     "Policy": "agent_kit.policy",
@@ -95,6 +97,7 @@ __all__ = [
     "DecisionInputError",
     "InputError",
     "InputLimits",
+    "Kernel",
     "LedgerError",
     "MissingExtraError",
     "Mode",

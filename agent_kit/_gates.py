@@ -1,4 +1,6 @@
-"""The bodies of the verification, approval, escalation, execute and record nodes.
+"""The verification, approval, escalation, execute and record nodes: functions of the
+:class:`~agent_kit.kernel.Kernel` that take one task (an action sent by ``Send``) and return a
+``Command``. :func:`run_gate` is their door: it runs a gate only on a task agent_kit's nodes sent it.
 
 Rules every node here keeps:
 - nothing with an effect happens before ``interrupt()``: a node re-runs from its top on resume.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ from agent_kit.policy import Decision
 from agent_kit.types import Action, Grants, InterruptRequest, Task
 
 if TYPE_CHECKING:
-    from agent_kit.graph import PermissionLayer
+    from agent_kit.kernel import Kernel
 
 
 
@@ -92,7 +94,7 @@ def with_refusal(request: InterruptRequest, refused: Mapping[str, Any] | None) -
     return {**request, "action_requests": [ar], "refused": dict(refused)}
 
 
-def _ask(layer: PermissionLayer, request: InterruptRequest, action: Action, config: RunnableConfig,
+def _ask(kernel: Kernel, request: InterruptRequest, action: Action, config: RunnableConfig,
          answered: int, requested_kind: str, *, actor: str,
          carried: Mapping[str, Any] | None = None) -> tuple[Any, str, int]:
     """Publish one interrupt and wait for a valid answer; refused answers are audited and re-asked,
@@ -102,7 +104,7 @@ def _ask(layer: PermissionLayer, request: InterruptRequest, action: Action, conf
     """
     base = request
     refused: Mapping[str, Any] | None = carried
-    audit, thread = layer.store.audit, thread_of(config)
+    audit, thread = kernel.store.audit, thread_of(config)
     while True:
         iid = next_interrupt_id(answered)
         request = {**with_refusal(base, refused), "interrupt_id": iid}  # (still an InterruptRequest)
@@ -110,9 +112,9 @@ def _ask(layer: PermissionLayer, request: InterruptRequest, action: Action, conf
         # published when it was first raised; publishing again would list an answered one.
         replay = answers_stored() > answered
         if not replay:
-            _publish(layer, request, action, config, requested_kind, actor=actor)
+            _publish(kernel, request, action, config, requested_kind, actor=actor)
             if _compat.end_requested() and not _compat.null_resume_pending():
-                return _goto_end(layer, request, action, config, iid, answered)
+                return _goto_end(kernel, request, action, config, iid, answered)
         answer = interrupt(request)
         answered += 1
         entry = audit.by_key(f"{thread}:{iid}:refused")
@@ -128,7 +130,7 @@ def _ask(layer: PermissionLayer, request: InterruptRequest, action: Action, conf
             # task: its interrupt gets an id of its own (this one's is the other thread's inbox key).
             reason = (f"interrupt {iid} was never asked on this thread (a copy of another thread?); "
                       "its answer is refused, and the action is asked again here")
-            layer.audit("refused", action, config, actor=_who(answer, config),
+            kernel.audit("refused", action, config, actor=_who(answer, config),
                         key=f"{iid}:refused", interrupt_id=iid, data={"error": reason, "rule": "not_asked_here"})
             raise Reask({"interrupt_id": iid, "reason": reason})
         try:
@@ -149,9 +151,9 @@ def _ask(layer: PermissionLayer, request: InterruptRequest, action: Action, conf
             # Expiry by this server's clock: now for a fresh answer, the recorded time for one
             # accepted before; never by a time the client wrote.
             when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
-            decision = check_resume(answer, request, roles_of=layer.policy.roles_of, now=when)
+            decision = check_resume(answer, request, roles_of=kernel.policy.roles_of, now=when)
         except ResumeError as exc:
-            layer.audit("refused", action, config, actor=_who(answer, config), key=f"{iid}:refused",
+            kernel.audit("refused", action, config, actor=_who(answer, config), key=f"{iid}:refused",
                         interrupt_id=iid, data={"error": str(exc), **_named(answer, config)}, close_inbox=iid)
             refused = {"interrupt_id": iid, "reason": str(exc)}
             continue
@@ -163,12 +165,12 @@ GOTO_END_NOTE = "Marked as resolved"
 """The note of a case closed by a client's ``Command(goto=END)`` (Agent Chat UI's "Mark as Resolved")."""
 
 
-def _goto_end(layer: PermissionLayer, request: InterruptRequest, action: Action, config: RunnableConfig,
+def _goto_end(kernel: Kernel, request: InterruptRequest, action: Action, config: RunnableConfig,
               iid: str, answered: int) -> tuple[Any, str, int]:
     """A client sent ``Command(goto=END)`` while this interrupt waited: close the escalated case
     as the signed-in person, or refuse (audited) and ask again in a new task, saying why."""
     thread = thread_of(config)
-    decided = layer.store.audit.by_key(f"{thread}:{iid}:decided")
+    decided = kernel.store.audit.by_key(f"{thread}:{iid}:decided")
     payload: dict[str, Any] = {"decisions": [{"type": "respond", "message": GOTO_END_NOTE}], "resolution": "close"}
     try:
         if request["kind"] != "escalation":
@@ -178,28 +180,28 @@ def _goto_end(layer: PermissionLayer, request: InterruptRequest, action: Action,
                               f"{request['kind']}: {who}")
         payload = _as_authenticated(payload, config)
         when = datetime.fromisoformat(decided.at) if decided is not None else datetime.now(UTC)
-        decision = check_resume(payload, request, roles_of=layer.policy.roles_of, now=when)
+        decision = check_resume(payload, request, roles_of=kernel.policy.roles_of, now=when)
     except ResumeError as exc:
-        layer.audit("refused", action, config, actor=_who(payload, config), key=f"{iid}:refused", interrupt_id=iid,
+        kernel.audit("refused", action, config, actor=_who(payload, config), key=f"{iid}:refused", interrupt_id=iid,
                     data={"error": str(exc), "command": "goto END"}, close_inbox=iid)
         raise Reask({"interrupt_id": iid, "reason": str(exc)}) from None
     return decision, iid, answered
 
 
-def _publish(layer: PermissionLayer, request: InterruptRequest, action: Action, config: RunnableConfig,
+def _publish(kernel: Kernel, request: InterruptRequest, action: Action, config: RunnableConfig,
              requested_kind: str, *, actor: str) -> None:
     """List the interrupt in the inbox and audit the request, in one transaction: both or neither."""
     iid = request["interrupt_id"]
     item = _pending_item(request, config)
-    fields = layer.audit_fields(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
+    fields = kernel.audit_fields(requested_kind, action, config, actor=actor, key=f"{iid}:requested", interrupt_id=iid,
                                 data={k: request.get(k) for k in ("reason", "rule", "required_role", "expires_at",
                                                                   "summary")})
 
     def publish_in(tx: Any) -> None:
-        layer.store.inbox.put_in(tx, item)
-        layer.store.audit.append_in(tx, **fields)
+        kernel.store.inbox.put_in(tx, item)
+        kernel.store.audit.append_in(tx, **fields)
 
-    layer.store.audit.write(publish_in)
+    kernel.store.audit.write(publish_in)
 
 
 
@@ -235,9 +237,9 @@ def _named(answer: Any, config: RunnableConfig) -> dict[str, str]:
     return {"named": str(given)} if given and auth_identity(config) and given != auth_identity(config) else {}
 
 
-def verification(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+def verification(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     action, context = task["action"].copy(), dict(task["context"])
-    decision = layer.decide(action, context)
+    decision = kernel.decide(action, context)
     verified_at = dict(action["grants"].get("verified_at") or {})
     grants: Grants = {**action["grants"], "verified": list(action["grants"]["verified"]), "verified_at": verified_at}
     answered = 0
@@ -247,58 +249,58 @@ def verification(layer: PermissionLayer, task: Task, config: RunnableConfig) -> 
             continue
         question = _question(kind, action)
         request = build_request("verification", {**action, "decision": decision.to_json()}, question=question,
-                                verification=kind, summary=layer.summary(action, context),
+                                verification=kind, summary=kernel.summary(action, context),
                                 expires_at=action.get("expires_at"))
         try:
-            d, iid, answered = _ask(layer, request, action, config, answered, "verification_requested",
+            d, iid, answered = _ask(kernel, request, action, config, answered, "verification_requested",
                                     actor="policy", carried=task.get("refused") if answered == 0 else None)
         except Reask as exc:
-            return _reask(layer, "verification", {**action, "grants": grants}, context, exc, context_update)
+            return _reask(kernel, "verification", {**action, "grants": grants}, context, exc, context_update)
         ok = d.type in ("approve", "respond")
         detail: dict[str, Any] = {"verification": kind, "answer": d.message}
         if ok and kind == "confirm":
             ok = (d.message or "yes").strip().lower().rstrip(".!") in YES_WORDS
         if ok and kind == "identity":
             try:
-                found = layer.identity_verifier(d.message or "") if layer.identity_verifier else None
+                found = kernel.identity_verifier(d.message or "") if kernel.identity_verifier else None
             except Exception as exc:  # a failed check verifies nobody, and must not wedge the thread
                 found, detail["error"] = None, str(exc)
             ok = bool(found)
             if found:
-                claimed, refused = claim_identity(layer, action, context, dict(found), config)
+                claimed, refused = claim_identity(kernel, action, context, dict(found), config)
                 if refused:
                     ok, detail["error"] = False, refused
                 else:
-                    signed = layer.signed_context(claimed, config, by="verification", source=iid)
+                    signed = kernel.signed_context(claimed, config, by="verification", source=iid)
                     context_update = _provenance.merge(context_update, signed)
                     context = _provenance.merge(context, signed)
         if not ok:
-            layer.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid,
+            kernel.audit("rejected", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid,
                         data=detail, close_inbox=iid)
             text = ("Not done: the customer did not confirm this action" if kind == "confirm"
                     else str(detail["error"]) if str(detail.get("error", "")).startswith("Refused")
                     else "Not done: the customer's identity could not be verified")
             return Command(update={"messages": [tool_message(action, f"{text} ({d.message!r}).", error=True)],
                                    "context": context_update, "strikes": 1}, goto="agent")
-        layer.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail,
+        kernel.audit("verified", action, config, actor=CUSTOMER, key=f"{iid}:decided", interrupt_id=iid, data=detail,
                     close_inbox=iid)
         grants["verified"].append(kind)
         verified_at[kind] = iid
     action["grants"] = grants
-    cmd = layer.route(action, context, config)
+    cmd = kernel.route(action, context, config)
     if context_update:
         return Command(update={**(cmd.update or {}), "context": context_update}, goto=cmd.goto)
     return cmd
 
 
-def _reask(layer: PermissionLayer, node: str, action: Action, context: Mapping[str, Any], exc: Reask,
+def _reask(kernel: Kernel, node: str, action: Action, context: Mapping[str, Any], exc: Reask,
            context_update: Mapping[str, Any] | None = None) -> Command[Any]:
     """End this task and ask again in a new one, the refusal carried into its first interrupt."""
 
     task: Task = {"action": action.copy(), "context": _provenance.merge(context, context_update),
                   "refused": exc.refused}
     update = {"context": dict(context_update)} if context_update else None
-    return Command(update=update, goto=layer.send(node, task["action"], task["context"], task.get("refused")))
+    return Command(update=update, goto=kernel.send(node, task["action"], task["context"], task.get("refused")))
 
 
 def _question(kind: str, action: Action) -> str:
@@ -309,16 +311,16 @@ def _question(kind: str, action: Action) -> str:
     return f"Please confirm: {action['tool'].replace('_', ' ')} ({args}). Reply yes or no."
 
 
-def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+def approval(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     action, context = task["action"].copy(), dict(task["context"])
-    decision = layer.decide(action, context, thread=thread_of(config))
+    decision = kernel.decide(action, context, thread=thread_of(config))
     # What the question was asked under (the decision the action was sent here with). An answer
     # already given to it is taken (audited, a rejection honoured) even if the policy changed
     # since and no longer asks: no decision is dropped without a trace.
     asked = Decision.from_json(action["decision"]) if action.get("decision") else decision
     given = list(action["grants"]["approvals"])
     reqs = [a.to_json() for a in decision.approvals]
-    roles_of = layer.policy.roles_of
+    roles_of = kernel.policy.roles_of
     answered = 0
     while not approvals_complete(reqs, given, roles_of) or answered < answers_stored():
         # The first question of this task was asked under the decision the action was sent here
@@ -335,51 +337,51 @@ def approval(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comm
         request = build_request(
             "approval", {**action, "decision": basis.to_json()},
             required_role=(unmet or needs)[0]["role"], requirements=needs, approvals_needed=basis.approvals_needed,
-            approvals_given=given, expires_at=action.get("expires_at"), summary=layer.summary(action, context),
+            approvals_given=given, expires_at=action.get("expires_at"), summary=kernel.summary(action, context),
         )
         try:
-            d, iid, answered = _ask(layer, request, action, config, answered, "approval_requested", actor="policy",
+            d, iid, answered = _ask(kernel, request, action, config, answered, "approval_requested", actor="policy",
                                     carried=task.get("refused") if answered == 0 else None)
         except Reask as exc:
-            return _reask(layer, "approval", {**action, "decision": decision.to_json(),
+            return _reask(kernel, "approval", {**action, "decision": decision.to_json(),
                                        "grants": {**action["grants"], "approvals": given}}, context, exc)
         data = {"role": d.role, "message": d.message}
         if d.type == "reject":
-            layer.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data,
+            kernel.audit("rejected", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid, data=data,
                         close_inbox=iid)
             msg = f"Rejected by {d.actor} ({d.role}): {d.message}"
             return Command(update={"messages": [tool_message(action, msg, error=True)], "strikes": 1}, goto="agent")
         if d.type == "edit":
             assert d.edited_action is not None
-            edited = layer.new_action(d.edited_action["name"], d.edited_action["args"], action["tool_call_id"],
+            edited = kernel.new_action(d.edited_action["name"], d.edited_action["args"], action["tool_call_id"],
                                       requested_by=d.actor, context=context, turn=action.get("turn"))
             if action.get("siblings"):
                 edited["siblings"] = action["siblings"]  # the edit stays one call of its message
-            layer.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
+            kernel.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                         data={**data, "new_tool": edited["tool"], "new_args": edited["args"],
                               "new_action_hash": edited["hash"], "new_decision": edited["decision"]["outcome"]},
                         close_inbox=iid)
             # An edit is a new action, requested by the editor: it is decided again from scratch.
-            return layer.route(edited, context, config)
+            return kernel.route(edited, context, config)
         given.append({"approver": d.actor, "role": d.role, "at": d.decided_at, "interrupt_id": iid})
-        layer.audit("approved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
+        kernel.audit("approved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                     data={**data, "approvals": len(given), "needed": decision.approvals_needed}, close_inbox=iid)
     action["grants"] = {**action["grants"], "approvals": given}
     # Decided when this node ran for the answer just given: route by that decision, not a new one.
-    return layer.route(action, context, config, decision=decision)
+    return kernel.route(action, context, config, decision=decision)
 
 
-def escalation(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+def escalation(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     action, context = task["action"].copy(), dict(task["context"])
-    summary = layer.summary(action, context)
-    receivers = list(layer.escalation_receivers)
+    summary = kernel.summary(action, context)
+    receivers = list(kernel.escalation_receivers)
     request = build_request("escalation", action, summary=summary, receivers=receivers,
                             required_role=receivers[0] if receivers else None)
     try:
-        d, iid, _ = _ask(layer, request, action, config, 0, "escalated", actor="policy", carried=task.get("refused"))
+        d, iid, _ = _ask(kernel, request, action, config, 0, "escalated", actor="policy", carried=task.get("refused"))
     except Reask as exc:
-        return _reask(layer, "escalation", action, context, exc)
-    layer.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
+        return _reask(kernel, "escalation", action, context, exc)
+    kernel.audit("resolved", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,
                 data={"note": d.message, "resolution": d.resolution, "role": d.role}, close_inbox=iid)
     handoff = bool(action.get("handoff"))  # no open tool call: a run-level hand-off
     # An effect cut off by a crash may have happened: say so, so nobody takes it for "not run".
@@ -392,56 +394,56 @@ def escalation(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Co
         else tool_message(action, text, error=True)
         return Command(update={"messages": [msg]}, goto="agent")
     text = f"{head}. A person ({d.actor}) closed the case: {d.message}"
-    update: dict[str, Any] = {"status": "closed", "context": layer.signed_context(
+    update: dict[str, Any] = {"status": "closed", "context": kernel.signed_context(
         {"closing_note": d.message}, config, by="escalation", source=iid)}
     update["messages"] = [] if handoff else [tool_message(action, text, error=True)]
     return Command(update=update, goto="agent")
 
 
-def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+def execute(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     refuse_exit_durability(config)
     action, context = task["action"].copy(), dict(task["context"])
-    spec = layer.registry.get(action["tool"])
-    counted = spec is not None and spec.name in layer.policy.counted_tools()
+    spec = kernel.registry.get(action["tool"])
+    counted = spec is not None and spec.name in kernel.policy.counted_tools()
     recorded = action.get("decision") or {}
     if not (counted and recorded.get("mode") not in (None, "read_only")):
         # Fail closed: the policy may have changed since the action was cleared; decide it again.
         # (A counted change is decided again below, once, inside the transaction that starts it.)
-        cleared, gate = layer.gate_of(action, context, thread_of(config))
+        cleared, gate = kernel.gate_of(action, context, thread_of(config))
         if gate != "execute":
-            return layer.route(action, context, config, decision=cleared)
+            return kernel.route(action, context, config, decision=cleared)
         action = {**action, "decision": cleared.to_json()}
-    spec = layer.registry[action["tool"]]
-    problem = _not_on_record(layer, spec, action, config)
+    spec = kernel.registry[action["tool"]]
+    problem = _not_on_record(kernel, spec, action, config)
     if problem is not None:
-        return _tool_failed(layer, action, config, f"not run: {problem}")
+        return _tool_failed(kernel, action, config, f"not run: {problem}")
     decision = action["decision"]
     thread = thread_of(config)
     call_args = {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
     if decision["mode"] == "read_only":
         try:
-            result = _plain(_effects.run_tool(spec.tool, call_args), layer.limits)
+            result = _plain(_effects.run_tool(spec.tool, call_args), kernel.limits)
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            return _tool_failed(layer, action, config, exc)
+            return _tool_failed(kernel, action, config, exc)
         failure = spec.failure_of(result)
         if failure is not None:
-            return _tool_failed(layer, action, config, failure)
-        visible, hidden = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
-        layer.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
+            return _tool_failed(kernel, action, config, failure)
+        visible, hidden = filter_fields(result, kernel.policy.tools[spec.name].visible_fields)
+        kernel.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
                     data={"hidden_fields": hidden, "result_hash": result_hash(result)})
-        update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
+        update, refused = claim_identity(kernel, action, context, _context_from(kernel, spec, action, result, config),
                                          config)
-        update = layer.signed_context(update, config, by="execute", source=call_id(action))
+        update = kernel.signed_context(update, config, by="execute", source=call_id(action))
         message = (tool_message(action, refused, error=True) if refused
-                   else tool_message(action, _seen(visible, layer.limits)))
+                   else tool_message(action, _seen(visible, kernel.limits)))
         return Command(update={"messages": [message], "context": update}, goto="agent")
 
     key = idempotency_key(thread, call_id(action), action["hash"])
     if spec.takes_idempotency_key:
         call_args["idempotency_key"] = key
-    store = layer.store
+    store = kernel.store
     grants = action["grants"]
     crash_point("before_intent")
     check = None
@@ -451,9 +453,9 @@ def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comma
         # limit (two threads of one customer) cannot both pass; and a policy changed since the
         # action was cleared is applied here.
         def check(tx: Any) -> Any:
-            decision = layer.decide(action, context, thread=thread, tx=tx)
+            decision = kernel.decide(action, context, thread=thread, tx=tx)
             fresh.append(decision)
-            return None if layer.executable(action, decision) else decision
+            return None if kernel.executable(action, decision) else decision
 
     try:
         # One transaction: the limits are decided again, the approval is consumed, the ledger
@@ -462,47 +464,47 @@ def execute(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comma
         record, created = _effects.start(
             store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
             action_hash=action["hash"], args=action["args"], grants=grant_ids(thread, action),
-            intent=layer.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
+            intent=kernel.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
                                       data={"idempotency_key": key, "args_hash": action["hash"],
                                             "approvals": grants["approvals"], "verified": grants["verified"]}),
-            dims=layer.dimensions(action, context, thread), check=check)
+            dims=kernel.dimensions(action, context, thread), check=check)
     except _effects.GrantSpentError as exc:
-        return _refuse_respend(layer, action, config, exc)
+        return _refuse_respend(kernel, action, config, exc)
     except _effects.LimitRefused as exc:
         store.ledger.release(key)
-        return layer.route(action, context, config, decision=exc.decision)
+        return kernel.route(action, context, config, decision=exc.decision)
     if fresh:
         action["decision"] = fresh[-1].to_json()  # the decision it runs under, for its audit entries
     if record.status == "done":
         result = record.result
         # Written with the result (recorded before this run was cut off); here for records of old.
-        layer.audit("executed", action, config, actor="agent", key=f"{key}:executed",
+        kernel.audit("executed", action, config, actor="agent", key=f"{key}:executed",
                     data=_executed_data(action, key, result, record.duration_ms, reconciled=True))
     elif record.status == "failed":
-        return _tool_failed(layer, action, config, record.error, key=key, recorded=True)
+        return _tool_failed(kernel, action, config, record.error, key=key, recorded=True)
     elif record.status == "unknown" or (not created and not spec.can_reconcile):
         store.ledger.mark_unknown(key)
-        return _outcome_unknown(layer, action, context, config, key)
+        return _outcome_unknown(kernel, action, context, config, key)
     else:
         crash_point("before_effect")
         outcome = _effects.run_effect(
-            store, key, lambda: _plain(_effects.run_tool(spec.tool, call_args), layer.limits),
+            store, key, lambda: _plain(_effects.run_tool(spec.tool, call_args), kernel.limits),
             after=lambda: crash_point("after_effect"), failure_of=spec.failure_of,
-            failed=lambda error: _failed_fields(layer, action, config, error, key),
-            done=lambda result, duration: layer.audit_fields(
+            failed=lambda error: _failed_fields(kernel, action, config, error, key),
+            done=lambda result, duration: kernel.audit_fields(
                 "executed", action, config, actor="agent", key=f"{key}:executed",
                 data=_executed_data(action, key, result, duration, reconciled=not created)))
         if outcome.error is not None:
             return _tool_message_failed(action, outcome.error)
         result = outcome.result
         crash_point("after_result")
-    context_update, refused = claim_identity(layer, action, context, _context_from(layer, spec, action, result, config),
-                                             config)
-    context_update = layer.signed_context(context_update, config, by="execute", source=call_id(action))
-    visible, _ = filter_fields(result, layer.policy.tools[spec.name].visible_fields)
+    context_update, refused = claim_identity(kernel, action, context,
+                                             _context_from(kernel, spec, action, result, config), config)
+    context_update = kernel.signed_context(context_update, config, by="execute", source=call_id(action))
+    visible, _ = filter_fields(result, kernel.policy.tools[spec.name].visible_fields)
     crash_point("before_writes")
     message = (tool_message(action, f"Done, but: {refused}", error=True) if refused
-               else tool_message(action, _seen(visible, layer.limits)))
+               else tool_message(action, _seen(visible, kernel.limits)))
     return Command(update={"messages": [message], "context": context_update}, goto="agent")
 
 
@@ -510,7 +512,7 @@ IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
 """The context keys that say who the conversation is with; set once per conversation."""
 
 
-def claim_identity(layer: PermissionLayer, action: Action, context: Mapping[str, Any],
+def claim_identity(kernel: Kernel, action: Action, context: Mapping[str, Any],
                    update: dict[str, Any], config: RunnableConfig) -> tuple[dict[str, Any], str | None]:
     """Keep one identity per conversation: a verification as someone else is refused and audited.
 
@@ -525,13 +527,13 @@ def claim_identity(layer: PermissionLayer, action: Action, context: Mapping[str,
     current = context.get("customer_id")
     holder = current
     if not current or current == claimed:
-        entry = layer.audit("verified", action, config, actor="agent", key="identity",
+        entry = kernel.audit("verified", action, config, actor="agent", key="identity",
                             data={"customer_id": claimed, "customer_name": update.get("customer_name")})
         holder = entry.data.get("customer_id")
         if holder == claimed:
             return update, None
     kept = {k: v for k, v in update.items() if k not in IDENTITY_KEYS}
-    layer.audit("refused", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:identity",
+    kernel.audit("refused", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:identity",
                 data={"error": "a second identity in one conversation", "verified_as": holder, "claimed": claimed})
     return kept, ("Refused: this conversation is already verified as another customer; a verification as "
                   "someone else does not replace it. A person can take the conversation over.")
@@ -552,11 +554,11 @@ def _executed_data(action: Action, key: str, result: Any, duration_ms: float | N
             "verified": action["grants"]["verified"], "reconciled": reconciled}
 
 
-def _refuse_respend(layer: PermissionLayer, action: Action, config: RunnableConfig,
+def _refuse_respend(kernel: Kernel, action: Action, config: RunnableConfig,
                     exc: _effects.GrantSpentError) -> Command[Any]:
     """A payload carrying grants another execution already consumed: nothing runs; it is audited."""
     reason = str(exc)
-    layer.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:respent",
+    kernel.audit("denied", action, config, actor="policy", key=f"{call_id(action)}:{action['hash'][:16]}:respent",
                 data={"reason": reason, "rule": "grant_spent", "spent": exc.spent})
     return Command(update={"messages": [tool_message(action, f"Not run: {reason}", error=True)], "strikes": 1},
                    goto="agent")
@@ -588,7 +590,7 @@ def _seen(visible: Any, limits: InputLimits) -> Any:
             f"{limits.max_result_chars:,})")
 
 
-def _context_from(layer: PermissionLayer, spec: Any, action: Action, result: Any,
+def _context_from(kernel: Kernel, spec: Any, action: Action, result: Any,
                   config: RunnableConfig) -> dict[str, Any]:
     """The tool's trusted context updates; a failing hook adds nothing (the effect stands, recorded)."""
     if spec.on_result is None:
@@ -596,12 +598,12 @@ def _context_from(layer: PermissionLayer, spec: Any, action: Action, result: Any
     try:
         return dict(spec.on_result(result) or {})
     except Exception as exc:
-        layer.audit("failed", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:on_result",
+        kernel.audit("failed", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:on_result",
                     data={"error": f"on_result: {exc}"})
         return {}
 
 
-def _not_on_record(layer: PermissionLayer, spec: Any, action: Action, config: RunnableConfig) -> str | None:
+def _not_on_record(kernel: Kernel, spec: Any, action: Action, config: RunnableConfig) -> str | None:
     """Why an action must not run although its payload says it may: a forged or stale payload.
 
     The action's hash must match its arguments, and every approval and verification it carries
@@ -613,7 +615,7 @@ def _not_on_record(layer: PermissionLayer, spec: Any, action: Action, config: Ru
         return str(exc)
     if action["hash"] != action_hash(action["tool"], action["args"]):
         return "the action's hash does not match its arguments"
-    thread, audit = thread_of(config), layer.store.audit
+    thread, audit = thread_of(config), kernel.store.audit
     grants = action.get("grants") or {}
     for g in grants.get("approvals") or []:
         e = audit.by_key(f"{thread}:{g.get('interrupt_id')}:decided")
@@ -626,15 +628,15 @@ def _not_on_record(layer: PermissionLayer, spec: Any, action: Action, config: Ru
     return None
 
 
-def _tool_failed(layer: PermissionLayer, action: Action, config: RunnableConfig, exc: Any, *,
+def _tool_failed(kernel: Kernel, action: Action, config: RunnableConfig, exc: Any, *,
                  key: str | None = None, recorded: bool = False) -> Command[Any]:
-    layer.store.audit.append(**_failed_fields(layer, action, config, exc, key))
+    kernel.store.audit.append(**_failed_fields(kernel, action, config, exc, key))
     return _tool_message_failed(action, exc)
 
 
-def _failed_fields(layer: PermissionLayer, action: Action, config: RunnableConfig, exc: Any,
+def _failed_fields(kernel: Kernel, action: Action, config: RunnableConfig, exc: Any,
                    key: str | None) -> dict[str, Any]:
-    return layer.audit_fields("failed", action, config, actor="agent",
+    return kernel.audit_fields("failed", action, config, actor="agent",
                               key=f"{key or call_id(action) + ':' + action['hash'][:16]}:failed",
                               data={"error": str(exc), "idempotency_key": key})
 
@@ -644,7 +646,7 @@ def _tool_message_failed(action: Action, exc: Any) -> Command[Any]:
                    goto="agent")
 
 
-def _outcome_unknown(layer: PermissionLayer, action: Action, context: dict[str, Any],
+def _outcome_unknown(kernel: Kernel, action: Action, context: dict[str, Any],
                      config: RunnableConfig, key: str) -> Command[Any]:
     """An effect was started and its outcome is unknown: never re-run blindly; a person decides."""
 
@@ -652,30 +654,30 @@ def _outcome_unknown(layer: PermissionLayer, action: Action, context: dict[str, 
               "it was not run again; a person must check the system of record")
     action = {**action, "decision": {**action["decision"], "outcome": "escalate", "mode": "escalate",
                                      "rule": "outcome_unknown", "reason": reason}}
-    return Command(goto=layer.send("escalation", action, context))
+    return Command(goto=kernel.send("escalation", action, context))
 
 
-def record(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Command[Any]:
+def record(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     action, context = task["action"].copy(), dict(task["context"])
     # Decided again under the current policy: a payload that is not a recommendation or a draft
     # now goes where policy sends it.
-    decided, gate = layer.gate_of(action, context, thread_of(config))
+    decided, gate = kernel.gate_of(action, context, thread_of(config))
     if gate != "record":
-        return layer.route(action, context, config, decision=decided)
+        return kernel.route(action, context, config, decision=decided)
     action = {**action, "decision": decided.to_json()}
-    spec = layer.registry[action["tool"]]
+    spec = kernel.registry[action["tool"]]
     decision = action["decision"]
     base = f"{call_id(action)}:{action['hash'][:16]}"
     if decision["outcome"] == "recommend":
-        layer.audit("recommended", action, config, actor="agent", key=f"{base}:recommended",
+        kernel.audit("recommended", action, config, actor="agent", key=f"{base}:recommended",
                     data={"args": action["args"], "reason": decision["reason"]})
         text = {"status": "recommended", "note": "Recorded as a recommendation for staff; nothing was executed.",
                 "recommendation": {"tool": action["tool"], "args": action["args"]}}
         return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
     thread = thread_of(config)
     key = idempotency_key(thread, call_id(action), action["hash"])
-    store = layer.store
-    drafted = layer.audit_fields("drafted", action, config, actor="agent", key=f"{base}:drafted",
+    store = kernel.store
+    drafted = kernel.audit_fields("drafted", action, config, actor="agent", key=f"{base}:drafted",
                                  data={"args": action["args"], "payload_hash": result_hash(action["args"])})
     draft_id: Any
     if (draft := spec.draft) is not None:
@@ -685,14 +687,14 @@ def record(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comman
         record, _created = _effects.start(
             store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
             action_hash=action["hash"], args=action["args"], grants=[],
-            intent=layer.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
+            intent=kernel.audit_fields("started", action, config, actor="agent", key=f"{key}:started",
                                       data={"idempotency_key": key, "args_hash": action["hash"]}))
         if record.status == "done":
             draft_id = record.result
         else:  # new, cut off, or failed before: the same key makes the back office answer the same draft
             outcome = _effects.run_effect(
-                store, key, lambda: _plain(draft(**call_args), layer.limits),
-                failed=lambda error: _failed_fields(layer, action, config, error, key),
+                store, key, lambda: _plain(draft(**call_args), kernel.limits),
+                failed=lambda error: _failed_fields(kernel, action, config, error, key),
                 done=lambda draft, _ms: {**drafted, "data": {**drafted["data"], "draft": draft,
                                                               "idempotency_key": key}})
             if outcome.error is not None:
@@ -708,3 +710,29 @@ def record(layer: PermissionLayer, task: Task, config: RunnableConfig) -> Comman
     text = {"status": "drafted", "note": "Saved as a draft for a person to review; nothing was sent.",
             "draft": draft_id}
     return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
+
+
+GATE_BODIES: dict[str, Callable[[Kernel, Task, RunnableConfig], Command[Any]]] = {
+    "verification": verification, "approval": approval, "escalation": escalation, "execute": execute,
+    "record": record,
+}
+"""The gate nodes, by name."""
+
+
+def run_gate(kernel: Kernel, node: str, task: Task, config: RunnableConfig) -> Command[Any]:
+    """Run gate ``node`` on its task, if agent_kit's nodes sent it (else back to the agent)."""
+    if not kernel.signed_task(task, config, node):
+        return Command(goto="agent")
+    return GATE_BODIES[node](kernel, _trusted_task(kernel, task, config, node), config)
+
+
+def _trusted_task(kernel: Kernel, task: Task, config: RunnableConfig, node: str) -> Task:
+    """The task (its action checked by :meth:`Kernel.signed_task`, its MAC taken off) with the thread's
+    current context, only what agent_kit's nodes wrote for this thread (see _provenance)."""
+    action = {k: v for k, v in task["action"].items() if k != _provenance.ACTION_MAC}
+    # The conversation's context as the thread holds it now, not as the task carried it: a task
+    # replayed later (its MAC still good) is decided under the customer's current state.
+    current = _compat.state_value("context")
+    context = current if isinstance(current, Mapping) else task.get("context")
+    return {**task, "action": action,  # type: ignore[typeddict-item]
+            "context": kernel.trust(context, config, node=node)}

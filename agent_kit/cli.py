@@ -575,11 +575,11 @@ def checklist(
     from agent_kit.graph import layer_of
     from agent_kit.policy import load_policy
 
-    layer = layer_of(_load_graph())
+    kernel = layer_of(_load_graph()).kernel
     # The graph found through langgraph.json is the one LangGraph Server serves: check how.
     served = Path.cwd() / "langgraph.json" if opts.graph is None else None
-    report = build_checklist(layer.registry, load_policy(policy) if policy is not None else layer.policy,
-                             layer.context_keys, served=served if served is not None and served.exists() else None)
+    report = build_checklist(kernel.registry, load_policy(policy) if policy is not None else kernel.policy,
+                             kernel.context_keys, served=served if served is not None and served.exists() else None)
     if opts.json:
         _emit(report)
     else:
@@ -683,7 +683,7 @@ def _policy_approver(name: str) -> str:
     """``name`` if the graph's policy lists it as an approver; else a clear refusal."""
     from agent_kit.graph import layer_of
 
-    policy = layer_of(_load_graph()).policy
+    policy = layer_of(_load_graph()).kernel.policy
     listed = sorted(policy.document.approvers)
     if name not in policy.document.approvers:
         _fail(f"{name!r} is not an approver in the policy ({policy.source or 'the graph policy'}); "

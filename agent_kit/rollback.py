@@ -28,20 +28,20 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         RollbackError: the entry is not an executed action, has no compensation, was rolled back
             already, or the approver may not roll it back.
     """
-    layer, store = runtime.layer, runtime.store
+    kernel, store = runtime.kernel, runtime.store
     entry = store.audit.get(int(entry_seq))
     if entry is None:
         raise RollbackError(f"no audit entry {entry_seq}")
     if entry.kind != "executed":
         raise RollbackError(f"audit entry {entry_seq} is a {entry.kind!r} entry; "
                             "only 'executed' actions can be rolled back")
-    spec = layer.registry.get(entry.tool or "")
+    spec = kernel.registry.get(entry.tool or "")
     if spec is None:
         raise RollbackError(f"tool {entry.tool!r} of entry {entry_seq} is not registered in this graph")
     if spec.compensation is None:
         why = "it is declared irreversible" if spec.irreversible else "it declares no compensation"
         raise RollbackError(f"{spec.name} (entry {entry_seq}) cannot be rolled back: {why}")
-    need = layer.policy.rollback_requirement(spec.name)
+    need = kernel.policy.rollback_requirement(spec.name)
     if need is None:
         raise RollbackError(f"the policy names nobody who may roll back {spec.name}; "
                             "add `rollback: {role: ...}` to its entry")
@@ -49,8 +49,8 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         # Rollback takes one approver; a policy asking for more is not met by one: fail closed.
         raise RollbackError(f"rolling back {spec.name} needs {need.count} approvers with role {need.role}; "
                             "agent-kit rollback takes one, so it is refused")
-    if not layer.policy.can_act_as(approver, need.role):
-        roles = ", ".join(sorted(layer.policy.roles_of(approver))) or "none"
+    if not kernel.policy.can_act_as(approver, need.role):
+        roles = ", ".join(sorted(kernel.policy.roles_of(approver))) or "none"
         raise RollbackError(f"{approver!r} (roles: {roles}) may not roll back {spec.name}; it needs role {need.role}")
     key = entry.data.get("idempotency_key")
     record = store.ledger.get(key) if key else None
@@ -58,7 +58,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         raise RollbackError(f"the ledger has no finished execution for entry {entry_seq}")
     if record.rolled_back_by is not None:
         raise RollbackError(f"entry {entry_seq} was already rolled back (audit entry {record.rolled_back_by})")
-    comp = layer.registry.get(spec.compensation.tool)
+    comp = kernel.registry.get(spec.compensation.tool)
     if comp is None:
         raise RollbackError(f"compensation {spec.compensation.tool!r} is not registered")
     args = spec.compensation.args(record.args, record.result)
@@ -94,10 +94,10 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
             store, ckey, thread_id=thread, tool_call_id=f"rollback:{entry_seq}", tool=comp.name,
             action_hash=chash, args=args, grants=[],
             intent={"kind": "started", "actor": approver, "thread_id": thread, "tool": comp.name,
-                    "action_hash": chash, "data": detail, "policy_version": layer.policy.version,
+                    "action_hash": chash, "data": detail, "policy_version": kernel.policy.version,
                     "key": f"{thread}:{ckey}:started"})
         rolled_back = {"kind": "rolled_back", "actor": approver, "thread_id": thread, "tool": spec.name,
-                       "action_hash": entry.action_hash, "policy_version": layer.policy.version,
+                       "action_hash": entry.action_hash, "policy_version": kernel.policy.version,
                        "key": f"{thread}:rollback:{entry_seq}"}
         if record.status == "done":
             result = record.result
@@ -110,7 +110,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
                 after=lambda: crash_point("rollback_after_compensation"),
                 failed=lambda error: {"kind": "failed", "actor": approver, "thread_id": thread, "tool": comp.name,
                                       "action_hash": chash, "data": {**detail, "error": error},
-                                      "policy_version": layer.policy.version, "key": f"{thread}:{ckey}:failed"},
+                                      "policy_version": kernel.policy.version, "key": f"{thread}:{ckey}:failed"},
                 done=lambda result, _ms: {**rolled_back, "data": {**detail, "result_hash": result_hash(result)}},
                 also=lambda tx, e: store.ledger.mark_rolled_back_in(tx, key, e.seq))
             if outcome.error is not None:

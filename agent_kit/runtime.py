@@ -32,6 +32,7 @@ from agent_kit.errors import (
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.inbox import PendingItem
 from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
+from agent_kit.kernel import Kernel
 from agent_kit.leases import Lease
 from agent_kit.limits import InputLimits, check_name, check_text
 from agent_kit.retention import RetentionPolicy, reclaim_space
@@ -83,6 +84,8 @@ class AgentRuntime:
                  retention: RetentionPolicy | None = RetentionPolicy(),
                  limits: InputLimits | None = None) -> None:
         self.layer: PermissionLayer = layer_of(graph)
+        self.kernel: Kernel = self.layer.kernel
+        """The graph's kernel: its registry, policy and default store."""
         self.limits = limits if limits is not None else InputLimits.from_env()
         # The graph and its layer are never changed: this runtime's store reaches the nodes
         # through the run's context, and its checkpointer through a copy of the compiled graph
@@ -91,7 +94,7 @@ class AgentRuntime:
 
         if store is not None and not isinstance(store, Store):
             raise UsageError(f"store must be an agent_kit.store.Store (Store.open(...)), got {type(store).__name__}")
-        self.store = store if store is not None else self.layer.store
+        self.store = store if store is not None else self.kernel.default_store
         if durability not in ("sync", "async"):
             raise UsageError(f"durability {durability!r} is refused for permissioned graphs; use 'sync' or 'async'")
         self.durability = durability
@@ -254,7 +257,7 @@ class AgentRuntime:
             target = waiting[0]
             payload = {"decisions": [{"type": "respond", "message": message}], "approver": CUSTOMER,
                        "action_hash": target.value["action_hash"], "decided_at": now_iso()}
-            check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC),
+            check_resume(payload, target.value, roles_of=self.kernel.policy.roles_of, now=datetime.now(UTC),
                          limits=self.limits)
             return _Planned(Command(resume={target.id: payload}))
         if snap.interrupts:
@@ -317,7 +320,7 @@ class AgentRuntime:
             if not snap.values:
                 raise StaleInterruptError(f"unknown thread {thread_id!r}: nothing has run on it")
             if self._interrupted(thread_id, snap):
-                if not self.layer.policy.roles_of(approver):
+                if not self.kernel.policy.roles_of(approver):
                     raise ApprovalError(f"unknown approver {approver!r}: the policy lists no roles for them",
                                         approver=approver, reason="unknown_approver")
                 # The decision was taken and the run cut off by a crash: repeating it finishes that run.
@@ -329,7 +332,7 @@ class AgentRuntime:
                                        "decided_at": now_iso()}
             if resolution is not None:
                 payload["resolution"] = resolution
-            checked = check_resume(payload, target.value, roles_of=self.layer.policy.roles_of, now=datetime.now(UTC),
+            checked = check_resume(payload, target.value, roles_of=self.kernel.policy.roles_of, now=datetime.now(UTC),
                                    limits=self.limits)
             if checked.edited_action is not None:
                 self._check_edit(checked.edited_action)
@@ -439,8 +442,8 @@ class AgentRuntime:
             f"action_hash= (on the command line --interrupt ID or --hash HASH); pending: {listing}")
 
     def _check_edit(self, edited: Mapping[str, Any]) -> None:
-        spec = self.layer.registry.get(edited["name"])
-        if spec is None or edited["name"] not in self.layer.policy.tools:
+        spec = self.kernel.registry.get(edited["name"])
+        if spec is None or edited["name"] not in self.kernel.policy.tools:
             raise ResumeError(f"the edit names tool {edited['name']!r}, which is not registered with a policy entry")
         try:
             spec.validate_args(edited["args"])

@@ -81,7 +81,7 @@ class Sibling(TypedDict):
 
 
 class Action(TypedDict):
-    """One tool call, validated and decided by policy (``PermissionLayer.new_action``)."""
+    """One tool call, validated and decided by policy (``Kernel.new_action``)."""
 
     tool_call_id: str
     turn: str | None

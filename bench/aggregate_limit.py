@@ -1,7 +1,7 @@
 """One aggregate-limit decision over a large ledger: the customer's refunds in the last 24 h.
 
 100,000 executed payments by 2,000 customers over the last 7 days are in the ledger (each with
-its totals' rows, as the execute node writes them). A decision is ``PermissionLayer.decide``:
+its totals' rows, as the execute node writes them). A decision is ``Kernel.decide``:
 the running total read from the ledger (one indexed query), then ``Policy.evaluate``. The anchor
 is the policy benchmark's: Cedar's ``is_authorized`` on a parsed policy set (no totals at all).
 """
@@ -73,7 +73,7 @@ def run(quick: bool = False) -> Result:
             _fill(store, n_rows)
             graph = create_permissioned_agent(ScriptedChatModel(steps=[]), [register(pay, Mode.EXECUTE_LIMITED)],
                                               Policy.from_dict(POLICY), store=store)
-            layer = graph.agent_kit
+            kernel = graph.agent_kit.kernel
             rnd = random.Random(11)
             reqs = []
             for i in range(n):
@@ -85,13 +85,13 @@ def run(quick: bool = False) -> Result:
             entities = cedarpy.Entities.from_json_str("[]")
             creqs = [_cedar_request("t1", {"amount": int(a["args"]["amount"]), "region": "us"},
                                     {"customer_verified": True}) for a, _ in reqs]
-            outcomes = {layer.decide(a, c, thread="bench").outcome for a, c in reqs[:200]}  # warm-up
+            outcomes = {kernel.decide(a, c, thread="bench").outcome for a, c in reqs[:200]}  # warm-up
             assert outcomes <= {"allow", "approve", "escalate"} and len(outcomes) > 1, outcomes
             ours_t: list[float] = []
             cedar_t: list[float] = []
             pc = time.perf_counter_ns
             for k, ((action, ctx), creq) in enumerate(zip(reqs, creqs)):
-                pair = [("ours", lambda a=action, c=ctx: layer.decide(a, c, thread="bench")),
+                pair = [("ours", lambda a=action, c=ctx: kernel.decide(a, c, thread="bench")),
                         ("cedar", lambda q=creq: cedarpy.is_authorized(q, pset, entities))]
                 for label, fn in (pair if k % 2 == 0 else pair[::-1]):
                     t0 = pc()
@@ -101,12 +101,12 @@ def run(quick: bool = False) -> Result:
             store.close()
     ours_m, cedar_m = median(ours_t), median(cedar_t)
     res = Result(NAME, ours_m, cedar_m, "us", f"<={GOAL_US:g}us", ours_m <= GOAL_US,
-                 "PermissionLayer.decide with a 24 h total", "cedarpy.is_authorized (parsed PolicySet, no totals)",
+                 "Kernel.decide with a 24 h total", "cedarpy.is_authorized (parsed PolicySet, no totals)",
                  extra={"ledger_actions": n_rows, "decisions": n,
                         "ours_p99_us": sorted(ours_t)[int(len(ours_t) * .99)]})
     return report(res, [
         f"{n_rows:,} executed actions by {CUSTOMERS:,} customers over 7 days; {n} decisions, alternating with Cedar",
-        f"PermissionLayer.decide (ledger total + evaluate) median {ours_m:7.1f} us  p99 {res.extra['ours_p99_us']:.1f} us",
+        f"Kernel.decide (ledger total + evaluate) median {ours_m:7.1f} us  p99 {res.extra['ours_p99_us']:.1f} us",
         f"cedarpy.is_authorized, parsed PolicySet          median {cedar_m:7.1f} us",
     ])
 

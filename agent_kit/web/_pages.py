@@ -108,7 +108,7 @@ def _item(web: Web, me: Session, interrupt_id: str, thread: str | None) -> dict[
         return data
     value = live.value
     request_ = value["action_requests"][0]
-    spec = rt.layer.registry.get(request_["name"])
+    spec = rt.kernel.registry.get(request_["name"])
     schema = spec.model_schema.model_json_schema() if spec is not None and not isinstance(spec.model_schema, dict) \
         else (spec.model_schema if spec is not None else {})
     edited_from = next((e for e in reversed(entries) if e.kind == "edited"
@@ -237,7 +237,7 @@ def _edit_args(web: Web, thread: str, iid: str, form: Any) -> tuple[str, dict[st
                                   "the page shows the current state", interrupt_id=iid, thread_id=thread,
                                   pending=tuple(i.id for i in snap.interrupts))
     req = live.value["action_requests"][0]
-    spec = web.runtime.layer.registry.get(req["name"])
+    spec = web.runtime.kernel.registry.get(req["name"])
     if spec is None:
         raise ApprovalError(f"tool {req['name']!r} is not registered; it cannot be edited")
     fields = views.edit_fields(spec.model_schema.model_json_schema(), req["args"])
@@ -320,12 +320,12 @@ async def thread_page(request: Request, web: Web, me: Session) -> Response:
 
 def _rollbackable(web: Web, me: Session, entries: list[Any]) -> dict[int, str | None]:
     """Executed entries -> None if ``me`` may roll it back now, else why not (shown as the button's note)."""
-    layer, out = web.runtime.layer, dict[int, str | None]()
+    kernel, out = web.runtime.kernel, dict[int, str | None]()
     for e in entries:
         if e.kind != "executed":
             continue
-        spec = layer.registry.get(e.tool or "")
-        need = layer.policy.rollback_requirement(e.tool or "")
+        spec = kernel.registry.get(e.tool or "")
+        need = kernel.policy.rollback_requirement(e.tool or "")
         key = e.data.get("idempotency_key")
         record = web.store.ledger.get(key) if key else None
         if spec is None or spec.compensation is None:
@@ -334,7 +334,7 @@ def _rollbackable(web: Web, me: Session, entries: list[Any]) -> dict[int, str | 
             out[e.seq] = f"rolled back (entry {record.rolled_back_by})"
         elif need is None:
             out[e.seq] = "the policy names nobody who may roll it back"
-        elif not layer.policy.can_act_as(me.name, need.role):
+        elif not kernel.policy.can_act_as(me.name, need.role):
             out[e.seq] = f"needs role {need.role}"
         else:
             out[e.seq] = None
@@ -361,10 +361,10 @@ def _rollback_plan(web: Web, seq: int) -> dict[str, Any]:
     entry = web.store.audit.get(seq)
     if entry is None or entry.kind != "executed":
         return {"problem": f"audit entry {seq} is not an executed action"}
-    layer = web.runtime.layer
-    spec = layer.registry.get(entry.tool or "")
+    kernel = web.runtime.kernel
+    spec = kernel.registry.get(entry.tool or "")
     record = web.store.ledger.get(entry.data.get("idempotency_key") or "")
-    need = layer.policy.rollback_requirement(entry.tool or "")
+    need = kernel.policy.rollback_requirement(entry.tool or "")
     plan: dict[str, Any] = {"entry": entry, "record": record, "need": need,
                             "thread_url": thread_url(entry.thread_id or "")}
     if spec is not None and spec.compensation is not None and record is not None:

@@ -99,7 +99,7 @@ class Web:
 
     @property
     def policy(self) -> Any:
-        return self.runtime.layer.policy
+        return self.runtime.kernel.policy
 
     # -- sessions --------------------------------------------------------------------------------
     def session_of(self, request: Request) -> Session | None:

@@ -48,7 +48,7 @@ def _functions(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_openai_refund_pauses_for_approval_and_runs_once_after(openai_app: App, stub: OpenAIStub) -> None:
     rt = openai_app.runtime
-    assert type(openai_app.runtime.layer.model).__name__ == "ChatOpenAI"
+    assert type(openai_app.runtime.layer.model.chat).__name__ == "ChatOpenAI"
 
     first = rt.send("t", "Hi, I am Jane Doe, 94107")
     assert first.status == "replied"

@@ -28,7 +28,7 @@ def test_an_approved_refund_costs_four_evaluations_and_four_fact_reads(sqlite_ap
         evaluated.append(tool)
         return evaluate(self, tool, *args, **kwargs)
 
-    spec = app.runtime.layer.registry["issue_refund"]
+    spec = app.runtime.kernel.registry["issue_refund"]
     read = spec.facts
 
     def counting_facts(args: Any, context: Any) -> Any:

@@ -59,7 +59,7 @@ def test_each_compensation_restores_the_back_office_once(sqlite_app, tool):
     assert state() == restored
     kinds = [e.kind for e in app.store.audit.entries("t")]
     assert kinds.count("rolled_back") == 1
-    assert result["compensation"] == app.runtime.layer.registry[tool].compensation.tool
+    assert result["compensation"] == app.runtime.kernel.registry[tool].compensation.tool
     assert app.store.audit.verify().ok
 
 

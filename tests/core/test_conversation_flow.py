@@ -119,7 +119,7 @@ def test_two_runtimes_over_one_graph_each_write_only_their_own_store(kit_on, ope
     # The graph given is left exactly as it was: not recompiled, not renamed, its layer unchanged.
     assert (graph.name, layer_of(graph), graph.builder, graph.checkpointer) == (name, layer, builder, saver)
     assert a.graph.builder is builder and b.graph.builder is builder and a.graph.name == name
-    assert layer.store is kit.store
+    assert layer.kernel.default_store is kit.store
 
     a.send("ta", "pay ann 50")
     b.send("tb", "pay ann 50")

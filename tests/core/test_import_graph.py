@@ -109,3 +109,41 @@ def test_the_library_never_imports_the_reference_app() -> None:
                        else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             for t in targets:
                 assert t.split(".")[0] not in ("graphs", "tools", "tests"), f"{name} imports {t}"
+
+
+ARROWS = [
+    ("agent_kit.policy", "agent_kit.registry"),
+    ("agent_kit.kernel",),
+    ("agent_kit._nodes", "agent_kit._gates"),
+    ("agent_kit.graph",),
+    ("agent_kit.runtime",),
+    ("agent_kit.cli",),
+]
+"""The core's layers, lowest first: each imports only from layers below it."""
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_arrows_run_policy_and_registry_to_kernel_to_nodes_to_graph_to_runtime_to_cli() -> None:
+    mods = _modules()
+    graph = {name: _imports(name, path, mods) for name, path in mods.items() if name != "agent_kit"}
+    for level, layer in enumerate(ARROWS):
+        above = {m for later in ARROWS[level + 1:] for m in later}
+        for module in layer:
+            assert module in graph, module
+            assert not _reach(graph, module) & above, f"{module} reaches up to {sorted(_reach(graph, module) & above)}"
+    # and each layer does build on the one below it
+    assert {"agent_kit.policy", "agent_kit.registry"} <= graph["agent_kit.kernel"]
+    assert "agent_kit.kernel" in graph["agent_kit._nodes"]  # (the gates take a Kernel too: a type-only import)
+    assert {"agent_kit._nodes", "agent_kit._gates", "agent_kit.kernel"} <= graph["agent_kit.graph"]
+    assert "agent_kit.graph" in graph["agent_kit.runtime"]
+    assert "agent_kit.runtime" in _reach(graph, "agent_kit.cli")

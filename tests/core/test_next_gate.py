@@ -31,11 +31,11 @@ SAM = {"approver": "sam", "role": "lead", "at": "2026-01-01T00:00:01+00:00"}
 def test_the_gate_follows_the_decision_and_the_grants(kit_factory: Any, tool: str, args: dict[str, Any],
                                                        approvals: list[dict[str, Any]], gate: str) -> None:
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 5}), "paid"])
-    layer = kit.graph.agent_kit
-    action = layer.new_action(tool, args, "c1", requested_by="customer", context={})
+    kernel = kit.graph.agent_kit.kernel
+    action = kernel.new_action(tool, args, "c1", requested_by="customer", context={})
     action["grants"]["approvals"] = approvals
     before = (kit.store.audit.entries("t"), kit.store.ledger.for_thread("t"))
-    decision, chosen = layer.gate_of(action, {}, "t")
-    assert chosen == gate == layer.next_gate(action, decision)
-    assert layer.executable(action, decision) == (gate == "execute" and tool != "lookup")
+    decision, chosen = kernel.gate_of(action, {}, "t")
+    assert chosen == gate == kernel.next_gate(action, decision)
+    assert kernel.executable(action, decision) == (gate == "execute" and tool != "lookup")
     assert (kit.store.audit.entries("t"), kit.store.ledger.for_thread("t")) == before  # nothing written

@@ -216,16 +216,16 @@ def test_a_change_with_the_old_mtime_is_seen_before_the_next_decision(kit_factor
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 5}), "ok"])
-    layer = _graph(kit, path).agent_kit
-    before = layer.policy.version
+    kernel = _graph(kit, path).agent_kit.kernel
+    before = kernel.policy.version
     if which == "policy":
         data["tools"]["pay"]["rules"].append({"id": "freeze", "mode": "escalate"})
         _write_keeping_mtime(path, yaml.safe_dump(data))
-        assert layer.policy.evaluate("pay", {"to": "a", "amount": 1}).rule == "freeze"
+        assert kernel.policy.evaluate("pay", {"to": "a", "amount": 1}).rule == "freeze"
     else:
         _write_keeping_mtime(tmp_path / "people.yaml", "lee: [lead]\nsam: [lead]\nmorgan: [boss]\nzoe: [lead]\n")
-        assert layer.policy.can_act_as("zoe", "lead")
-    assert layer.policy.version != before
+        assert kernel.policy.can_act_as("zoe", "lead")
+    assert kernel.policy.version != before
 
 
 def test_a_broken_change_fails_closed(kit_factory, tmp_path):

@@ -87,7 +87,7 @@ def test_expired_approval_is_refused_but_can_still_be_rejected(kit_factory):
     later = datetime.now(UTC) + timedelta(seconds=5)
     payload = {"decisions": [{"type": "approve"}], "approver": "lee", "action_hash": intr.value["action_hash"]}
     with pytest.raises(ApprovalError, match="expired"):
-        check_resume(payload, intr.value, roles_of=kit.runtime.layer.policy.roles_of, now=later)
+        check_resume(payload, intr.value, roles_of=kit.runtime.kernel.policy.roles_of, now=later)
     # The runtime checks against the clock; an expired approval of a 1-second request is refused.
     expires = datetime.fromisoformat(intr.value["expires_at"])
     while datetime.now(UTC) < expires:  # wait on the observable expiry, not a fixed sleep
@@ -118,7 +118,7 @@ def test_expired_approval_is_refused_but_can_still_be_rejected(kit_factory):
 def test_malformed_payload_is_refused_before_invoke(paused, payload):
     (intr,) = paused.runtime.state("t").interrupts
     with pytest.raises(ResumeError):
-        check_resume(payload, intr.value, roles_of=paused.runtime.layer.policy.roles_of, now=datetime.now(UTC))
+        check_resume(payload, intr.value, roles_of=paused.runtime.kernel.policy.roles_of, now=datetime.now(UTC))
     _still_resumable(paused)
 
 

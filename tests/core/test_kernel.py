@@ -1,0 +1,48 @@
+"""The kernel is composed once and never changed: the layer a graph runs is its kernel and its model,
+each node a function of the kernel that returns the graph's update. (Two runtimes over one graph, each
+with its own store, leave it as it was: tests/core/test_runtime_shapes.py.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.types import Command, Send
+
+from agent_kit import Kernel, PermissionLayer, UsageError, _nodes, layer_of
+from agent_kit.testing import tool_call
+
+
+def test_the_kernel_and_the_layer_refuse_to_be_changed(kit_factory: Any) -> None:
+    kit = kit_factory(["hello"])
+    layer = layer_of(kit.graph)
+    assert isinstance(layer, PermissionLayer) and isinstance(layer.kernel, Kernel)
+    kernel = layer.kernel
+    for obj, name in ((kernel, "registry"), (kernel, "_store"), (kernel, "anything"), (layer, "kernel"),
+                      (layer, "model")):
+        with pytest.raises(UsageError, match="immutable"):
+            setattr(obj, name, None)
+    with pytest.raises(UsageError):
+        kernel.context_keys["tier"] = str  # type: ignore[index]
+    with pytest.raises(UsageError, match="immutable"):
+        del kernel.registry
+    with pytest.raises(AttributeError):  # no __dict__ to hide new state in
+        object.__setattr__(kernel, "extra", 1)
+
+
+def test_the_permission_node_is_a_function_of_the_kernel_returning_its_sends(kit_factory: Any) -> None:
+    kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 5})])
+    kernel = layer_of(kit.graph).kernel
+    ai = AIMessage(content="", id="m1", tool_calls=[
+        {"name": "pay", "args": {"to": "ann", "amount": 5}, "id": "c1", "type": "tool_call"},
+        {"name": "pay", "args": {"to": "bob", "amount": 50}, "id": "c2", "type": "tool_call"},
+        {"name": "nope", "args": {}, "id": "c3", "type": "tool_call"}])
+    state = {"messages": [HumanMessage(content="pay", id="h1"), ai], "context": {}, "strikes": 0}
+    config = {"configurable": {"thread_id": "t-direct"}}
+    cmd = _nodes.permission(kernel, state, config)
+    assert isinstance(cmd, Command)
+    sends = [g for g in cmd.goto if isinstance(g, Send)]
+    assert [(s.node, s.arg["action"]["tool_call_id"]) for s in sends] == [("execute", "c1"), ("approval", "c2")]
+    assert [m.tool_call_id for m in cmd.update["messages"]] == ["c3"]  # the unknown tool: denied, told why
+    assert cmd.update["strikes"] == 1
