@@ -117,7 +117,6 @@ GATES = ("verification", "approval", "escalation")
 """The gates where an action waits on a person."""
 Gate = Literal["denied", "escalation", "record", "verification", "approval", "execute"]
 """Where an action goes next (``denied``: back to the model, told why)."""
-"""The nodes where a call waits on a person."""
 
 
 def _gotos(cmd: Command[Any]) -> list[Any]:

@@ -21,6 +21,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
@@ -712,10 +713,10 @@ def record(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     return Command(update={"messages": [tool_message(action, text)]}, goto="agent")
 
 
-GATE_BODIES: dict[str, Callable[[Kernel, Task, RunnableConfig], Command[Any]]] = {
+GATE_BODIES: Mapping[str, Callable[[Kernel, Task, RunnableConfig], Command[Any]]] = MappingProxyType({
     "verification": verification, "approval": approval, "escalation": escalation, "execute": execute,
     "record": record,
-}
+})
 """The gate nodes, by name."""
 
 

@@ -137,6 +137,15 @@ class PermissionLayer:
     def __setattr__(self, name: str, value: Any) -> None:
         raise UsageError(f"a PermissionLayer is immutable: build a new one instead of setting {name!r}")
 
+    def __delattr__(self, name: str) -> None:
+        raise UsageError(f"a PermissionLayer is immutable: {name!r} cannot be deleted")
+
+    def __copy__(self) -> PermissionLayer:
+        return self  # immutable: a copy is the same layer
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PermissionLayer:
+        return self
+
     @classmethod
     def build(cls, model: BaseChatModel, registry: ToolRegistry, policy: Policy | str | Path, *,
               store: Any = None, system_prompt: str | None = None,
@@ -144,7 +153,15 @@ class PermissionLayer:
               identity_verifier: Callable[[str], Mapping[str, Any] | None] | None = None,
               escalation_receivers: Sequence[str] | None = None, context_keys: Mapping[str, Any] | None = None,
               limits: InputLimits | None = None) -> PermissionLayer:
-        """The layer over a new kernel (see :class:`~agent_kit.kernel.Kernel` for the arguments)."""
+        """The layer over a new kernel.
+
+        Args:
+            model: the chat model; it is bound to the tools the policy lets it see.
+            system_prompt: the system message put before the conversation on every model call.
+            observe: trusted classifier of each customer message -> context (e.g. sentiment).
+            registry, policy, store, identity_verifier, escalation_receivers, context_keys, limits:
+                the kernel's (see :class:`~agent_kit.kernel.Kernel`).
+        """
         kernel = Kernel(registry, policy, store=store, identity_verifier=identity_verifier,
                         escalation_receivers=escalation_receivers, context_keys=context_keys, limits=limits)
         return cls(kernel, AgentModel.bind(model, kernel, system_prompt=system_prompt, observe=observe))

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -37,10 +38,11 @@ __all__ = ["Kernel"]
 
 
 class Kernel:
-    """Registry, policy source, store and limits, composed; immutable once built.
+    """Registry, policy source, store and limits, composed; immutable once built (its one late part:
+    the store opened from the environment on first use when none was given).
 
     Args:
-        registry: the tools.
+        registry: the tools (copied: adding to it later does not change this kernel).
         policy: a :class:`Policy`, or the path of a policy file (read again whenever it changes).
         store: the default store (None: opened from the environment on first use); a run's
             ``RunContext.store`` wins over it.
@@ -51,6 +53,7 @@ class Kernel:
 
     Raises:
         PolicyError: the policy is invalid, or names a tool or context key nobody provides.
+        RegistrationError: a compensation names an unregistered tool.
     """
 
     __slots__ = ("_fixed", "_lock", "_opened", "_receivers", "_source", "_store", "compensations", "context_keys",
@@ -76,9 +79,13 @@ class Kernel:
                  limits: InputLimits | None = None) -> None:
         _compat.check()  # an incompatible LangGraph stops here, not at the first paused action
         put = object.__setattr__
+        # A copy: the caller's registry may still grow (ToolRegistry.add); this kernel's tools, the
+        # compensations and the tools bound to the model are fixed with it.
+        registry = ToolRegistry(registry.values())
+        registry.check_compensations()
         put(self, "registry", registry)
         put(self, "limits", limits if limits is not None else InputLimits.from_env())
-        put(self, "context_keys", _Frozen({**LIBRARY_CONTEXT_KEYS, **(context_keys or {})}))
+        put(self, "context_keys", MappingProxyType({**LIBRARY_CONTEXT_KEYS, **(context_keys or {})}))
         keys = self.context_keys
 
         def check(p: Policy) -> None:
@@ -103,6 +110,12 @@ class Kernel:
 
     def __delattr__(self, name: str) -> None:
         raise UsageError(f"a Kernel is immutable: {name!r} cannot be deleted")
+
+    def __copy__(self) -> Kernel:
+        return self  # immutable: a copy is the same kernel
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Kernel:
+        return self
 
     # -- shared parts ------------------------------------------------------------------------
     @property
@@ -401,15 +414,6 @@ class Kernel:
         who = context.get("customer_name") or context.get("customer_id") or "an unverified customer"
         return (f"{who} asked for {action['tool']}({canonical_json(action['args'])}); "
                 f"policy {d['policy_version']}: {d['reason']}")
-
-
-class _Frozen(dict[str, Any]):
-    """A mapping nobody changes after it is built (the kernel's context keys)."""
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise UsageError("a Kernel's context keys are fixed when it is built")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
 
 
 def _run_store() -> Any:

@@ -4,6 +4,7 @@ with its own store, leave it as it was: tests/core/test_runtime_shapes.py.)"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -23,10 +24,14 @@ def test_the_kernel_and_the_layer_refuse_to_be_changed(kit_factory: Any) -> None
                       (layer, "model")):
         with pytest.raises(UsageError, match="immutable"):
             setattr(obj, name, None)
-    with pytest.raises(UsageError):
+    with pytest.raises(TypeError):
         kernel.context_keys["tier"] = str  # type: ignore[index]
-    with pytest.raises(UsageError, match="immutable"):
-        del kernel.registry
+    with pytest.raises(TypeError):
+        kernel.context_keys |= {"tier": str}  # type: ignore[operator]
+    for obj, name in ((kernel, "registry"), (layer, "kernel"), (layer, "model")):
+        with pytest.raises(UsageError, match="immutable"):
+            delattr(obj, name)
+    assert copy.copy(kernel) is kernel and copy.deepcopy(layer) is layer
     with pytest.raises(AttributeError):  # no __dict__ to hide new state in
         object.__setattr__(kernel, "extra", 1)
 
@@ -46,3 +51,21 @@ def test_the_permission_node_is_a_function_of_the_kernel_returning_its_sends(kit
     assert [(s.node, s.arg["action"]["tool_call_id"]) for s in sends] == [("execute", "c1"), ("approval", "c2")]
     assert [m.tool_call_id for m in cmd.update["messages"]] == ["c3"]  # the unknown tool: denied, told why
     assert cmd.update["strikes"] == 1
+
+
+def test_tools_added_to_the_registry_later_do_not_reach_a_built_kernel(kit_factory: Any) -> None:
+    from agent_kit.registry import register
+
+    kit = kit_factory(["hello"])
+    registry = kit.graph.agent_kit.kernel.registry
+    passed = type(registry)(registry.values())
+    built = kit.graph.agent_kit.kernel
+    kernel = Kernel(passed, built.policy, store=kit.store, context_keys=built.context_keys)
+
+    def late(x: int) -> int:
+        """A tool registered after the kernel was built."""
+        return x
+
+    passed.add(register(late, "read_only"))
+    assert "late" in passed and "late" not in kernel.registry
+    assert kernel.new_action("late", {"x": 1}, "c1", requested_by="customer", context={})["decision"]["outcome"] == "deny"
