@@ -38,8 +38,8 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates, _nodes, _provenance
 from agent_kit._nodes import AgentModel
-from agent_kit.errors import AgentKitError, UsageError
-from agent_kit.kernel import Kernel
+from agent_kit.errors import AgentKitError
+from agent_kit.kernel import Kernel, Sealed
 from agent_kit.limits import InputLimits
 from agent_kit.policy import Policy
 from agent_kit.registry import ToolRegistry, ToolSpec
@@ -117,7 +117,7 @@ GATE_NODES = ("agent", "permission", "verification", "approval", "escalation", "
 """The nodes every agent_kit graph runs (PermissionLayer.builder() adds them all)."""
 
 
-class PermissionLayer:
+class PermissionLayer(Sealed):
     """The wiring of a permissioned graph: its :class:`~agent_kit.kernel.Kernel` (registry, policy,
     store, limits) and its :class:`~agent_kit._nodes.AgentModel`, both immutable. Each node method
     hands its input to the node function of :mod:`agent_kit._nodes` or :mod:`agent_kit._gates`.
@@ -133,18 +133,6 @@ class PermissionLayer:
     def __init__(self, kernel: Kernel, model: AgentModel) -> None:
         object.__setattr__(self, "kernel", kernel)
         object.__setattr__(self, "model", model)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise UsageError(f"a PermissionLayer is immutable: build a new one instead of setting {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise UsageError(f"a PermissionLayer is immutable: {name!r} cannot be deleted")
-
-    def __copy__(self) -> PermissionLayer:
-        return self  # immutable: a copy is the same layer
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> PermissionLayer:
-        return self
 
     @classmethod
     def build(cls, model: BaseChatModel, registry: ToolRegistry, policy: Policy | str | Path, *,

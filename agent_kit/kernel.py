@@ -34,10 +34,29 @@ from agent_kit.policy import Decision, Policy, PolicySource
 from agent_kit.registry import ToolRegistry
 from agent_kit.types import Action
 
-__all__ = ["Kernel"]
+__all__ = ["Kernel", "Sealed"]
 
 
-class Kernel:
+class Sealed:
+    """Refuses every attribute write and delete once built (``__init__`` sets its slots with
+    ``object.__setattr__``); a copy of it is the object itself."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise UsageError(f"a {type(self).__name__} is immutable: build a new one instead of setting {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise UsageError(f"a {type(self).__name__} is immutable: {name!r} cannot be deleted")
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self
+
+
+class Kernel(Sealed):
     """Registry, policy source, store and limits, composed; immutable once built (its one late part:
     the store opened from the environment on first use when none was given).
 
@@ -104,18 +123,6 @@ class Kernel:
         put(self, "identity_verifier", identity_verifier)
         put(self, "_receivers", tuple(escalation_receivers or ()))
         put(self, "compensations", frozenset(s.compensation.tool for s in registry.values() if s.compensation))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise UsageError(f"a Kernel is immutable: build a new one instead of setting {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise UsageError(f"a Kernel is immutable: {name!r} cannot be deleted")
-
-    def __copy__(self) -> Kernel:
-        return self  # immutable: a copy is the same kernel
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Kernel:
-        return self
 
     # -- shared parts ------------------------------------------------------------------------
     @property
