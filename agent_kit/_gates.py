@@ -118,13 +118,15 @@ def _ask(kernel: Kernel, request: InterruptRequest, action: Action, config: Runn
                 return _goto_end(kernel, request, action, config, iid, answered)
         answer = interrupt(request)
         answered += 1
-        entry = audit.by_key(f"{thread}:{iid}:refused")
+        # What the trail holds of this interrupt (refused, decided, asked), read at once.
+        held = audit.by_keys([f"{thread}:{iid}:{k}" for k in ("refused", "decided", "requested")])
+        entry = held.get(f"{thread}:{iid}:refused")
         if entry is not None:
             # refused when it came in; the refusal stands on every re-entry
             refused = {"interrupt_id": iid, "reason": str(entry.data.get("error"))}
             continue
-        decided = audit.by_key(f"{thread}:{iid}:decided")
-        if decided is None and audit.by_key(f"{thread}:{iid}:requested") is None:
+        decided = held.get(f"{thread}:{iid}:decided")
+        if decided is None and f"{thread}:{iid}:requested" not in held:
             # Never asked on this thread: a copy of another thread (``threads.copy``) carries its
             # paused interrupt, same id and action. Its answer would spend a second approval of one
             # requested action (the ledger keys effects by thread). Refused, and asked again in a new

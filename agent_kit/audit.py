@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -234,6 +234,14 @@ class AuditLog:
         row = self._db.fetchone("SELECT seq, hash, body FROM audit WHERE key = ?", (key,))
         return _entry(row) if row else None
 
+    def by_keys(self, keys: Sequence[str]) -> dict[str, AuditEntry]:
+        """The entries carrying any of ``keys``, by key (one query; a key with no entry is absent)."""
+        if not keys:
+            return {}
+        rows = self._db.fetchall(f"SELECT seq, hash, body FROM audit WHERE key IN ({', '.join('?' * len(keys))})",
+                                 list(keys))
+        return {e.key: e for e in map(_entry, rows) if e.key is not None}
+
     def head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last entry; ``(0, GENESIS)`` when the log is empty."""
         row = self._db.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
@@ -346,15 +354,24 @@ def _fields(kind: str, *, actor: str, thread_id: str | None, tool: str | None, a
     }
 
 
+_KEY_AND_HEAD_SQL = (
+    "SELECT k.seq, k.hash, k.body, h.seq, h.hash FROM (SELECT 1 AS one) AS o"
+    " LEFT JOIN (SELECT seq, hash, body FROM audit WHERE key = ?) AS k ON 1 = 1"
+    " LEFT JOIN (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS h ON 1 = 1")
+"""The entry carrying a key (NULLs when none does: a NULL key matches nothing) and the head."""
+
+
 def _append_in(tx: Tx, fields: dict[str, Any], keyring: AuditKeyring) -> tuple[AuditEntry, bool]:
     """Append in ``tx``; the entry, and whether it is new (False: one with its key existed)."""
     key = fields["key"]
-    if key is not None:
-        found = tx.fetchone("SELECT seq, hash, body FROM audit WHERE key = ?", (key,))
-        if found is not None:
-            return _entry(found), False
-    head = tx.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-    seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+    # The entry under this key (if one exists) and the chain's head, in one statement: one round
+    # trip to the server per entry, not two (the transaction holds the audit lock on Postgres, the
+    # write lock on SQLite, so the head read is the head this entry follows).
+    row = tx.fetchone(_KEY_AND_HEAD_SQL, (key,))
+    assert row is not None  # the outer SELECT always yields one row
+    if row[0] is not None:
+        return _entry((row[0], row[1], row[2])), False
+    seq, prev = (int(row[3]), str(row[4])) if row[3] is not None else (0, GENESIS)
     body = canonical_json({**fields, "seq": seq + 1, "prev_hash": prev, "at": utc_now()})
     digest = hashlib.sha256((prev + body).encode()).hexdigest()
     mac = keyring.sign(_entry_message(digest))

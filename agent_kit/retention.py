@@ -222,7 +222,7 @@ def _prune_postgres_on(conn: Any, thread_id: str, keep: int) -> int:
 
     sql = _prune_sql().replace("ANY(%s)", "ANY(%(ts)s)")
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(sql, {"t": thread_id, "ts": [thread_id], "skip": keep - 1}, prepare=False)
+        cur.execute(sql, {"t": thread_id, "ts": [thread_id], "skip": keep - 1})  # prepared once used often
         deleted, delta = cur.fetchone()
     if delta:
         raise AgentKitError(f"thread {thread_id!r} uses a DeltaChannel; its state is rebuilt from "

@@ -70,6 +70,17 @@ def test_dedupe_key_makes_append_idempotent(store: Store) -> None:
     assert [e.key for e in store.audit.entries()] == ["decision-1", "decision-2"]
 
 
+def test_by_keys_reads_the_entries_of_several_keys_at_once(store: Store) -> None:
+    a = store.audit.append("approved", actor="bob", key="t:1:decided")
+    store.audit.append("read", actor="agent")  # no key: never found by one
+    b = store.audit.append("refused", actor="eve", key="t:1:refused")
+    assert store.audit.by_keys(["t:1:decided", "t:1:refused", "t:1:requested"]) == {
+        "t:1:decided": a, "t:1:refused": b}
+    assert store.audit.by_keys([]) == {} and store.audit.by_keys(["nothing"]) == {}
+    # the first entry of the chain has no head before it; a keyless append after keyed ones chains on
+    assert store.audit.append("read", actor="agent").prev_hash == b.hash
+
+
 def test_entries_filter_by_thread_kind_seq_and_limit(store: Store) -> None:
     _fill(store.audit, 6)
     store.audit.append("approved", actor="bob", thread_id="t1")
