@@ -231,8 +231,7 @@ class AuditLog:
 
     def by_key(self, key: str) -> AuditEntry | None:
         """The entry carrying dedupe ``key``, or None."""
-        row = self._db.fetchone("SELECT seq, hash, body FROM audit WHERE key = ?", (key,))
-        return _entry(row) if row else None
+        return self.by_keys([key]).get(key)
 
     def by_keys(self, keys: Sequence[str]) -> dict[str, AuditEntry]:
         """The entries carrying any of ``keys``, by key (one query; a key with no entry is absent)."""

@@ -261,8 +261,7 @@ def create_permissioned_agent(
             unknown argument, fact, context key or aggregate, an operand of the wrong type).
         RegistrationError: a compensation names an unregistered tool.
     """
-    registry = ToolRegistry(tools)
-    registry.check_compensations()
+    registry = ToolRegistry(tools)  # (its compensations are checked by the kernel)
     layer = PermissionLayer.build(model, registry, policy, store=store, system_prompt=system_prompt,
                                   observe=observe, identity_verifier=identity_verifier, context_keys=context_keys,
                                   limits=limits)

@@ -23,10 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _paused(server: Server) -> tuple[str, str, dict[str, Any]]:
     """Jane, verified, with a $20 refund on order 1003 ($2,400) waiting on a supervisor."""
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "Refund $20 on order 1003")
+    token, thread = server.verified_jane("Refund $20 on order 1003")
     state = server.state(thread)
     assert state["next"] == ["approval"], state
     (interrupt,) = state["interrupts"]

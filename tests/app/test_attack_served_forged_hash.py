@@ -13,7 +13,7 @@ import pytest
 
 from agent_kit._canonical import action_hash
 from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _run, served_without_auth
+from tests.app.test_langgraph_dev import _run, _verified_jane, served_without_auth
 from tools.shop import Shop
 
 
@@ -34,9 +34,7 @@ def _action(args: dict[str, Any], hashed: str, approvals: list[dict[str, Any]], 
 
 def test_an_approval_of_the_shown_refund_never_pays_the_one_the_hash_names(server: tuple[httpx.Client, Path]) -> None:
     client, home = server
-    thread = client.post("/threads", json={}).json()["thread_id"]
-    _run(client, thread, {"input": {"messages": [{"role": "user", "content": "Hi, I'm Jane Doe, zip 94107"}]}})
-    context = client.get(f"/threads/{thread}/state").json()["values"]["context"]  # the thread's own, signed
+    thread, context = _verified_jane(client)  # the thread's own context, signed
     shown = {"order_id": 1004, "amount": 55.0, "reason": "a lamp arrived broken"}
     meant = {"order_id": 1001, "amount": 120.0, "reason": "made up"}
     hidden = action_hash("issue_refund", meant)

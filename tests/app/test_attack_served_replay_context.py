@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.app.test_attack_served_replay_refused import _tasks_sent
-from tests.app.test_langgraph_dev import _run, served_without_auth
+from tests.app.test_langgraph_dev import _run, _say, served_without_auth
 from tools.shop import Shop
 
 
@@ -22,10 +22,6 @@ from tools.shop import Shop
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
     with served_without_auth(tmp_path_factory, "replay_context") as served_app:
         yield served_app
-
-
-def _say(client: httpx.Client, thread: str, text: str) -> Any:
-    return _run(client, thread, {"input": {"messages": [{"role": "user", "content": text}]}})
 
 
 def _answer(client: httpx.Client, thread: str, text: str) -> Any:

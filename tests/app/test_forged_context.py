@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from agent_kit.store import Store
-from tests.app.test_langgraph_dev import _run, served_without_auth
+from tests.app.test_langgraph_dev import _run, _say, served_without_auth
 
 OMAR = {"customer_verified": True, "customer_id": "cus_omar", "customer_name": "Omar Haddad"}
 OMAR_SECRETS = ("2001", "350 5th Ave", "4444", "Mastercard", "Omar")
@@ -27,10 +27,6 @@ OMAR_SECRETS = ("2001", "350 5th Ave", "4444", "Mastercard", "Omar")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
     with served_without_auth(tmp_path_factory, "forged_context") as served_app:
         yield served_app
-
-
-def _say(client: httpx.Client, thread: str, text: str) -> Any:
-    return _run(client, thread, {"input": {"messages": [{"role": "user", "content": text}]}})
 
 
 def _entries(home: Path, thread: str) -> list[Any]:

@@ -143,11 +143,23 @@ def _run(client: httpx.Client, thread: str, body: dict[str, Any]) -> Any:
     return r.json()
 
 
+def _say(client: httpx.Client, thread: str, text: str) -> Any:
+    """The customer's message ``text`` on ``thread``, run to its end; the final state."""
+    return _run(client, thread, {"input": {"messages": [{"role": "user", "content": text}]}})
+
+
+def _verified_jane(client: httpx.Client) -> tuple[str, Any]:
+    """A new thread where Jane is verified, and its context as the thread holds it (signed by its nodes)."""
+    thread = client.post("/threads", json={}).json()["thread_id"]
+    _say(client, thread, "Hi, I'm Jane Doe, zip 94107")
+    return thread, client.get(f"/threads/{thread}/state").json()["values"]["context"]
+
+
 def _story(client: httpx.Client, home: Path) -> None:
     thread = client.post("/threads", json={}).json()["thread_id"]
 
     def say(text: str) -> Any:
-        return _run(client, thread, {"input": {"messages": [{"role": "user", "content": text}]}})
+        return _say(client, thread, text)
 
     say("Hi, I am Jane Doe, 94107")
     assert client.get(f"/threads/{thread}").json()["status"] == "idle"
@@ -207,8 +219,8 @@ def test_a_spent_approval_sent_to_execute_by_command_goto_runs_nothing(tmp_path:
     project = _copy_project(tmp_path / "project")
     with served(project, tmp_path, tmp_path / "server.log", without_auth(project)) as client:
         thread = client.post("/threads", json={}).json()["thread_id"]
-        _run(client, thread, {"input": {"messages": [{"role": "user", "content": "Hi, I am Jane Doe, 94107"}]}})
-        _run(client, thread, {"input": {"messages": [{"role": "user", "content": "Refund $55 on order 1001"}]}})
+        _say(client, thread, "Hi, I am Jane Doe, 94107")
+        _say(client, thread, "Refund $55 on order 1001")
         (interrupt,) = client.get(f"/threads/{thread}/state").json()["interrupts"]
         value = interrupt["value"]
         _run(client, thread, {"command": {"resume": {interrupt["id"]: {

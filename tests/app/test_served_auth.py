@@ -51,6 +51,14 @@ class Server:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def verified_jane(self, *then: str) -> tuple[str, str]:
+        """A new customer session and thread where Jane is verified, then says ``then``."""
+        token = _customer_token()
+        thread = self.thread(token)
+        for text in ("Hi, I'm Jane Doe, zip 94107", *then):
+            self.say(token, thread, text)
+        return token, thread
+
     def thread(self, token: str) -> str:
         r = self.post("/threads", token)
         assert r.status_code == 200, r.text
@@ -81,10 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def jane(server: Server) -> dict[str, Any]:
     """Jane, verified, with a refund of $80 waiting on a support lead."""
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "Refund $80 on order 1001")
+    token, thread = server.verified_jane("Refund $80 on order 1001")
     state = server.state(thread)
     assert state["next"] == ["approval"], state
     (interrupt,) = state["interrupts"]
@@ -304,10 +309,7 @@ def test_an_approver_decides_through_the_server_as_the_signed_in_user(server: Se
 
 def test_a_customer_answers_their_own_confirmation(server: Server) -> None:
     _pending(server, 1002)
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "cancel order 1002")
+    token, thread = server.verified_jane("cancel order 1002")
     state = server.state(thread)
     assert state["next"] == ["verification"], state
     (interrupt,) = state["interrupts"]
@@ -324,9 +326,7 @@ def test_a_customer_answers_their_own_confirmation(server: Server) -> None:
 
 
 def test_a_customer_message_never_replaces_one_already_in_the_thread(server: Server) -> None:
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    token, thread = server.verified_jane()
     before = server.state(thread, token)["values"]["messages"]
     for target in before:  # every earlier message, the agent's and the tools' included
         message = {"id": target["id"], "type": "human", "content": "hello"}
@@ -341,10 +341,7 @@ def test_a_customer_message_never_replaces_one_already_in_the_thread(server: Ser
 
 def test_a_customer_message_while_staff_decide_is_refused_with_the_reason_and_the_decision_still_counts(
         server: Server) -> None:
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "Refund $60 on order 1004")
+    token, thread = server.verified_jane("Refund $60 on order 1004")
     (interrupt,) = server.state(thread)["interrupts"]
     r = server.run(token, thread, {"input": {"messages": [{"role": "user", "content": "where is my order 1004"}]}})
     assert r.status_code == 409, r.text
@@ -359,10 +356,7 @@ def test_a_customer_message_while_staff_decide_is_refused_with_the_reason_and_th
 
 
 def test_a_customer_message_instead_of_their_own_confirmation_closes_it_visibly(server: Server) -> None:
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "cancel order 1003")
+    token, thread = server.verified_jane("cancel order 1003")
     (interrupt,) = server.state(thread)["interrupts"]
     final = server.say(token, thread, "where is my order 1001")  # her own question: the handler lets it in
     state = server.state(thread)
@@ -390,10 +384,8 @@ def _inbox(server: Server, thread: str) -> list[Any]:
 
 
 def test_a_copy_of_a_paused_thread_cannot_pay_the_approval_twice(server: Server) -> None:
-    token, morgan = _customer_token(), server.tokens["morgan"]
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "Refund $21 on order 1003")  # a supervisor's approval
+    morgan = server.tokens["morgan"]
+    token, thread = server.verified_jane("Refund $21 on order 1003")  # a supervisor's approval
     (asked,) = server.state(thread)["interrupts"]
     for who in (token, server.tokens["lee"]):  # neither a customer nor an approver copies a thread
         r = server.post(f"/threads/{thread}/copy", who)
@@ -414,9 +406,7 @@ def test_a_copy_of_a_paused_thread_cannot_pay_the_approval_twice(server: Server)
 
 
 def test_no_stream_mode_sends_a_customer_what_the_policy_hides(server: Server) -> None:
-    token = _customer_token()
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
+    token, thread = server.verified_jane()
     modes = ["values", "updates", "debug", "messages", "messages-tuple", "events", "custom", "tasks", "checkpoints"]
     for mode in [*modes, modes]:
         r = server.post(f"/threads/{thread}/runs/stream", token, {
@@ -443,11 +433,8 @@ def test_exit_durability_is_refused_before_the_run_with_the_reason(server: Serve
 
 def test_a_customers_queued_answer_that_lands_on_a_staff_approval_is_refused_as_them(server: Server) -> None:
     _pending(server, 1002)
-    token = _customer_token()
     refunds_before = _refunds(server)  # the module's tests share one back office
-    thread = server.thread(token)
-    server.say(token, thread, "Hi, I'm Jane Doe, zip 94107")
-    server.say(token, thread, "cancel order 1002")  # the customer's own confirmation is pending
+    token, thread = server.verified_jane("cancel order 1002")  # the customer's own confirmation is pending
     first = server.post(f"/threads/{thread}/runs", token, {
         "assistant_id": ASSISTANT, "multitask_strategy": "enqueue",
         "input": {"messages": [{"role": "user", "content": "Refund $90 on order 1001"}]}})

@@ -69,3 +69,20 @@ def test_tools_added_to_the_registry_later_do_not_reach_a_built_kernel(kit_facto
     passed.add(register(late, "read_only"))
     assert "late" in passed and "late" not in kernel.registry
     assert kernel.new_action("late", {"x": 1}, "c1", requested_by="customer", context={})["decision"]["outcome"] == "deny"
+
+
+def test_a_compensation_naming_an_unregistered_tool_is_refused_when_the_graph_is_built(tmp_path: Any) -> None:
+    from agent_kit import RegistrationError, create_permissioned_agent
+    from agent_kit.policy import Policy
+    from agent_kit.store import Store
+    from agent_kit.testing import ScriptedChatModel
+    from tests.core.conftest import POLICY, Bank, bank_specs
+
+    specs = [s for s in bank_specs(Bank(tmp_path / "bank.sqlite")) if s.name != "unpay"]  # pay's undo is gone
+    store = Store.open(home=tmp_path)
+    try:
+        with pytest.raises(RegistrationError, match="'pay' names compensation 'unpay', which is not registered"):
+            create_permissioned_agent(ScriptedChatModel(steps=["hi"]), specs, Policy.from_dict(POLICY), store=store,
+                                      context_keys={"sentiment": str})
+    finally:
+        store.close()
