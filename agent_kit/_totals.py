@@ -67,11 +67,20 @@ def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[t
                 nums: Mapping[str, float], state: str) -> None:
     """Record one action's rows (kept if already there, then moved to ``state``)."""
     at, nums_text = utc_now(), json.dumps(dict(nums), sort_keys=True)
+    first: dict[str, str] = {}
     for dim, val in dims:
-        tx.execute("INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, dim) DO NOTHING",
-                   (key, dim, val, tool, thread_id, nums_text, at, state))
-    tx.execute("UPDATE ledger_totals SET state = ? WHERE key = ?", (state, key))
+        first.setdefault(dim, val)  # a dimension given twice keeps its first value, as one row
+    rows = list(first.items())
+    inserted = 0
+    if rows:  # one statement for all of them
+        inserted = tx.execute(
+            "INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) VALUES "
+            + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows) + " ON CONFLICT (key, dim) DO NOTHING",
+            [v for dim, val in rows for v in (key, dim, val, tool, thread_id, nums_text, at, state)])
+    # Every row new, the "all" one among them: the key had none (a reservation always has "all"),
+    # so there is nothing older to move to ``state``.
+    if inserted != len(rows) or "all" not in first:
+        tx.execute("UPDATE ledger_totals SET state = ? WHERE key = ?", (state, key))
 
 
 def set_state(tx: Tx, key: str, state: str) -> None:

@@ -30,8 +30,9 @@ __all__ = ["ExecutionLedger", "LedgerRecord", "LedgerStatus"]
 LedgerStatus = Literal["started", "done", "failed", "unknown"]
 T = TypeVar("T")
 
-_SELECT = ("SELECT key, thread_id, tool_call_id, tool, action_hash, args, status, result, error, "
-           "started_at, finished_at, duration_ms, rolled_back_by FROM ledger")
+_COLUMNS = ("key, thread_id, tool_call_id, tool, action_hash, args, status, result, error, "
+            "started_at, finished_at, duration_ms, rolled_back_by")
+_SELECT = f"SELECT {_COLUMNS} FROM ledger"
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,15 @@ class ExecutionLedger:
 
     def _begin_row(self, tx: Tx, key: str, *, thread_id: str, tool_call_id: str, tool: str, action_hash: str,
                    args: dict[str, Any], dims: Sequence[tuple[str, str]] = ()) -> tuple[Row, bool]:
-        created = tx.execute(
+        # The new row comes back from the insert itself; only a key already recorded is read.
+        row = tx.fetchone(
             "INSERT INTO ledger (key, thread_id, tool_call_id, tool, action_hash, args, status, "
-            "started_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?) ON CONFLICT (key) DO NOTHING",
+            "started_at) VALUES (?, ?, ?, ?, ?, ?, 'started', ?) ON CONFLICT (key) DO NOTHING RETURNING " + _COLUMNS,
             (key, thread_id, tool_call_id, tool, action_hash, _json(args, "args"), utc_now()),
-        ) == 1
-        row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+        )
+        created = row is not None
+        if row is None:
+            row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
         assert row is not None
         if row[4] == action_hash and row[6] in ("started", "failed"):
             _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims, nums=_totals.numbers(args),
@@ -123,9 +127,12 @@ class ExecutionLedger:
         """
         spent: dict[str, str] = {}
         for grant in grants:
-            tx.execute("INSERT INTO ledger_grants (grant_id, key, spent_at) VALUES (?, ?, ?) "
-                       "ON CONFLICT (grant_id) DO NOTHING", (grant, key, utc_now()))
-            row = tx.fetchone("SELECT key FROM ledger_grants WHERE grant_id = ?", (grant,))
+            # Spent now: the insert says so. Else read who spent it (in a statement of its own, so
+            # a spend another transaction committed while this one waited on it is seen).
+            row = tx.fetchone("INSERT INTO ledger_grants (grant_id, key, spent_at) VALUES (?, ?, ?) "
+                              "ON CONFLICT (grant_id) DO NOTHING RETURNING key", (grant, key, utc_now()))
+            if row is None:
+                row = tx.fetchone("SELECT key FROM ledger_grants WHERE grant_id = ?", (grant,))
             if row is not None and row[0] != key:
                 spent[grant] = str(row[0])
         return spent
@@ -183,11 +190,13 @@ class ExecutionLedger:
         """:meth:`finish` inside the caller's transaction (see :meth:`AuditLog.write`)."""
         status: LedgerStatus = "failed" if error is not None else "done"
         result_text = _json(result, "result")
-        changed = tx.execute(
+        row = tx.fetchone(
             "UPDATE ledger SET status = ?, result = ?, error = ?, finished_at = ?, duration_ms = ? "
-            "WHERE key = ? AND status IN ('started', 'unknown', 'failed')",
+            "WHERE key = ? AND status IN ('started', 'unknown', 'failed') RETURNING " + _COLUMNS,
             (status, result_text, error, utc_now(), duration_ms, key))
-        row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
+        changed = row is not None
+        if row is None:
+            row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
         if row is None:
             raise LedgerError(f"no ledger record for key {key!r}: call begin() first")
         if not changed and (row[6], row[7], row[8]) != (status, result_text, error):

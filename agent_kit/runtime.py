@@ -266,7 +266,8 @@ class AgentRuntime:
             self.store.audit.append("message_held", actor=actor, thread_id=thread_id, data={"text": message})
             result = self.result(thread_id)
             return replace(result, reply=_held_reply(result.pending))
-        held = self._undelivered(thread_id, snap)
+        # A message is held only while the run waits on a person: a thread with no state yet has none.
+        held = self._undelivered(thread_id, snap) if snap.values else []
         return _Planned({"messages": [*_held_messages(thread_id, held), HumanMessage(content=message)]}, held)
 
     def approve(self, target: Target, *, approver: str, interrupt_id: str | None = None,

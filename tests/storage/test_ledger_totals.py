@@ -97,3 +97,34 @@ def test_racing_writers_at_the_limit_pass_at_most_as_often_as_the_limit_allows(s
         t.join()
     assert len(passed) == 1 and len(refused) == racers - 1
     assert _total(store) == 30.0
+
+
+def _states(store: Store, key: str) -> dict[str, str]:
+    rows = store._db.fetchall("SELECT dim, state FROM ledger_totals WHERE key = ?", (key,))
+    return {str(dim): str(state) for dim, state in rows}
+
+
+def test_a_reserved_action_that_starts_moves_every_row_of_it_and_counts_once(store: Store) -> None:
+    """Rows are written in one statement; a reservation's rows (all of them, also a dimension the
+    start does not name) move to ``started`` instead of being written twice."""
+    args = {"order_id": 1, "amount": 40}
+    dims = dimensions("t-k1", args, {"customer_id": "cus_jane"})
+    store.ledger.reserve("k1", tool="refund", thread_id="t-k1", args=args, dims=[*dims, ("context.tier", "gold")])
+    assert set(_states(store, "k1").values()) == {"reserved"}
+    record, created, refused = _begin(store, "k1", 40)
+    assert created and refused is None
+    assert _states(store, "k1") == {dim: "started" for dim, _ in [*dims, ("context.tier", "gold")]}
+    assert _total(store) == 40.0
+    store.ledger.finish("k1", result={"ok": True})
+    assert set(_states(store, "k1").values()) == {"done"} and _total(store) == 40.0
+
+
+def test_a_fresh_start_writes_one_row_per_dimension_the_first_value_kept(store: Store) -> None:
+    from agent_kit import _totals
+
+    store._db.write(lambda tx: _totals.insert_rows(
+        tx, "k2", tool="refund", thread_id="t", nums={"amount": 5.0}, state="started",
+        dims=[("all", ""), ("thread", "t"), ("context.customer_id", "a"), ("context.customer_id", "b")]))
+    rows = store._db.fetchall("SELECT dim, val, state FROM ledger_totals WHERE key = ? ORDER BY dim", ("k2",))
+    assert [tuple(r) for r in rows] == [("all", "", "started"), ("context.customer_id", "a", "started"),
+                                        ("thread", "t", "started")]

@@ -19,11 +19,12 @@ from tests._pg import SERVER_URL
 
 pytestmark = pytest.mark.postgres
 
-CEILING = 35
+CEILING = 34
 """Transactions per round trip reached by folding each step's writes together (55 before; the
 bare LangChain HITL middleware on PostgresSaver takes 17). 37 until the approval gate read what
-the trail holds of an interrupt (refused, decided, asked) in one query instead of three; 35.4
-measured since. Lower it when a change saves more."""
+the trail holds of an interrupt (refused, decided, asked) in one query instead of three; 35 until
+a customer's first message stopped looking for messages held on a thread that has no state yet;
+34.4 measured since. Lower it when a change saves more."""
 SLACK = 0.5
 """At most five transactions in the ten round trips counted that are not the round trip's own. The
 measurement keeps out what depends on time, not on the round trip: autovacuum (see bench/_pg.py)
