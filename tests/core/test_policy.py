@@ -150,3 +150,24 @@ def test_approvers_can_live_in_a_file_the_policy_names(tmp_path):
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(PolicyError, match="approvers_file"):
         load_policy(tmp_path / "policy.yaml")
+
+
+_MISSING_VALUE = object()
+
+
+@pytest.mark.parametrize("op,expected", [
+    ("eq", 5), ("gt", 5), ("gte", 5), ("lt", 5), ("lte", 5), ("in", ["eu", "uk", 5]), ("not_in", ["eu", 5]),
+    ("ne", "eu"), ("ne", 5), ("exists", True), ("exists", False),
+])
+def test_a_test_of_one_key_decides_as_the_general_test_of_a_nested_key(op: str, expected: object) -> None:
+    """One key is tested on a fast path; a nested key on the general one. Both must agree on every
+    value: present, missing, NaN, None, the wrong type (fail closed where it cannot compare)."""
+    from agent_kit._policy_schema import Condition
+
+    fast = Condition(path="args.v", op=op, value=expected).compile()
+    general = Condition(path="args.n.v", op=op, value=expected).compile()
+    for value in (5, 4, 6, 5.0, float("nan"), "eu", "us", None, True, [1], {"a": 1}, _MISSING_VALUE):
+        node = {} if value is _MISSING_VALUE else {"v": value}
+        got = fast({"args": node, "context": {}, "facts": {}, "aggregates": {}})
+        want = general({"args": {"n": node}, "context": {}, "facts": {}, "aggregates": {}})
+        assert got == want, (op, expected, value, got, want)
