@@ -106,7 +106,10 @@ class ExecutionLedger:
         if row is None:
             row = tx.fetchone(_SELECT + " WHERE key = ?", (key,))
         assert row is not None
-        if row[4] == action_hash and row[6] in ("started", "failed"):
+        # An effect on its way counts toward its running totals (a reservation's rows move to
+        # "started"). A failed one stays as it finished, counted nowhere: beginning its key again
+        # (a run replayed after a crash) does not run it again, so it must not count again either.
+        if row[4] == action_hash and row[6] == "started":
             _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims, nums=_totals.numbers(args),
                                 state="started")
         return row, created

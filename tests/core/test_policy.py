@@ -160,8 +160,9 @@ _MISSING_VALUE = object()
     ("ne", "eu"), ("ne", 5), ("exists", True), ("exists", False),
 ])
 def test_a_test_of_one_key_decides_as_the_general_test_of_a_nested_key(op: str, expected: object) -> None:
-    """One key is tested on a fast path; a nested key on the general one. Both must agree on every
-    value: present, missing, NaN, None, the wrong type (fail closed where it cannot compare)."""
+    """A comparison of one key (eq, gt, gte, lt, lte) takes a fast path; a nested key the general
+    one. Whatever path a test takes, the two must agree on every value: present, missing, NaN,
+    None, the wrong type (fail closed where it cannot compare)."""
     from agent_kit._policy_schema import Condition
 
     fast = Condition(path="args.v", op=op, value=expected).compile()

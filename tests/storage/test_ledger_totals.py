@@ -128,3 +128,15 @@ def test_a_fresh_start_writes_one_row_per_dimension_the_first_value_kept(store: 
     rows = store._db.fetchall("SELECT dim, val, state FROM ledger_totals WHERE key = ? ORDER BY dim", ("k2",))
     assert [tuple(r) for r in rows] == [("all", "", "started"), ("context.customer_id", "a", "started"),
                                         ("thread", "t", "started")]
+
+
+def test_a_failed_effect_begun_again_still_counts_nowhere(store: Store) -> None:
+    """A run replayed after a crash begins the key of an effect that failed: the effect is not run
+    again (the execute gate reports the recorded failure), so its total must stay out too, or a
+    refund that never paid would count against the customer's limit for a day."""
+    _begin(store, "k1", 40)
+    store.ledger.finish("k1", error="back office down")
+    assert _total(store) == 0.0
+    record, created, refused = _begin(store, "k1", 40)
+    assert record is not None and not created and refused is None and record.status == "failed"
+    assert _total(store) == 0.0 and set(_states(store, "k1").values()) == {"failed"}
