@@ -64,8 +64,9 @@ def since(window: int | None) -> str:
 
 
 def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[tuple[str, str]],
-                nums: Mapping[str, float], state: str) -> None:
-    """Record one action's rows (kept if already there, then moved to ``state``)."""
+                nums: Mapping[str, float], state: str, move: bool = True) -> None:
+    """Record one action's rows (kept if already there, then moved to ``state``; with
+    ``move=False`` rows already there are left exactly as they are)."""
     at, nums_text = utc_now(), json.dumps(dict(nums), sort_keys=True)
     first: dict[str, str] = {}
     for dim, val in dims:
@@ -79,7 +80,7 @@ def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[t
             [v for dim, val in rows for v in (key, dim, val, tool, thread_id, nums_text, at, state)])
     # Every row new, the "all" one among them: the key had none (a reservation always has "all"),
     # so there is nothing older to move to ``state``.
-    if inserted != len(rows) or "all" not in first:
+    if move and (inserted != len(rows) or "all" not in first):
         tx.execute("UPDATE ledger_totals SET state = ? WHERE key = ?", (state, key))
 
 

@@ -149,12 +149,11 @@ class ExecutionLedger:
                 dims: Sequence[tuple[str, str]]) -> None:
         """Count an action decided to execute (an approved action on its way) before it starts."""
         nums = _totals.numbers(args)
-
-        def reserve_in(tx: Tx) -> None:
-            if tx.fetchone("SELECT 1 FROM ledger_totals WHERE key = ? AND dim = 'all'", (key,)) is None:
-                _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims, nums=nums, state="reserved")
-
-        self._db.write(reserve_in)
+        # Only rows that are not there yet: an effect that started (or finished) meanwhile keeps
+        # its rows as they are, in one statement, whatever commits between a check and a write
+        # (a reservation that reset them would let release() delete a started effect's total).
+        self._db.write(lambda tx: _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims,
+                                                      nums=nums, state="reserved", move=False))
 
     def release(self, key: str) -> None:
         """Stop counting a reservation whose action did not go on to execute."""

@@ -140,3 +140,19 @@ def test_a_failed_effect_begun_again_still_counts_nowhere(store: Store) -> None:
     record, created, refused = _begin(store, "k1", 40)
     assert record is not None and not created and refused is None and record.status == "failed"
     assert _total(store) == 0.0 and set(_states(store, "k1").values()) == {"failed"}
+
+
+@pytest.mark.parametrize("outcome", ["started", "done"])
+def test_a_reservation_made_after_the_effect_started_leaves_its_rows_as_they_are(store: Store, outcome: str) -> None:
+    """A reservation arriving late (after the start committed) must not turn the effect's rows back
+    into a reservation, which the release that follows would delete: the total would lose a refund
+    that was paid."""
+    args = {"order_id": 1, "amount": 40}
+    dims = dimensions("t-k1", args, {"customer_id": "cus_jane"})
+    _begin(store, "k1", 40)
+    if outcome == "done":
+        store.ledger.finish("k1", result={"ok": True})
+    store.ledger.reserve("k1", tool="refund", thread_id="t-k1", args=args, dims=dims)
+    assert set(_states(store, "k1").values()) == {outcome}
+    store.ledger.release("k1")
+    assert _total(store) == 40.0 and set(_states(store, "k1").values()) == {outcome}
