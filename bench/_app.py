@@ -46,9 +46,10 @@ def scripted(call: dict[str, Any], reply: str | None = "done") -> ScriptedChatMo
 
 
 def ours_graph(home: Path, call: dict[str, Any], reply: str | None = "done", *, with_checkpointer: bool = True,
-               db_url: str | None = None) -> tuple[Any, Store]:
-    """agent_kit's agent on a fresh store: SQLite in ``home``, or Postgres at ``db_url``."""
-    store = Store.open(home=home, db_url=db_url)
+               db_url: str | None = None, schema: str | None = None) -> tuple[Any, Store]:
+    """agent_kit's agent on a fresh store: SQLite in ``home``, or Postgres at ``db_url`` (in
+    ``schema``, if given)."""
+    store = Store.open(home=home, db_url=db_url, schema=schema)
     graph = create_permissioned_agent(
         scripted(call, reply), [register(lookup, Mode.READ_ONLY), register(pay, Mode.EXECUTE_LIMITED)],
         Policy.from_dict(POLICY), store=store, context_keys={"sentiment": str},

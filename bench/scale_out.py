@@ -1,23 +1,30 @@
 """Scale-out on Postgres: approvals completed per second by 1, 2 and 4 worker processes, agent_kit
 against the same number of bare-LangGraph human-in-the-loop workers.
 
-For each side and process count, on a fresh Postgres schema:
+Three sides, each on a fresh Postgres schema per process count:
+
+- ``agent_kit``: the same agent as the anchor's (the scripted model's ``pay`` call, the bare
+  ``pay`` tool) under ``create_permissioned_agent`` with the benchmark policy (a payment over 10
+  needs a lead), through ``AgentRuntime``: the ratio against the anchor is what the permission
+  layer costs when it scales out. This is the goal's line.
+- ``reference``: the reference support agent, for context (reported, no goal): "Hi, I am Jane
+  Doe, 94107" then "Refund $80 on order N" (one $100 order per run in the back office
+  ``shop.sqlite``; the reference policy with its refund total kept per order, so every run needs
+  exactly one support lead, as in ``tests/scale/worker.py``). Its approvals do the application's
+  own work besides (facts read from the back office, the refund written to its SQLite file).
+- ``langgraph`` (the anchor): LangChain ``create_agent`` + ``HumanInTheLoopMiddleware`` on
+  ``PostgresSaver`` pausing on the ``pay`` call.
 
 1. Prepare (not timed): each worker drives its share of threads to a pause on a person.
-   agent_kit: the reference support agent, "Hi, I am Jane Doe, 94107" then "Refund $80 on order
-   N" (one $100 order per run in the back office ``shop.sqlite``; the reference policy with its
-   refund total kept per order, so every run needs exactly one support lead, as in
-   ``tests/scale/worker.py``). Anchor: LangChain ``create_agent`` + ``HumanInTheLoopMiddleware``
-   on ``PostgresSaver`` pausing on a ``pay`` call.
 2. Approve (timed, in slices): at each slice's start barrier every worker approves its share of
    the threads worker ``i+1`` prepared (each resume happens in another process than the one that
    paused it). agent_kit: ``AgentRuntime.approve`` (lease, stale check, resume validation, the
-   refund through the execution ledger, audit). Anchor: ``invoke(Command(resume=approve))``. A
+   effect through the execution ledger, audit). Anchor: ``invoke(Command(resume=approve))``. A
    slice lasts from the start barrier until the last worker is done; its rate is its approvals /
    that time; the median slice is reported.
 
-Both sides at one process count run at once, their slices interleaved (which goes first
-alternates), so drift on a shared machine hits both alike. Workers are forked from a forkserver
+The sides at one process count run at once, their slices interleaved (the order rotates), so
+drift on a shared machine hits them alike. Workers are forked from a forkserver
 that has imported the application once, so a worker costs milliseconds to start and inherits no
 connection.
 """
@@ -44,9 +51,11 @@ NAME = "scale_out"
 PG_URL = os.environ.get("AGENT_KIT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 """The server's database the benchmark works in, each run in a fresh schema it drops after."""
 PROCESSES = (1, 2, 4)
-SIDES = ("agent_kit", "langgraph")
+SIDES = ("agent_kit", "reference", "langgraph")
 FIRST_ORDER = 20_000
 APPROVERS = ("lee", "sam", "morgan", "lee")
+"""Who approves, by worker (the reference policy's support leads; the benchmark policy's are lee and sam)."""
+PAY_APPROVERS = ("lee", "sam")
 
 
 def _add_orders(home: Path, count: int) -> None:
@@ -86,6 +95,35 @@ def _per_order_policy(home: Path) -> Path:
     target = home / "scale_policy.yaml"
     target.write_text(text.replace(per_customer, per_customer.replace("context.customer_id", "args.order_id")))
     return target
+
+
+class _OursPay:
+    """An agent_kit worker running the anchor's agent (the ``pay`` call) under the benchmark policy."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        from agent_kit import AgentRuntime
+
+        from bench._app import PAY, ours_graph
+
+        graph, self.store = ours_graph(Path(cfg["home"]), PAY, "paid", db_url=cfg["db_url"], schema=cfg["schema"])
+        self.runtime = AgentRuntime(graph, store=self.store)
+
+    def prepare(self, thread: str, n: int) -> int:
+        result, r = _retry_busy(self.runtime.send, thread, "pay ann 50")
+        if result.status != "paused":
+            raise RuntimeError(f"{thread} did not pause: {result.to_json()}")
+        return r
+
+    def approve(self, thread: str, approver: str) -> int:
+        pending = self.runtime.pending(thread, kind="approval")
+        approver = PAY_APPROVERS[APPROVERS.index(approver) % len(PAY_APPROVERS)]
+        result, r = _retry_busy(self.runtime.approve, pending[0], approver=approver)
+        if result.status != "replied" or result.reply != "paid":
+            raise RuntimeError(f"{thread} did not finish: {result.to_json()}")
+        return r
+
+    def close(self) -> None:
+        self.store.close()
 
 
 class _Ours:
@@ -167,7 +205,7 @@ def _worker(cfg: dict[str, Any], index: int, go: Any, done: Any, results: Any) -
     share of that slice and meet the others at ``done`` (the parent times go -> done)."""
     side: Any = None
     try:
-        side = _Ours(cfg) if cfg["side"] == "agent_kit" else _Anchor(cfg)
+        side = {"agent_kit": _OursPay, "reference": _Ours, "langgraph": _Anchor}[cfg["side"]](cfg)
         n, per, slices = cfg["processes"], cfg["per_worker"], cfg["slices"]
         retries = 0
         for k in range(per):
@@ -197,9 +235,10 @@ class _Group:
         self.home = root / f"{side}_{processes}p"
         self.home.mkdir()
         self.schema = f"ak_bench_{uuid.uuid4().hex[:10]}"
-        if side == "agent_kit":
-            _add_orders(self.home, approvals)
-            _per_order_policy(self.home)
+        if side in ("agent_kit", "reference"):
+            if side == "reference":
+                _add_orders(self.home, approvals)
+                _per_order_policy(self.home)
             from agent_kit.store import Store
 
             # Made once here, so the workers' opens do not all queue on creating it.
@@ -260,13 +299,15 @@ class _Group:
                     raise RuntimeError(f"scale_out worker {index} ({self.side}, {self.processes}p) "
                                        f"failed:\n{error}")
                 reports.append(report)
+            if self.side == "agent_kit":
+                _check_payments(self.schema, self.approvals)
         finally:
             for proc in self.procs:
                 proc.join(timeout=30)
                 if proc.is_alive():
                     proc.kill()
             _drop_schema(self.schema)
-        if self.side == "agent_kit":
+        if self.side == "reference":
             _check_refunds(self.home, self.approvals)
         rates = sorted(self.approvals / self.slices / t for t in self.times)
         return {"per_s": statistics.median(rates), "slices": rates,
@@ -283,7 +324,7 @@ def _measure(ctx: Any, processes: int, approvals: int, slices: int, root: Path) 
         for g in groups:
             g.prepared()
         for s in range(slices):
-            for g in groups if s % 2 == 0 else groups[::-1]:
+            for g in groups[s % len(groups):] + groups[:s % len(groups)]:
                 g.slice()
     except BaseException:
         for g in groups:
@@ -300,6 +341,17 @@ def _check_refunds(home: Path, total: int) -> None:
                                      "WHERE order_id >= ?", (FIRST_ORDER,)).fetchone()
     if (count, orders) != (total, total):
         raise RuntimeError(f"expected {total} refunds on {total} orders, found {count} on {orders}")
+
+
+def _check_payments(schema: str, total: int) -> None:
+    """Every approval paid once: ``total`` finished payments in the execution ledger."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True, options=f"-csearch_path={schema}") as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT thread_id) FROM ledger "
+                           "WHERE tool = 'pay' AND status = 'done'").fetchone()
+    if row is None or tuple(row) != (total, total):
+        raise RuntimeError(f"expected {total} payments on {total} threads, found {row}")
 
 
 def _drop_schema(schema: str) -> None:
@@ -337,10 +389,12 @@ def run(quick: bool = False) -> list[Result]:
     print(f"  concurrent approvals on Postgres, each resumed in another process than the one that paused it; "
           f"{approvals} per side and process count in {slices} timed slices (median slice shown), "
           f"the sides' slices interleaved{'; quick' if quick else ''}; {os.cpu_count()} cores")
-    print(f"  {'processes':>9} {'agent_kit /s':>13} {'langgraph /s':>13} {'ratio':>6}")
+    print(f"  {'processes':>9} {'agent_kit /s':>13} {'langgraph /s':>13} {'ratio':>6} {'reference agent /s':>19} "
+          f"{'ratio':>6}")
     for n in PROCESSES:
-        ours, lg = rows[("agent_kit", n)], rows[("langgraph", n)]
-        print(f"  {n:>9} {ours['per_s']:>13.1f} {lg['per_s']:>13.1f} {ours['per_s'] / lg['per_s']:>6.2f}")
+        ours, ref, lg = rows[("agent_kit", n)], rows[("reference", n)], rows[("langgraph", n)]
+        print(f"  {n:>9} {ours['per_s']:>13.1f} {lg['per_s']:>13.1f} {ours['per_s'] / lg['per_s']:>6.2f} "
+              f"{ref['per_s']:>19.1f} {ref['per_s'] / lg['per_s']:>6.2f}")
     print("  slices (approvals/s): " + "; ".join(
         f"{b} {n}p " + " ".join(f"{x:.1f}" for x in r["slices"]) for (b, n), r in rows.items()))
     retries = sum(r["retries"] for r in rows.values())
@@ -349,10 +403,18 @@ def run(quick: bool = False) -> list[Result]:
     results: list[Result] = []
     for n in PROCESSES:
         ours, lg = rows[("agent_kit", n)], rows[("langgraph", n)]
+        ref = rows[("reference", n)]
         res = Result(f"scale_out_postgres_{n}p", ours["per_s"], lg["per_s"], "approvals/s", ">=1.0x",
-                     ours["per_s"] >= lg["per_s"], f"{n} agent_kit workers (reference agent)",
+                     ours["per_s"] >= lg["per_s"], f"{n} agent_kit workers (the same pay agent)",
                      f"{n} create_agent + HumanInTheLoopMiddleware workers", higher_is_better=True,
                      extra={"slices": {"agent_kit": ours["slices"], "langgraph": lg["slices"]},
+                            "approvals": approvals})
+        print(res.line(), flush=True)
+        results.append(res)
+        res = Result(f"scale_out_reference_postgres_{n}p", ref["per_s"], lg["per_s"], "approvals/s",
+                     "none(reported)", True, f"{n} reference support agent workers (refund in the back office)",
+                     f"{n} create_agent + HumanInTheLoopMiddleware workers", higher_is_better=True,
+                     extra={"slices": {"reference": ref["slices"], "langgraph": lg["slices"]},
                             "approvals": approvals})
         print(res.line(), flush=True)
         results.append(res)
