@@ -65,13 +65,24 @@ def since(window: int | None) -> str:
 
 def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[tuple[str, str]],
                 nums: Mapping[str, float], state: str, move: bool = True) -> None:
-    """Record one action's rows (kept if already there, then moved to ``state``; with
-    ``move=False`` rows already there are left exactly as they are)."""
+    """Record one action's rows (kept if already there, then moved to ``state``). With
+    ``move=False`` (a reservation) nothing is written once the action has its "all" row: what
+    is there stays exactly as it is."""
     at, nums_text = utc_now(), json.dumps(dict(nums), sort_keys=True)
     first: dict[str, str] = {}
     for dim, val in dims:
         first.setdefault(dim, val)  # a dimension given twice keeps its first value, as one row
     rows = list(first.items())
+    if not move and "all" in first:
+        # Rows already there stay exactly as they are and none is added beside them (a late
+        # reservation under another context must not add a counted row to a call that started
+        # or failed): the "all" row goes first, the others only if it went in. A concurrent
+        # writer's uncommitted "all" row makes this insert wait for it, then do nothing.
+        if not tx.execute("INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, dim) DO NOTHING",
+                          (key, "all", first["all"], tool, thread_id, nums_text, at, state)):
+            return
+        rows = [(dim, val) for dim, val in rows if dim != "all"]
     inserted = 0
     if rows:  # one statement for all of them
         inserted = tx.execute(

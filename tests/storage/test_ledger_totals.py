@@ -156,3 +156,44 @@ def test_a_reservation_made_after_the_effect_started_leaves_its_rows_as_they_are
     assert set(_states(store, "k1").values()) == {outcome}
     store.ledger.release("k1")
     assert _total(store) == 40.0 and set(_states(store, "k1").values()) == {outcome}
+
+
+def test_a_late_reservation_under_another_context_adds_no_row_to_a_failed_effect(store: Store) -> None:
+    """The effect failed (it counts nowhere); a reservation for its key arriving late, with a
+    dimension the start did not have, must not leave a counted ``reserved`` row in that group."""
+    _begin(store, "k1", 40)
+    store.ledger.finish("k1", error="back office down")
+    args = {"order_id": 1, "amount": 40}
+    dims = [*dimensions("t-k1", args, {"customer_id": "cus_jane"}), ("context.tier", "gold")]
+    store.ledger.reserve("k1", tool="refund", thread_id="t-k1", args=args, dims=dims)
+    assert set(_states(store, "k1").values()) == {"failed"} and "context.tier" not in _states(store, "k1")
+    assert store.ledger.total(tools=["refund"], dim="context.tier", val="gold", window=86400, measure="amount",
+                              exclude="") == 0.0
+
+
+def test_a_reservation_racing_the_start_of_its_effect_leaves_the_started_rows(store: Store) -> None:
+    """The start's rows are written but not committed when the reservation runs (it reads nothing
+    yet, then waits on them): once both commit and the release follows, the paid call still
+    counts. On Postgres (READ COMMITTED) a check-then-write reservation reset the rows to
+    ``reserved`` here and the release deleted them; SQLite serializes the two writers."""
+    args = {"order_id": 1, "amount": 40}
+    dims = dimensions("t-k1", args, {"customer_id": "cus_jane"})
+    errors: list[BaseException] = []
+
+    def reserve() -> None:
+        try:
+            store.ledger.reserve("k1", tool="refund", thread_id="t-k1", args=args, dims=dims)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    racer = threading.Thread(target=reserve)
+    with store._db.transaction(lock="audit") as tx:
+        store.ledger.begin_in(tx, "k1", thread_id="t-k1", tool_call_id="c", tool="refund", action_hash="h-k1",
+                              args=args, dims=dims)
+        racer.start()
+        racer.join(timeout=0.5)  # it waits on the uncommitted rows (Postgres) or the write lock (SQLite)
+        assert racer.is_alive(), "the reservation did not wait for the start's uncommitted rows"
+    racer.join(timeout=30)
+    assert not errors, errors
+    store.ledger.release("k1")
+    assert set(_states(store, "k1").values()) == {"started"} and _total(store) == 40.0
