@@ -51,6 +51,8 @@ Backend = Literal["sqlite", "postgres"]
 Row = tuple[Any, ...]
 T = TypeVar("T")
 
+MIN_SQLITE = (3, 35, 0)
+"""The oldest SQLite the store runs on: the ledger reads back what it writes with ``RETURNING``."""
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -196,7 +198,17 @@ class Database:
 
     @classmethod
     def open_sqlite(cls, path: Path) -> Database:
-        """Open (creating if needed) a SQLite file in WAL mode."""
+        """Open (creating if needed) a SQLite file in WAL mode.
+
+        Raises:
+            StorageError: the file cannot be opened, or this Python's SQLite is older than
+                :data:`MIN_SQLITE` (the ledger's writes use ``RETURNING``).
+        """
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StorageError(
+                f"this Python uses SQLite {sqlite3.sqlite_version}; agent_kit's SQLite store needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer (INSERT ... RETURNING): use a Python built "
+                "with a newer SQLite (python.org and uv's builds are), or a Postgres store (AGENT_KIT_DB_URL)")
         db: Database | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,3 +48,19 @@ def test_a_write_waits_for_another_process_holding_the_sqlite_lock(store: Store)
     blocker.execute("COMMIT")
     worker.join(timeout=30)
     assert appended.is_set() and store.audit.head()[0] == 1
+
+
+def test_a_sqlite_older_than_the_store_needs_is_refused_in_one_line_naming_both_versions(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The ledger's writes read back with RETURNING (SQLite 3.35): on an older SQLite the store is
+    refused when opened, not at the first effect with a syntax error."""
+    from agent_kit import _db
+    from agent_kit.errors import StorageError
+
+    monkeypatch.setattr(_db.sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(_db.sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(StorageError, match=r"SQLite 3\.34\.1; .*needs 3\.35\.0 or newer") as err:
+        Store.open(tmp_path / "home")
+    assert "\n" not in str(err.value) and not (tmp_path / "home" / "agent_kit.sqlite").exists()
+    monkeypatch.undo()
+    Store.open(tmp_path / "home").close()  # the version this Python has is fine
