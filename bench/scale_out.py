@@ -315,8 +315,8 @@ class _Group:
 
 
 def _measure(ctx: Any, processes: int, approvals: int, slices: int, root: Path) -> dict[str, dict[str, Any]]:
-    """Both sides at ``processes`` workers each, their slices interleaved (which side goes first
-    alternates), so drift on a shared machine hits both alike."""
+    """Every side at ``processes`` workers each, their slices interleaved (the order rotates, each
+    side first as often as the others), so drift on a shared machine hits them alike."""
     groups: list[_Group] = []
     try:
         for side in SIDES:
@@ -375,7 +375,8 @@ def run(quick: bool = False) -> list[Result]:
     if not _pg.available():
         print(f"  no Postgres server at {_pg.PG_URL}: scale-out not measured")
         return []
-    approvals, slices = (8, 2) if quick else (48, 4)  # per side and process count
+    # Per side and process count; slices a multiple of the sides, so each goes first as often.
+    approvals, slices = (12, 3) if quick else (48, 6)
     ctx = _context()
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     root = Path(tempfile.mkdtemp(prefix="ak_scale_out_"))
@@ -388,7 +389,7 @@ def run(quick: bool = False) -> list[Result]:
 
     print(f"  concurrent approvals on Postgres, each resumed in another process than the one that paused it; "
           f"{approvals} per side and process count in {slices} timed slices (median slice shown), "
-          f"the sides' slices interleaved{'; quick' if quick else ''}; {os.cpu_count()} cores")
+          f"the sides' slices interleaved in rotation{'; quick' if quick else ''}; {os.cpu_count()} cores")
     print(f"  {'processes':>9} {'agent_kit /s':>13} {'langgraph /s':>13} {'ratio':>6} {'reference agent /s':>19} "
           f"{'ratio':>6}")
     for n in PROCESSES:
