@@ -274,10 +274,19 @@ class Database:
             return str(self.path)
         return f"{describe_url(self.url or '')}\x1f{self._namespace}"
 
-    def raw_postgres(self, *, with_schema: bool = True, **extra: Any) -> psycopg.Connection[Any]:
-        """A new dedicated Postgres connection (the caller closes it); StorageError if unreachable."""
+    def raw_postgres(self, *, with_schema: bool = True, settings: Sequence[tuple[str, str]] = (),
+                     **extra: Any) -> psycopg.Connection[Any]:
+        """A new dedicated Postgres connection (the caller closes it); StorageError if unreachable.
+
+        Args:
+            settings: server settings of the session, ``(name, value)``, given when it connects
+                (beside the URL's own ``options``), so they cost no statement.
+        """
         assert self.url is not None
         kwargs = postgres_connect_kwargs(self.schema if with_schema else None, self.url)
+        if settings:
+            given = " ".join(f"-c{name}={value}" for name, value in settings)
+            kwargs["options"] = f"{kwargs.get('options') or _url_options(self.url)} {given}".strip()
         kwargs.update(extra)
         pg = _psycopg()
         try:

@@ -48,18 +48,19 @@ __all__ = ["DEFAULT_TTL_S", "Lease", "ThreadLeases", "process_identity"]
 DEFAULT_TTL_S = 30.0
 """Lease time-to-live when neither an argument nor ``AGENT_KIT_LEASE_TTL`` gives one."""
 
-# Settings of the lease's own Postgres session: a dead client machine is noticed by the server
-# within about 11 s, and no idle timeout ends a session that holds a lease on purpose.
-_PG_SESSION = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2",
-               "SET tcp_keepalives_count = 3", "SET idle_session_timeout = 0",
+# Settings of the lease's own Postgres session, given when it connects (no statement, no
+# transaction of their own): a dead client machine is noticed by the server within about 11 s, and
+# no idle timeout ends a session that holds a lease on purpose.
+_PG_SESSION = (("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "2"), ("tcp_keepalives_count", "3"),
+               ("idle_session_timeout", "0"),
                # The lease row only names the holder for the busy message; the advisory lock is the
                # lease, and a server crash ends it anyway. So its writes do not wait for the WAL
                # flush (~4 ms a commit here); work handed to on_release(durable=True) does.
-               "SET synchronous_commit = off",
+               ("synchronous_commit", "off"),
                # Its statements (take, give back, and the retention and inbox work folded into the
                # give-back) each read one thread through an index: a plan made once for any thread
                # is right, and planning the prune again for every thread cost ~1 ms a call.
-               "SET plan_cache_mode = force_generic_plan")
+               ("plan_cache_mode", "force_generic_plan"))
 _POOL_SIZE = 4
 """Idle lease sessions a process keeps: taking a lease costs one statement, not a new session."""
 _TAKE = ("WITH got AS (SELECT pg_try_advisory_lock(%s) AS ok) "
@@ -395,10 +396,17 @@ class ThreadLeases:
                 self._pool, self._pool_pid = [], os.getpid()
             if self._pool and not fresh:
                 return True, self._pool.pop()
+        try:
+            return False, self._db.raw_postgres(settings=_PG_SESSION)
+        except StorageError as exc:
+            if "startup parameter" not in str(exc):
+                raise
+        # A pooler in front of the server that refuses settings given at connection time
+        # (PgBouncer without ``ignore_startup_parameters = options``): the same settings, set.
         conn = self._db.raw_postgres()
         try:
-            for statement in _PG_SESSION:
-                conn.execute(statement)
+            for name, value in _PG_SESSION:
+                conn.execute(f"SET {name} = {value}")
         except BaseException:
             conn.close()
             raise

@@ -162,3 +162,43 @@ def test_a_lease_taken_over_while_held_is_marked_lost(store: Store) -> None:
     with pytest.raises(RunBusyError, match="lost"):
         lease.check()
     lease.release()  # harmless
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("pooler_refuses_options", [False, True], ids=["settings-at-connect", "pooler-fallback"])
+def test_a_lease_session_runs_with_its_settings_given_at_connection_or_set_after(
+        pg_schema: str, tmp_path, monkeypatch: pytest.MonkeyPatch, pooler_refuses_options: bool) -> None:  # type: ignore[no-untyped-def]
+    """A new lease session costs no statement of its own (its settings ride on the connection);
+    behind a pooler that refuses settings at connection time it sets them instead. Either way the
+    session holds a lease with them: no WAL wait on its own writes, one plan for every thread,
+    keepalives, no idle timeout."""
+    from agent_kit import _db
+    from agent_kit.errors import StorageError
+
+    from .conftest import PG_URL
+
+    real = _db.Database.raw_postgres
+    seen: list[object] = []
+
+    def raw_postgres(self, **kw):  # type: ignore[no-untyped-def]
+        seen.append(kw.get("settings"))
+        if pooler_refuses_options and kw.get("settings"):
+            raise StorageError("cannot connect to PostgreSQL at x: unsupported startup parameter: options")
+        return real(self, **kw)
+
+    monkeypatch.setattr(_db.Database, "raw_postgres", raw_postgres)
+    store = Store.open(tmp_path / "home", db_url=PG_URL, schema=pg_schema)
+    try:
+        with store.leases.acquire("t1", owner="turn") as lease:
+            conn = lease._conn
+            assert conn is not None
+            shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in (
+                "synchronous_commit", "plan_cache_mode", "tcp_keepalives_idle", "idle_session_timeout",
+                "search_path")}
+        assert shown["synchronous_commit"] == "off" and shown["plan_cache_mode"] == "force_generic_plan"
+        assert shown["tcp_keepalives_idle"] == "5" and shown["idle_session_timeout"] == "0"
+        assert pg_schema in shown["search_path"]  # the store's schema is kept beside the settings
+        assert any(seen), "the lease session was opened without its settings at connection time"
+        assert store.leases.holder("t1") is None  # given back
+    finally:
+        store.close()
