@@ -149,9 +149,9 @@ class ExecutionLedger:
                 dims: Sequence[tuple[str, str]]) -> None:
         """Count an action decided to execute (an approved action on its way) before it starts."""
         nums = _totals.numbers(args)
-        # Only rows that are not there yet: an effect that started (or finished) meanwhile keeps
-        # its rows as they are, in one statement, whatever commits between a check and a write
-        # (a reservation that reset them would let release() delete a started effect's total).
+        # Nothing once the action has its rows: an effect that started (or finished) meanwhile
+        # keeps them as they are, whatever commits between a check and a write (a reservation
+        # that reset them would let release() delete a started effect's total).
         self._db.write(lambda tx: _totals.insert_rows(tx, key, tool=tool, thread_id=thread_id, dims=dims,
                                                       nums=nums, state="reserved", move=False))
 

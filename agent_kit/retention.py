@@ -169,7 +169,7 @@ def _prune_postgres(saver: Any, thread_id: str, keep: int) -> int:
     from agent_kit._compat import postgres_cursor
 
     with postgres_cursor(saver) as cur:
-        return _prune_postgres_on(cur.connection, thread_id, keep)
+        return _prune_postgres_on(cur.connection, thread_id, keep, prepare=None)
 
 
 def _prune_sql() -> str:
@@ -212,7 +212,7 @@ db AS (
 SELECT (SELECT count(*) FROM dc), EXISTS (SELECT 1 FROM delta)"""
 
 
-def _prune_postgres_on(conn: Any, thread_id: str, keep: int) -> int:
+def _prune_postgres_on(conn: Any, thread_id: str, keep: int, *, prepare: bool | None = True) -> int:
     """Prune on a psycopg connection (in its transaction, if one is open): one statement.
 
     Blobs are shared between checkpoints (a channel's value is stored once per version): only
@@ -222,10 +222,11 @@ def _prune_postgres_on(conn: Any, thread_id: str, keep: int) -> int:
 
     sql = _prune_sql().replace("ANY(%s)", "ANY(%(ts)s)")
     with conn.cursor(row_factory=tuple_row) as cur:
-        # Prepared at first use: planning this statement costs more than running it (~1.3 ms
-        # against ~0.3 ms here). The lease session that runs it after each call keeps one plan for
-        # all threads (plan_cache_mode, see agent_kit.leases).
-        cur.execute(sql, {"t": thread_id, "ts": [thread_id], "skip": keep - 1}, prepare=True)
+        # On agent_kit's own session, prepared at first use: planning this statement costs more
+        # than running it (~1.3 ms against ~0.3 ms here), and the lease session that runs it after
+        # each call keeps one plan for all threads (plan_cache_mode, see agent_kit.leases). On a
+        # saver's connection (``prepare=None``) psycopg's own rule applies, as for its statements.
+        cur.execute(sql, {"t": thread_id, "ts": [thread_id], "skip": keep - 1}, prepare=prepare)
         deleted, delta = cur.fetchone()
     if delta:
         raise AgentKitError(f"thread {thread_id!r} uses a DeltaChannel; its state is rebuilt from "
