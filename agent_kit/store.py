@@ -16,6 +16,7 @@ once. The store records its schema version and refuses a newer one.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -40,6 +41,8 @@ from .leases import ThreadLeases
 from .ledger import ExecutionLedger
 
 __all__ = ["DEFAULT_HOME", "SCHEMA_VERSION", "SQLITE_FILE", "Store"]
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_HOME = ".agent_kit"
 """Home folder used when neither an argument nor ``AGENT_KIT_HOME`` names one."""
@@ -133,7 +136,7 @@ class Store:
         if saver is not None:
             conn = getattr(saver, "conn", None)
             if conn is not None:
-                conn.close()
+                _close_when_idle(conn, getattr(saver, "lock", None))
         self._db.close()
 
     def __enter__(self) -> Store:
@@ -146,6 +149,27 @@ class Store:
     def __repr__(self) -> str:
         where = str(self.path) if self.backend == "sqlite" else f"{self.db_url} schema={self.schema}"
         return f"Store({self.backend}: {where})"
+
+
+def _close_when_idle(conn: Any, lock: Any) -> None:
+    """Close a checkpointer's connection once no call is using it: a run still writing its last
+    checkpoint in LangGraph's background thread (a stream left unfinished) finishes that write,
+    and its next one fails with the driver's "closed" error. Closing a SQLite connection while
+    another thread is inside a call on it crashes the process."""
+    held = False
+    if lock is not None and hasattr(lock, "acquire"):
+        held = lock.acquire(timeout=_CLOSE_WAIT_S)
+        if not held:
+            _log.warning("closing the checkpointer's connection while a call still holds it (waited %.0f s)",
+                         _CLOSE_WAIT_S)
+    try:
+        conn.close()
+    finally:
+        if held:
+            lock.release()
+
+
+_CLOSE_WAIT_S = 10.0
 
 
 def _anchor_every() -> int:

@@ -99,3 +99,36 @@ def test_closed_store_refuses_work(open_store) -> None:  # type: ignore[no-untyp
     store.close()
     with pytest.raises(StorageError, match="closed"):
         store.audit.head()
+
+
+def test_closing_the_store_waits_for_a_checkpointer_call_in_progress(store: Store) -> None:
+    """A run left streaming writes its last checkpoint in LangGraph's background thread; closing
+    the store meanwhile must wait for that call (closing a SQLite connection under a call in
+    another thread crashes the process), and a later call fails with the driver's error."""
+    import threading
+
+    saver = store.checkpointer()
+    entered, release, failures = threading.Event(), threading.Event(), []
+
+    def busy() -> None:
+        with saver.lock:  # as the saver's own calls hold it
+            entered.set()
+            release.wait(10)
+            try:
+                saver.conn.execute("SELECT 1")  # still open: the close waits for this call
+            except Exception as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    assert entered.wait(10)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "the store closed the connection under a call in progress"
+    release.set()
+    worker.join(10)
+    closer.join(10)
+    assert not closer.is_alive() and not failures, failures
+    with pytest.raises(Exception, match="(?i)closed"):
+        saver.conn.execute("SELECT 1")
