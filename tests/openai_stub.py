@@ -172,12 +172,18 @@ class OpenAIStub:
                 self.end_headers()
                 texts = 0
                 for chunk in chunks:
-                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-                    self.wfile.flush()
                     if chunk["choices"][0]["delta"].get("content"):
                         texts += 1
-                        if stub.hold_after is not None and texts == stub.hold_after:
-                            stub._hold()
+                    hold = stub.hold_after is not None and texts == stub.hold_after and bool(
+                        chunk["choices"][0]["delta"].get("content"))
+                    if hold:
+                        # Set before the chunk goes out: a client that has read it always finds
+                        # the stub holding (set after, a fast client could read it first).
+                        stub.holding.set()
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                    if hold:
+                        stub._hold()
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
