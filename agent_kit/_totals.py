@@ -73,22 +73,25 @@ def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[t
     for dim, val in dims:
         first.setdefault(dim, val)  # a dimension given twice keeps its first value, as one row
     rows = list(first.items())
+
+    def insert(part: list[tuple[str, str]]) -> int:
+        """Rows of ``part`` not there yet, in one statement; how many went in."""
+        if not part:
+            return 0
+        return tx.execute(
+            "INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) VALUES "
+            + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in part) + " ON CONFLICT (key, dim) DO NOTHING",
+            [v for dim, val in part for v in (key, dim, val, tool, thread_id, nums_text, at, state)])
+
     if not move and "all" in first:
         # Rows already there stay exactly as they are and none is added beside them (a late
         # reservation under another context must not add a counted row to a call that started
         # or failed): the "all" row goes first, the others only if it went in. A concurrent
         # writer's uncommitted "all" row makes this insert wait for it, then do nothing.
-        if not tx.execute("INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, dim) DO NOTHING",
-                          (key, "all", first["all"], tool, thread_id, nums_text, at, state)):
-            return
-        rows = [(dim, val) for dim, val in rows if dim != "all"]
-    inserted = 0
-    if rows:  # one statement for all of them
-        inserted = tx.execute(
-            "INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) VALUES "
-            + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in rows) + " ON CONFLICT (key, dim) DO NOTHING",
-            [v for dim, val in rows for v in (key, dim, val, tool, thread_id, nums_text, at, state)])
+        if insert([("all", first["all"])]):
+            insert([(dim, val) for dim, val in rows if dim != "all"])
+        return
+    inserted = insert(rows)
     # Every row new, the "all" one among them: the key had none (a reservation always has "all"),
     # so there is nothing older to move to ``state``.
     if move and (inserted != len(rows) or "all" not in first):

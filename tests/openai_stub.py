@@ -172,10 +172,9 @@ class OpenAIStub:
                 self.end_headers()
                 texts = 0
                 for chunk in chunks:
-                    if chunk["choices"][0]["delta"].get("content"):
-                        texts += 1
-                    hold = stub.hold_after is not None and texts == stub.hold_after and bool(
-                        chunk["choices"][0]["delta"].get("content"))
+                    is_text = bool(chunk["choices"][0]["delta"].get("content"))
+                    texts += is_text
+                    hold = is_text and stub.hold_after is not None and texts == stub.hold_after
                     if hold:
                         # Set before the chunk goes out: a client that has read it always finds
                         # the stub holding (set after, a fast client could read it first).
