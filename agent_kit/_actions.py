@@ -10,6 +10,7 @@ An action is plain JSON (it travels in ``Send`` payloads and checkpoints)::
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -17,8 +18,8 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
-from agent_kit._compat import durability
-from agent_kit.errors import AgentKitError
+from agent_kit._compat import durability, scheduled_from
+from agent_kit.errors import AgentKitError, CheckpointError
 from agent_kit.interrupts import CUSTOMER
 from agent_kit.types import Action
 
@@ -30,6 +31,37 @@ def refuse_exit_durability(config: RunnableConfig) -> None:
             "durability='exit' is refused for permissioned graphs: an approval or effect could be "
             "lost in a crash; use 'sync' or 'async'"
         )
+
+
+SAVED_WAIT_SECONDS = 60.0
+"""How long a node waits, under ``durability="async"``, for the checkpoint it was scheduled from."""
+
+
+def act_on_saved_state(config: RunnableConfig) -> None:
+    """Call before a node writes anything keyed by the thread's state (a decision, an inbox item,
+    a ledger record, an effect): under ``durability="async"`` LangGraph saves a step's checkpoint
+    while the next steps run, so the model's message that asked for an action may not be saved yet.
+    A crash then would make the recovery ask the model again: a new message, a new call with a new
+    key, and the effect run twice. This waits until the checkpoint the running task was scheduled
+    from (and with it every earlier one: LangGraph saves them in order) is saved. Under ``"sync"``
+    it is saved already and nothing is read; ``"exit"`` is refused."""
+    refuse_exit_durability(config)
+    if durability(config) != "async":
+        return
+    found = scheduled_from(config)
+    if found is None:
+        return
+    saver, target = found
+    deadline, pause = time.monotonic() + SAVED_WAIT_SECONDS, 0.001
+    while saver.get_tuple(target) is None:
+        if time.monotonic() > deadline:
+            raise CheckpointError(
+                f"the checkpoint {target['configurable']['checkpoint_id']} of thread "
+                f"{target['configurable']['thread_id']!r} was not saved within {SAVED_WAIT_SECONDS:g} s; "
+                "nothing was decided or run on it (the run fails; resuming the thread carries on from "
+                "its last saved checkpoint)")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def thread_of(config: RunnableConfig) -> str:

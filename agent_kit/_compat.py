@@ -50,6 +50,7 @@ __all__ = [
     "null_resume_pending",
     "postgres_cursor",
     "prune_delta_threads_sql",
+    "scheduled_from",
     "strict_resume",
     "take_goto_end",
 ]
@@ -62,6 +63,8 @@ _SEAMS: tuple[tuple[str, str, str], ...] = (
     ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_NS", "the running task's namespace"),
     ("langgraph._internal._constants", "CONFIG_KEY_SCRATCHPAD", "the running task's stored answers"),
     ("langgraph._internal._constants", "CONFIG_KEY_DURABILITY", "the invocation's durability mode"),
+    ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_MAP", "the checkpoint a task was scheduled from"),
+    ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINTER", "the running graph's checkpointer"),
     ("langgraph._internal._constants", "CONFIG_KEY_READ", "a node's read of a client's goto END"),
     ("langgraph._internal._constants", "CONFIG_KEY_STRICT_RESUME", "resumes naming no pending interrupt refused"),
     ("langgraph.channels.ephemeral_value", "EphemeralValue", "the channel a client's goto END lands in"),
@@ -195,6 +198,20 @@ def durability(config: Any) -> str | None:
 
     value = ((config or {}).get("configurable") or {}).get(CONFIG_KEY_DURABILITY)
     return value if isinstance(value, str) else None
+
+
+def scheduled_from(config: Any) -> tuple[Any, dict[str, Any]] | None:
+    """The running task's checkpointer and the config of the checkpoint it was scheduled from
+    (the innermost graph's, for a task of a subgraph); None outside a run or without a checkpointer."""
+    from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_MAP, CONFIG_KEY_CHECKPOINTER
+
+    conf = (config or {}).get("configurable") or {}
+    saver, parents = conf.get(CONFIG_KEY_CHECKPOINTER), conf.get(CONFIG_KEY_CHECKPOINT_MAP)
+    thread = conf.get("thread_id")
+    if saver is None or not isinstance(parents, dict) or not parents or thread is None:
+        return None
+    ns, checkpoint_id = list(parents.items())[-1]  # LangGraph adds each nested graph's entry last
+    return saver, {"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
 
 
 def delta_snapshot(value: Any) -> Any:

@@ -30,7 +30,15 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command, interrupt
 
 from agent_kit import _compat, _effects, _provenance
-from agent_kit._actions import HANDOFF_MARK, auth_identity, call_id, refuse_exit_durability, thread_of, tool_message
+from agent_kit._actions import (
+    HANDOFF_MARK,
+    act_on_saved_state,
+    auth_identity,
+    call_id,
+    refuse_exit_durability,
+    thread_of,
+    tool_message,
+)
 from agent_kit._canonical import action_hash, idempotency_key, result_hash
 from agent_kit._compat import answers_stored, next_interrupt_id
 from agent_kit._visibility import filter_fields
@@ -723,7 +731,9 @@ GATE_BODIES: Mapping[str, Callable[[Kernel, Task, RunnableConfig], Command[Any]]
 
 
 def run_gate(kernel: Kernel, node: str, task: Task, config: RunnableConfig) -> Command[Any]:
-    """Run gate ``node`` on its task, if agent_kit's nodes sent it (else back to the agent)."""
+    """Run gate ``node`` on its task, if agent_kit's nodes sent it (else back to the agent), once
+    the checkpoint that sent it is saved."""
+    act_on_saved_state(config)
     if not kernel.signed_task(task, config, node):
         return Command(goto="agent")
     return GATE_BODIES[node](kernel, _trusted_task(kernel, task, config, node), config)

@@ -34,6 +34,7 @@ from agent_kit._actions import (
     _gotos,
     _unparsable,
     _waits_on_person,
+    act_on_saved_state,
     actor_of,
     bad_call_id,
     call_id,
@@ -137,6 +138,7 @@ def superseded_calls(kernel: Kernel, messages: list[BaseMessage], state: Mapping
     answered = {m.tool_call_id for m in messages[:k] if isinstance(m, ToolMessage)}
     ai = next(m for m in reversed(messages[:k]) if isinstance(m, AIMessage))
     waiting = [tc for tc in ai.tool_calls if tc["id"] not in answered]
+    act_on_saved_state(config)
     thread = thread_of(config)
     items = {item.tool_call_id: item for item in kernel.store.inbox.for_thread(thread)}
     notes: list[BaseMessage] = []
@@ -189,6 +191,7 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
     context = kernel.trust(state.get("context"), config, node="permission")
     if last is None or not (last.tool_calls or last.invalid_tool_calls):
         return Command(goto="agent")
+    act_on_saved_state(config)  # decisions, reservations and inbox items name this message's calls
     requester = requester_of(state, config)
     actions = [kernel.new_action(tc["name"], tc.get("args"), tc["id"] or "", requested_by=requester, context=context,
                                turn=last.id)
@@ -239,6 +242,7 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
 def dispatch_queued(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
     """The agent node's turn when a call of the last message waits in the queue: send the
     next ones on their way (decided again now), up to the next that waits on a person."""
+    act_on_saved_state(config)
     queue: list[Action] = [a.copy() for a in state.get("queued") or []]
     if state.get("status") == "closed":
         msgs = [tool_message(a, "Not run: a person closed the case before this call was decided", error=True)
@@ -281,6 +285,7 @@ def _escalate_turn(kernel: Kernel, actions: list[Action], context: dict[str, Any
 
 def escalate_strikes(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
     """The turn keeps failing: hand the last call to a person instead of asking the model again."""
+    act_on_saved_state(config)
     messages = state.get("messages", [])
     last = next((m for m in reversed(messages) if isinstance(m, AIMessage) and m.tool_calls), None)
     context = kernel.trust(state.get("context"), config, node="agent")

@@ -35,11 +35,14 @@ class ForkServer:
                                      stdout=subprocess.PIPE, text=True, env=_clean_env())
 
     def run(self, home: Path, scenario: str, step: str, *, durability: str = "sync",
-            crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Like :func:`run_worker`, in a new forked process."""
+            crash_at: str | None = None, db_url: str | None = None, schema: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Like :func:`run_worker`, in a new forked process (on Postgres when ``db_url`` is given;
+        ``env`` adds variables for the step, such as ``RELIABILITY_SLOW_PUT``)."""
         self.jobs += 1
         out, err = self.scratch / f"{self.jobs}.out", self.scratch / f"{self.jobs}.err"
-        job = {"args": _args(home, scenario, step, durability), "env": _crash_env(crash_at),
+        args = {**_args(home, scenario, step, durability), "db_url": db_url, "schema": schema}
+        job = {"args": args, "env": {**_crash_env(crash_at), **(env or {})},
                "out": str(out), "err": str(err)}
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(job) + "\n")

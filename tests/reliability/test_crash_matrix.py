@@ -93,6 +93,44 @@ def test_sigkill_then_resume_runs_the_action_exactly_once(
             assert store.audit.entries(THREAD, kind="escalated") == []
 
 
+# -- durability="async": an effect waits for the checkpoints of the steps that asked for it -------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["before_effect", "after_effect"])
+def test_under_async_durability_a_crash_before_the_asking_step_is_saved_runs_the_action_once(
+    point: str, backend: str, forks: ForkServer, tmp_path: Path,
+) -> None:
+    """Under ``durability="async"`` LangGraph saves a step's checkpoint while the next steps run. The
+    customer's message runs ``create_ticket`` in the same run that asks the model; with every
+    checkpoint slow to save, a crash in the execute node would otherwise find the model's step
+    unsaved: the recovery asks the model again, its new message is a new call with a new key, and
+    the ticket is opened twice (or a ``started`` record is left for a call that no longer exists).
+    The execute node waits until the checkpoint it was scheduled from is saved."""
+    import uuid
+
+    from tests._pg import PG_URL, drop_schema
+
+    db = {"db_url": PG_URL, "schema": f"ak_test_{uuid.uuid4().hex[:10]}"} if backend == "postgres" else {}
+    home = tmp_path / "home"
+    try:
+        report = report_of(forks.run(home, "create_ticket", "setup", **db))
+        assert report["result"]["status"] == "replied", report
+        crashed = forks.run(home, "create_ticket", "decide", durability="async", crash_at=point,
+                            env={"RELIABILITY_SLOW_PUT": "0.4"}, **db)
+        assert crashed.returncode == -9, f"exit {crashed.returncode}\n{crashed.stderr[-3000:]}"
+        assert effect_count(home, "create_ticket") == (1 if point in AFTER_EFFECT else 0)
+        recovered = report_of(forks.run(home, "create_ticket", "recover", durability="async", **db))
+        assert recovered["result"]["status"] == "replied", recovered
+
+        from agent_kit.store import Store
+
+        with Store.open(home=home, **db) as store:
+            assert_executed_exactly_once(store, home, THREAD, "create_ticket")
+    finally:
+        if db:
+            drop_schema(db["schema"])
+
+
 # -- forks from old checkpoints ------------------------------------------------------------------
 
 def _keeping_every_checkpoint(app) -> AgentRuntime:  # type: ignore[no-untyped-def]

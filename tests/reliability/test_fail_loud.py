@@ -265,3 +265,37 @@ def test_a_sqlite_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> Non
     assert str(tmp_path / SQLITE_FILE) in str(caught.value) and "\n" not in str(caught.value)
     done = _run_cli(tmp_path, "pending")
     assert done.returncode == 1 and str(tmp_path / SQLITE_FILE) in _one_line(done)
+
+
+def test_under_async_durability_a_checkpoint_never_saved_lets_nothing_be_decided_or_run(
+    app: App, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database too slow to save the model's step (under ``durability="async"`` later steps run
+    while it saves): the permission node waits for it, then fails the run in one line; no decision,
+    no ledger record, no effect was made on a message that may never be saved."""
+    import time
+
+    from agent_kit import AgentRuntime, _actions
+    from agent_kit.errors import CheckpointError
+
+    app.say("t", JANE)
+    saver = app.runtime.graph.checkpointer
+    put = saver.put
+
+    def stuck_put(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        time.sleep(1.0)
+        return put(config, checkpoint, metadata, versions)
+
+    monkeypatch.setattr(_actions, "SAVED_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(saver, "put", stuck_put)
+    before = len(app.store.audit.entries("t"))
+    runtime = AgentRuntime(app.runtime.graph, store=app.store, durability="async")
+    with pytest.raises(CheckpointError, match=r"of thread 't' was not saved within 0.2 s; nothing was decided or run"):
+        runtime.send("t", "open a ticket about a broken zipper")
+    assert app.shop.tickets() == []
+    assert app.store.ledger.for_thread("t") == []
+    assert [e.kind for e in app.store.audit.entries("t")[before:]] == []
+    monkeypatch.undo()  # the saves go through again: the thread carries on
+    result = app.runtime.send("t", "open a ticket about a broken zipper")
+    assert result.status == "replied"
+    assert len(app.shop.tickets()) == 1

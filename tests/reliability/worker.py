@@ -6,8 +6,10 @@ Usage: ``python tests/reliability/worker.py '<json>'`` with keys ``home``, ``db_
 
 ``AGENT_KIT_CRASH_AT`` (read by agent_kit's ``crash_point``) kills the process inside the execute
 node; ``RELIABILITY_CRASH_AT=before_checkpoint`` kills it after the execute node's writes were
-saved and before the checkpoint that follows them is written. The last stdout line is a JSON
-report of what the step did.
+saved and before the checkpoint that follows them is written; ``RELIABILITY_SLOW_PUT=<seconds>``
+makes every checkpoint save that long (the window in which, under ``durability="async"``, later
+steps run before the checkpoints of earlier ones are saved). The last stdout line is a JSON report
+of what the step did.
 """
 
 from __future__ import annotations
@@ -89,6 +91,18 @@ def crash_before_checkpoint(runtime: Any, tool: str) -> None:
     saver.put = put_once_the_writes_killed_us
 
 
+def slow_checkpoints(runtime: Any, seconds: float) -> None:
+    """Every checkpoint takes ``seconds`` longer to save, as on a loaded database."""
+    saver = runtime.graph.checkpointer
+    put = saver.put
+
+    def slow_put(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        time.sleep(seconds)
+        return put(config, checkpoint, metadata, versions)
+
+    saver.put = slow_put
+
+
 def decide(runtime: Any, thread: str, scenario: str) -> Any:
     how, value = SCENARIOS[scenario]["decide"]
     if how == "approve":
@@ -112,6 +126,8 @@ def main(args: dict[str, Any]) -> dict[str, Any]:
             # approve, the customer's answer), through the runtime's public API
             if step == "decide" and os.environ.get("RELIABILITY_CRASH_AT") == "before_checkpoint":
                 crash_before_checkpoint(runtime, scenario)
+            if step == "decide" and os.environ.get("RELIABILITY_SLOW_PUT"):
+                slow_checkpoints(runtime, float(os.environ["RELIABILITY_SLOW_PUT"]))
             report["result"] = decide(runtime, thread, scenario).to_json()
         else:
             raise SystemExit(f"unknown step {step!r}")
