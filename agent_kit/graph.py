@@ -38,7 +38,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates, _nodes, _provenance
 from agent_kit._nodes import AgentModel
-from agent_kit.errors import AgentKitError
+from agent_kit.errors import AgentKitError, UsageError
 from agent_kit.kernel import Kernel, Sealed
 from agent_kit.limits import InputLimits
 from agent_kit.policy import Policy
@@ -206,6 +206,12 @@ class PermissionLayer(Sealed):
 
     def compile(self, checkpointer: BaseCheckpointSaver[Any] | bool | None = None,
                 **kw: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
+        if checkpointer is False:
+            # A graph that never saves its steps cannot pause for a person, and nothing it decides
+            # can be waited on to be saved before it acts (durability "async").
+            raise UsageError("checkpointer=False is refused for a permissioned graph: its pauses and "
+                             "exactly-once effects rest on its checkpoints; pass a checkpointer, or None "
+                             "(a subgraph then uses its parent's, a served graph the server's)")
         graph = self.builder().compile(checkpointer=checkpointer, **kw)
         # A client's "Mark as Resolved" (`Command(goto=END)`) reaches the pending node, and a resume
         # naming an interrupt that is not pending is an error the client sees, not a silent no-op.
@@ -245,7 +251,8 @@ def create_permissioned_agent(
             accepted but gets no mode, so it never runs until registered.
         policy: a :class:`Policy` or the path of a YAML policy file (re-read when it changes).
         checkpointer: any LangGraph checkpointer; None compiles without one (for LangGraph
-            Server); the runtime (:class:`agent_kit.AgentRuntime`) supplies the store's own.
+            Server); the runtime (:class:`agent_kit.AgentRuntime`) supplies the store's own. ``False``
+            is refused (a graph that never saves its steps cannot pause or act exactly once).
         store: the agent_kit :class:`Store` (audit, ledger, inbox); default: opened from
             ``AGENT_KIT_HOME`` / ``AGENT_KIT_DB_URL`` on first use.
         observe: trusted classifier of each customer message -> context (e.g. sentiment).

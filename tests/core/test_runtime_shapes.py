@@ -124,3 +124,16 @@ def test_a_pending_interrupt_has_one_shape_in_the_graph_the_inbox_and_the_runtim
         assert PENDING_KINDS == get_args(Kind)  # one literal of kinds
     finally:
         store.close()
+
+
+def test_a_permissioned_graph_without_checkpoints_is_refused_when_compiled(tmp_path: Any) -> None:
+    """checkpointer=False (a subgraph that never saves its steps) could neither pause for a person
+    nor wait, under durability "async", for its steps to be saved before acting."""
+    from agent_kit.errors import UsageError
+
+    layer, _ = _layer(tmp_path, [])
+    with pytest.raises(UsageError, match="checkpointer=False is refused for a permissioned graph"):
+        layer.compile(checkpointer=False)
+    with pytest.raises(UsageError, match="checkpointer=False is refused"):
+        create_permissioned_agent(ScriptedChatModel(steps=[]), bank_specs(Bank(tmp_path / "b2.sqlite")),
+                                  Policy.from_dict(POLICY), context_keys={"sentiment": str}, checkpointer=False)
