@@ -43,25 +43,29 @@ def act_on_saved_state(config: RunnableConfig) -> None:
     while the next steps run, so the model's message that asked for an action may not be saved yet.
     A crash then would make the recovery ask the model again: a new message, a new call with a new
     key, and the effect run twice. This waits until the checkpoint the running task was scheduled
-    from (and with it every earlier one: LangGraph saves them in order) is saved. Under ``"sync"``
-    it is saved already and nothing is read; ``"exit"`` is refused."""
+    from is saved, and, when the graph runs as a subgraph, the checkpoint of every enclosing graph
+    (each graph saves its own in order; a parent's step not saved would start the subgraph anew).
+    Under ``"sync"`` they are saved already and nothing is read; ``"exit"`` is refused."""
     refuse_exit_durability(config)
     if durability(config) != "async":
         return
     found = scheduled_from(config)
     if found is None:
         return
-    saver, target = found
-    deadline, pause = time.monotonic() + SAVED_WAIT_SECONDS, 0.001
-    while saver.get_tuple(target) is None:
-        if time.monotonic() > deadline:
-            raise CheckpointError(
-                f"the checkpoint {target['configurable']['checkpoint_id']} of thread "
-                f"{target['configurable']['thread_id']!r} was not saved within {SAVED_WAIT_SECONDS:g} s; "
-                "nothing was decided or run on it (the run fails; resuming the thread carries on from "
-                "its last saved checkpoint)")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    saver, targets = found
+    deadline = time.monotonic() + SAVED_WAIT_SECONDS
+    for target in targets:
+        pause = 0.0002
+        while saver.get_tuple(target) is None:
+            if time.monotonic() > deadline:
+                where = target["configurable"]
+                raise CheckpointError(
+                    f"the checkpoint {where['checkpoint_id']} of thread {where['thread_id']!r}"
+                    + (f" (subgraph {where['checkpoint_ns']!r})" if where["checkpoint_ns"] else "")
+                    + f" was not saved within {SAVED_WAIT_SECONDS:g} s; nothing was decided or run on it "
+                    "(the run fails; resuming the thread carries on from its last saved checkpoint)")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
 
 def thread_of(config: RunnableConfig) -> str:

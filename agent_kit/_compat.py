@@ -200,9 +200,10 @@ def durability(config: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def scheduled_from(config: Any) -> tuple[Any, dict[str, Any]] | None:
-    """The running task's checkpointer and the config of the checkpoint it was scheduled from
-    (the innermost graph's, for a task of a subgraph); None outside a run or without a checkpointer."""
+def scheduled_from(config: Any) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The running task's checkpointer and the configs of the checkpoints it was scheduled from:
+    the root graph's first, then each enclosing subgraph's (each graph saves its own checkpoints,
+    in order within it); None outside a run or without a checkpointer."""
     from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_MAP, CONFIG_KEY_CHECKPOINTER
 
     conf = (config or {}).get("configurable") or {}
@@ -210,8 +211,8 @@ def scheduled_from(config: Any) -> tuple[Any, dict[str, Any]] | None:
     thread = conf.get("thread_id")
     if saver is None or not isinstance(parents, dict) or not parents or thread is None:
         return None
-    ns, checkpoint_id = list(parents.items())[-1]  # LangGraph adds each nested graph's entry last
-    return saver, {"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+    return saver, [{"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+                   for ns, checkpoint_id in parents.items()]  # LangGraph adds each nested graph's entry last
 
 
 def delta_snapshot(value: Any) -> Any:
