@@ -10,7 +10,6 @@ An action is plain JSON (it travels in ``Send`` payloads and checkpoints)::
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -19,7 +18,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
 from agent_kit._compat import durability, scheduled_from
-from agent_kit.errors import AgentKitError, CheckpointError
+from agent_kit._saved import wait_saved
+from agent_kit.errors import AgentKitError
 from agent_kit.interrupts import CUSTOMER
 from agent_kit.types import Action
 
@@ -53,19 +53,7 @@ def act_on_saved_state(config: RunnableConfig) -> None:
     if found is None:
         return
     saver, targets = found
-    deadline = time.monotonic() + SAVED_WAIT_SECONDS
-    for target in targets:
-        pause = 0.0002
-        while saver.get_tuple(target) is None:
-            if time.monotonic() > deadline:
-                where = target["configurable"]
-                raise CheckpointError(
-                    f"the checkpoint {where['checkpoint_id']} of thread {where['thread_id']!r}"
-                    + (f" (subgraph {where['checkpoint_ns']!r})" if where["checkpoint_ns"] else "")
-                    + f" was not saved within {SAVED_WAIT_SECONDS:g} s; nothing was decided or run on it "
-                    "(the run fails; resuming the thread carries on from its last saved checkpoint)")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+    wait_saved(saver, targets, SAVED_WAIT_SECONDS)
 
 
 def thread_of(config: RunnableConfig) -> str:

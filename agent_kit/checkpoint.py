@@ -29,6 +29,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from ._compat import delta_snapshot, ext_codes
 from ._db import BUSY_TIMEOUT_S, postgres_connect_kwargs, sqlite_synchronous
+from ._saved import watch
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
         saver: SqliteSaver = _guarded_sqlite_saver(SqliteSaver)(conn, serde=serde)
         saver.store_db = store._db  # type: ignore[attr-defined]  # GuardedSqliteSaver declares it
         saver.setup()
-        return saver
+        return watch(saver)
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg.rows import dict_row
@@ -214,7 +215,7 @@ def make_checkpointer(store: Store, *, serde: StrictSerializer | None = None) ->
     assert store.db_url is not None
     pg = psycopg.connect(store.db_url, prepare_threshold=0, row_factory=dict_row,
                          **postgres_connect_kwargs(store.schema, store.db_url))
-    return PostgresSaver(pg, serde=serde)
+    return watch(PostgresSaver(pg, serde=serde))
 
 
 def _guarded_sqlite_saver(base: type[Any]) -> type[Any]:
@@ -255,7 +256,7 @@ async def make_async_checkpointer(store: Store, *, serde: StrictSerializer | Non
         async with aiosqlite.connect(str(store.path), timeout=BUSY_TIMEOUT_S) as conn:
             saver = AsyncSqliteSaver(conn, serde=serde)
             await saver.setup()
-            yield saver
+            yield watch(saver)
         return
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg import AsyncConnection
@@ -265,4 +266,4 @@ async def make_async_checkpointer(store: Store, *, serde: StrictSerializer | Non
     async with await AsyncConnection.connect(
             store.db_url, prepare_threshold=0, row_factory=dict_row,
             **postgres_connect_kwargs(store.schema, store.db_url)) as apg:
-        yield AsyncPostgresSaver(apg, serde=serde)
+        yield watch(AsyncPostgresSaver(apg, serde=serde))

@@ -299,3 +299,41 @@ def test_under_async_durability_a_checkpoint_never_saved_lets_nothing_be_decided
     result = app.runtime.send("t", "open a ticket about a broken zipper")
     assert result.status == "replied"
     assert len(app.shop.tickets()) == 1
+
+
+def test_under_async_durability_a_failing_save_fails_the_run_at_once_naming_its_cause(
+    app: App, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database refuses every new checkpoint (here a trigger; a full disk, a lost table in
+    life): LangGraph saves nothing more of the run, so the node waiting for its checkpoint learns
+    of the failure from the store's checkpointer and fails the run with the cause, in about a second
+    rather than at the end of the wait, so the thread's lease is not held for nothing."""
+    import time
+
+    from agent_kit import AgentRuntime, _actions
+    from agent_kit.errors import AgentKitError
+
+    app.say("t", JANE)
+    monkeypatch.setattr(_actions, "SAVED_WAIT_SECONDS", 30.0)
+    if app.store.backend == "sqlite":
+        app.store._db.execute("CREATE TRIGGER refuse_checkpoints BEFORE INSERT ON checkpoints "
+                              "BEGIN SELECT RAISE(ABORT, 'no room for the checkpoint (test)'); END")
+        undo = "DROP TRIGGER refuse_checkpoints"
+    else:
+        app.store._db.execute("CREATE FUNCTION refuse_checkpoints() RETURNS trigger AS $$ BEGIN "
+                              "RAISE EXCEPTION 'no room for the checkpoint (test)'; END $$ LANGUAGE plpgsql")
+        app.store._db.execute("CREATE TRIGGER refuse_checkpoints BEFORE INSERT ON checkpoints "
+                              "FOR EACH ROW EXECUTE FUNCTION refuse_checkpoints()")
+        undo = "DROP TRIGGER refuse_checkpoints ON checkpoints"
+    runtime = AgentRuntime(app.runtime.graph, store=app.store, durability="async")
+    started = time.monotonic()
+    with pytest.raises(AgentKitError, match="no room for the checkpoint") as raised:
+        runtime.send("t", "open a ticket about a broken zipper")
+    assert time.monotonic() - started < 15, "the run waited for a checkpoint whose save had failed"
+    assert "\n" not in str(raised.value)
+    assert app.shop.tickets() == []
+    assert app.store.ledger.for_thread("t") == []
+    app.store._db.execute(undo)
+    result = app.runtime.send("t", "open a ticket about a broken zipper")
+    assert result.status == "replied"
+    assert len(app.shop.tickets()) == 1
