@@ -9,16 +9,18 @@ An action is plain JSON (it travels in ``Send`` payloads and checkpoints)::
 
 from __future__ import annotations
 
+import contextvars
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import run_in_executor
 from langgraph.types import Command, Send
 
 from agent_kit._compat import durability, scheduled_from
-from agent_kit._saved import wait_saved
+from agent_kit._saved import await_saved, wait_saved
 from agent_kit.errors import AgentKitError
 from agent_kit.interrupts import CUSTOMER
 from agent_kit.types import Action
@@ -37,6 +39,10 @@ SAVED_WAIT_SECONDS = 60.0
 """How long a node waits, under ``durability="async"``, for the checkpoint it was scheduled from."""
 
 
+_WAITED: contextvars.ContextVar[bool] = contextvars.ContextVar("agent_kit_saved_waited", default=False)
+"""Set by :func:`arun_when_saved` for the node body it then runs in a worker thread."""
+
+
 def act_on_saved_state(config: RunnableConfig) -> None:
     """Call before a node writes anything keyed by the thread's state (a decision, an inbox item,
     a ledger record, an effect): under ``durability="async"`` LangGraph saves a step's checkpoint
@@ -47,13 +53,29 @@ def act_on_saved_state(config: RunnableConfig) -> None:
     (each graph saves its own in order; a parent's step not saved would start the subgraph anew).
     Under ``"sync"`` they are saved already and nothing is read; ``"exit"`` is refused."""
     refuse_exit_durability(config)
-    if durability(config) != "async":
+    if durability(config) != "async" or _WAITED.get():
         return
     found = scheduled_from(config)
-    if found is None:
-        return
-    saver, targets = found
-    wait_saved(saver, targets, SAVED_WAIT_SECONDS)
+    if found is not None:
+        wait_saved(found[0], found[1], SAVED_WAIT_SECONDS)
+
+
+async def arun_when_saved(config: RunnableConfig, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run the sync node body ``func`` from an asyncio run, once :func:`act_on_saved_state` holds:
+    the wait runs on the event loop, the body in a worker thread of the loop (as LangGraph runs a
+    sync node), where it does not wait again. A worker blocked waiting would hold one of the loop's
+    few executor threads, which an async checkpointer needs to prepare the very save awaited: with
+    as many parallel tool calls as threads, no save could finish."""
+    refuse_exit_durability(config)
+    if durability(config) == "async":
+        found = scheduled_from(config)
+        if found is not None:
+            await await_saved(found[0], found[1], SAVED_WAIT_SECONDS)
+    token = _WAITED.set(True)  # the body's context is copied from this one
+    try:
+        return await run_in_executor(None, func, *args, **kwargs)
+    finally:
+        _WAITED.reset(token)
 
 
 def thread_of(config: RunnableConfig) -> str:

@@ -47,6 +47,7 @@ __all__ = [
     "end_requested",
     "ext_codes",
     "next_interrupt_id",
+    "node_runnable",
     "null_resume_pending",
     "postgres_cursor",
     "prune_delta_threads_sql",
@@ -69,6 +70,7 @@ _SEAMS: tuple[tuple[str, str, str], ...] = (
     ("langgraph._internal._constants", "CONFIG_KEY_STRICT_RESUME", "resumes naming no pending interrupt refused"),
     ("langgraph.channels.ephemeral_value", "EphemeralValue", "the channel a client's goto END lands in"),
     ("langgraph.types", "_interrupt_id", "the id of the next interrupt"),
+    ("langgraph._internal._runnable", "RunnableCallable", "a node with an async twin"),
     ("langgraph.checkpoint.serde.types", "_DeltaSnapshot", "strict loading of delta snapshots"),
     ("langgraph.checkpoint.serde.jsonplus", "EXT_CONSTRUCTOR_SINGLE_ARG", "strict checkpoint loading"),
     ("langgraph.checkpoint.serde.jsonplus", "EXT_DELTA_SNAPSHOT", "strict checkpoint loading"),
@@ -213,6 +215,14 @@ def scheduled_from(config: Any) -> tuple[Any, list[dict[str, Any]]] | None:
         return None
     return saver, [{"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
                    for ns, checkpoint_id in parents.items()]  # LangGraph adds each nested graph's entry last
+
+
+def node_runnable(func: Any, afunc: Any, name: str) -> Any:
+    """A node as ``StateGraph.add_node`` makes one from a function (untraced), with ``afunc`` as
+    its asyncio twin instead of LangGraph's "run ``func`` in the loop's executor"."""
+    from langgraph._internal._runnable import RunnableCallable
+
+    return RunnableCallable(func, afunc, name=name, trace=False)
 
 
 def delta_snapshot(value: Any) -> Any:

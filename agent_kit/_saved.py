@@ -6,14 +6,20 @@ checkpointers (:mod:`agent_kit.checkpoint`) also carry a :class:`SaveWatch`: eve
 process reports to it, so a waiting node wakes as soon as its checkpoint is saved, and learns at
 once, with the cause, that a save failed (LangGraph then saves nothing more of that run, and
 waiting out the deadline would only hold the thread's lease and hide the cause).
+
+Under asyncio (``ainvoke``, ``astream``, LangGraph Server) the wait runs on the event loop
+(:func:`await_saved`), never in a worker thread: the loop's executor has few threads, and an async
+checkpointer needs one of them to prepare the very save the workers would be waiting for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from agent_kit.errors import CheckpointError
@@ -22,14 +28,29 @@ WATCH_ATTR = "agent_kit_saves"
 """The attribute of a checkpointer that holds its :class:`SaveWatch`."""
 
 FAILED_GRACE_SECONDS = 1.0
-"""How long a failed save must stay the last word on its thread before a waiter gives up on it: a
-failure left by an earlier run is superseded as soon as the next run's first save starts."""
+"""How long a waiter must see a failed save stay the last word on its thread before it gives up: a
+failure left by an earlier run is superseded as soon as the next run's first save starts, which
+LangGraph does only once the saves queued before it are done."""
 
 _RECHECK_SECONDS = 0.5
-"""How often a watched waiter also reads the checkpointer (a save made outside this process)."""
+"""How often a watched waiter also reads the checkpointer (a checkpoint saved by another process)."""
 
 _KEEP_THREADS = 4096
+"""Threads (with their namespaces) a watch remembers, the least recently saved forgotten first."""
 _KEEP_IDS = 64
+
+S = TypeVar("S")
+
+
+@dataclass
+class _Saves:
+    """What one thread's saves (in one namespace) did in this process."""
+
+    saved: deque[str] = field(default_factory=lambda: deque(maxlen=_KEEP_IDS))
+    started: deque[str] = field(default_factory=lambda: deque(maxlen=_KEEP_IDS))
+    failed: tuple[str, str] | None = None
+    """(checkpoint id, the cause in one line): kept as text, so no traceback (and the checkpoint
+    its frames hold) outlives the failure."""
 
 
 class SaveWatch:
@@ -37,54 +58,59 @@ class SaveWatch:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._saved: OrderedDict[tuple[str, str], deque[str]] = OrderedDict()
-        self._started: dict[tuple[str, str], str] = {}
-        self._failed: dict[tuple[str, str], tuple[str, BaseException, float]] = {}
+        self._threads: OrderedDict[tuple[str, str], _Saves] = OrderedDict()
+
+    def _saves(self, where: tuple[str, str]) -> _Saves:
+        """The record of ``where``, made if new (call with the condition held)."""
+        saves = self._threads.get(where)
+        if saves is None:
+            saves = self._threads[where] = _Saves()
+            while len(self._threads) > _KEEP_THREADS:
+                self._threads.popitem(last=False)
+        else:
+            self._threads.move_to_end(where)
+        return saves
 
     # -- what the checkpointer reports ------------------------------------------------------------
     def started(self, config: Any, checkpoint: Any) -> None:
-        where, cid = _where(config), str(checkpoint["id"])
         with self._cond:
-            if cid > self._started.get(where, ""):
-                self._started[where] = cid
+            self._saves(_where(config)).started.append(str(checkpoint["id"]))
             self._cond.notify_all()
 
     def saved(self, config: Any, checkpoint: Any) -> None:
-        where = _where(config)
         with self._cond:
-            ids = self._saved.get(where)
-            if ids is None:
-                ids = self._saved[where] = deque(maxlen=_KEEP_IDS)
-                if len(self._saved) > _KEEP_THREADS:
-                    old, _ = self._saved.popitem(last=False)
-                    self._started.pop(old, None)
-                    self._failed.pop(old, None)
-            else:
-                self._saved.move_to_end(where)
-            ids.append(str(checkpoint["id"]))
-            self._failed.pop(where, None)
+            saves = self._saves(_where(config))
+            saves.saved.append(str(checkpoint["id"]))
+            saves.failed = None
             self._cond.notify_all()
 
     def failed(self, config: Any, checkpoint: Any, exc: BaseException) -> None:
+        cause = (str(exc).strip().splitlines() or [""])[0]  # a driver's CONTEXT lines dropped
         with self._cond:
-            self._failed[_where(config)] = (str(checkpoint["id"]), exc, time.monotonic())
+            self._saves(_where(config)).failed = (str(checkpoint["id"]), f"{type(exc).__name__}: {cause}")
             self._cond.notify_all()
 
     # -- what a waiter asks ---------------------------------------------------------------------
-    def _state(self, where: tuple[str, str], cid: str) -> tuple[bool, BaseException | None]:
-        """(saved, the failure that means it never will be); call with the condition held."""
-        if cid in self._saved.get(where, ()):
-            return True, None
-        failure = self._failed.get(where)
-        if failure is not None:
-            failed_id, exc, at = failure
-            if (failed_id <= cid and self._started.get(where, "") <= failed_id
-                    and time.monotonic() - at >= FAILED_GRACE_SECONDS):
-                return False, exc
-        return False, None
+    def state(self, where: tuple[str, str], cid: str) -> tuple[bool, str | None, bool]:
+        """``(saved, why it may never be (a failed save, the last word on its thread), whether this
+        process began saving it)``."""
+        with self._cond:
+            return self._state(where, cid)
 
-
-S = TypeVar("S")
+    def _state(self, where: tuple[str, str], cid: str) -> tuple[bool, str | None, bool]:
+        saves = self._threads.get(where)
+        if saves is None:
+            return False, None, False
+        if cid in saves.saved:
+            return True, None, True
+        begun = cid in saves.started
+        if saves.failed is not None:
+            failed_id, cause = saves.failed
+            # A failed save ends its run's chain (LangGraph saves nothing after it): the target, as
+            # late or later, will not come, unless a save begun since belongs to a new run.
+            if failed_id <= cid and max(saves.started, default="") <= failed_id:
+                return False, cause, begun
+        return False, None, begun
 
 
 def watch(saver: S) -> S:
@@ -117,45 +143,86 @@ def watch(saver: S) -> S:
     return saver
 
 
+class _Waiter:
+    """One wait for one checkpoint: what to check next, and when to give up."""
+
+    def __init__(self, saver: Any, target: dict[str, Any], deadline: float, timeout: float) -> None:
+        self.saver, self.target, self.deadline, self.timeout = saver, target, deadline, timeout
+        self.watch: SaveWatch | None = getattr(saver, WATCH_ATTR, None)
+        self.where, self.cid = _where(target), str(target["configurable"]["checkpoint_id"])
+        self.read_at = 0.0
+        self.pause = 0.0002
+        self.failure_seen: float | None = None
+
+    def known(self) -> tuple[bool, bool]:
+        """``(saved, whether the checkpointer should be read now)``; raises once it cannot be."""
+        begun = False
+        if self.watch is not None:
+            done, cause, begun = self.watch.state(self.where, self.cid)
+            if done:
+                return True, False
+            if cause is None:
+                self.failure_seen = None
+            elif self.failure_seen is None:
+                self.failure_seen = time.monotonic()
+            elif time.monotonic() - self.failure_seen >= FAILED_GRACE_SECONDS:
+                raise CheckpointError(f"{_named(self.target)} could not be saved ({cause}); nothing was "
+                                      "decided or run on it (the run fails; resuming the thread carries on "
+                                      "from its last saved checkpoint)")
+        now = time.monotonic()
+        if now > self.deadline:
+            raise CheckpointError(f"{_named(self.target)} was not saved within {self.timeout:g} s; nothing was "
+                                  "decided or run on it (the run fails; resuming the thread carries on "
+                                  "from its last saved checkpoint)")
+        # A save this process began reports its outcome: no need to read. One it did not (another
+        # process saved it, or saved it before this process watched) is read, now and then.
+        read = not begun and now >= self.read_at
+        if read:
+            self.read_at = now + (_RECHECK_SECONDS if self.watch is not None else 0.0)
+        return False, read
+
+    def next_pause(self) -> float:
+        pause = min(self.pause, max(self.deadline - time.monotonic(), 0.0))
+        self.pause = min(self.pause * 2, 0.02 if self.watch is None else 0.005)
+        return pause
+
+
 def wait_saved(saver: Any, targets: Sequence[dict[str, Any]], timeout: float) -> None:
     """Return once every checkpoint of ``targets`` (configs naming thread, namespace and id) is
     saved; :class:`CheckpointError` when one cannot be (its save failed, or ``timeout`` passed)."""
-    w: SaveWatch | None = getattr(saver, WATCH_ATTR, None)
     deadline = time.monotonic() + timeout
     for target in targets:
-        where, cid = _where(target), str(target["configurable"]["checkpoint_id"])
-        pause, read_at = 0.0002, 0.0
+        waiter = _Waiter(saver, target, deadline, timeout)
         while True:
-            in_flight = False  # this process has begun saving it (or a later one): no need to read
-            if w is not None:
-                with w._cond:
-                    done, failure = w._state(where, cid)
-                    in_flight = w._started.get(where, "") >= cid
-                if done:
-                    break
-                if failure is not None:
-                    cause = (str(failure).strip().splitlines() or [""])[0]  # a driver's CONTEXT lines dropped
-                    raise CheckpointError(f"{_named(target)} could not be saved ({type(failure).__name__}: "
-                                          f"{cause}); nothing was decided or run on it (the run fails; "
-                                          "resuming the thread carries on from its last saved checkpoint)"
-                                          ) from failure
-            now = time.monotonic()
-            if now >= read_at:
-                if not in_flight and saver.get_tuple(target) is not None:
-                    break
-                read_at = now + (_RECHECK_SECONDS if w is not None else 0.0)
-            if now > deadline:
-                raise CheckpointError(f"{_named(target)} was not saved within {timeout:g} s; nothing was "
-                                      "decided or run on it (the run fails; resuming the thread carries on "
-                                      "from its last saved checkpoint)")
-            if w is not None:
-                with w._cond:
-                    done, failure = w._state(where, cid)
-                    if not done and failure is None:
-                        w._cond.wait(min(_RECHECK_SECONDS, FAILED_GRACE_SECONDS / 4, max(deadline - now, 0.0)))
+            done, read = waiter.known()
+            if done or (read and saver.get_tuple(target) is not None):
+                break
+            if waiter.watch is not None:
+                with waiter.watch._cond:  # woken by the next save's report
+                    if not waiter.watch._state(waiter.where, waiter.cid)[0]:
+                        waiter.watch._cond.wait(min(_RECHECK_SECONDS, FAILED_GRACE_SECONDS / 4,
+                                                    max(deadline - time.monotonic(), 0.0)))
             else:
-                time.sleep(pause)
-                pause = min(pause * 2, 0.02)
+                time.sleep(waiter.next_pause())
+
+
+async def await_saved(saver: Any, targets: Sequence[dict[str, Any]], timeout: float) -> None:
+    """:func:`wait_saved` on the event loop."""
+    deadline = time.monotonic() + timeout
+    for target in targets:
+        waiter = _Waiter(saver, target, deadline, timeout)
+        while True:
+            done, read = waiter.known()
+            if done or (read and await _aread(saver, target) is not None):
+                break
+            await asyncio.sleep(waiter.next_pause())
+
+
+async def _aread(saver: Any, target: dict[str, Any]) -> Any:
+    try:
+        return await saver.aget_tuple(target)
+    except NotImplementedError:  # a checkpointer with sync methods only
+        return saver.get_tuple(target)
 
 
 def _where(config: Any) -> tuple[str, str]:

@@ -37,6 +37,7 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
 from agent_kit import _compat, _gates, _nodes, _provenance
+from agent_kit._actions import arun_when_saved
 from agent_kit._nodes import AgentModel
 from agent_kit.errors import AgentKitError, UsageError
 from agent_kit.kernel import Kernel, Sealed
@@ -186,8 +187,9 @@ class PermissionLayer(Sealed):
         # builder is compiled.
         _compat.take_goto_end(g)
         # The agent node sends a queued call on its way when its turn with a person comes.
-        g.add_node("agent", self.agent, destinations=("verification", "approval", "escalation", "execute", "record"))
-        g.add_node("permission", self.permission,
+        g.add_node("agent", _node(self.agent, "agent"),
+                   destinations=("verification", "approval", "escalation", "execute", "record"))
+        g.add_node("permission", _node(self.permission, "permission"),
                    destinations=("verification", "approval", "escalation", "execute", "record", "agent"))
         # The gates are Send targets: each takes its task (one action), not the graph's state. A gate
         # may send its action to itself again (asked anew after a refused "Mark as Resolved").
@@ -199,7 +201,7 @@ class PermissionLayer(Sealed):
             "record": (self.record, ("agent",)),
         }
         for name, (node, destinations) in gates.items():
-            g.add_node(name, node, destinations=destinations)
+            g.add_node(name, _node(node, name), input_schema=Task, destinations=destinations)
         g.add_edge(START, "agent")
         g.add_conditional_edges("agent", _after_agent, ["permission", END])
         return g
@@ -219,6 +221,18 @@ class PermissionLayer(Sealed):
         _compat.strict_resume(graph)
         graph.agent_kit = self  # type: ignore[attr-defined]
         return graph
+
+
+def _node(method: Callable[[Any, RunnableConfig], Any], name: str) -> Any:
+    """A node of the permission layer: ``method`` in a sync run; in an asyncio run, the same once
+    the checkpoints it acts on are saved, waited for on the event loop (see
+    :func:`agent_kit._actions.arun_when_saved`)."""
+
+    async def on_loop(value: Any, config: RunnableConfig) -> Any:
+        return await arun_when_saved(config, method, value, config)
+
+    on_loop.__name__ = name
+    return _compat.node_runnable(method, on_loop, name)
 
 
 def _after_agent(state: AgentState) -> str:

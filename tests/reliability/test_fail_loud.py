@@ -337,3 +337,51 @@ def test_under_async_durability_a_failing_save_fails_the_run_at_once_naming_its_
     result = app.runtime.send("t", "open a ticket about a broken zipper")
     assert result.status == "replied"
     assert len(app.shop.tickets()) == 1
+
+
+def test_under_async_durability_an_approval_refused_by_a_failing_save_runs_once_the_database_is_back(
+    app: App, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failed save is remembered (so waiters learn of it at once); once the database is back,
+    the same process approving again must not mistake that old failure for the new run's, nor wait
+    on a checkpoint saved before it."""
+    import time
+
+    from agent_kit import AgentRuntime, _actions
+    from agent_kit.errors import AgentKitError
+
+    app.say("t", JANE, "Refund $80 on order 1001")
+    monkeypatch.setattr(_actions, "SAVED_WAIT_SECONDS", 30.0)
+    runtime = AgentRuntime(app.runtime.graph, store=app.store, durability="async")
+    tables = ("checkpoints", "writes") if app.store.backend == "sqlite" else ("checkpoints", "checkpoint_writes")
+    for table in tables:
+        if app.store.backend == "sqlite":
+            app.store._db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                                  "BEGIN SELECT RAISE(ABORT, 'no room (test)'); END")
+        else:
+            app.store._db.execute("CREATE OR REPLACE FUNCTION refuse_saves() RETURNS trigger AS $$ BEGIN "
+                                  "RAISE EXCEPTION 'no room (test)'; END $$ LANGUAGE plpgsql")
+            app.store._db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                                  "FOR EACH ROW EXECUTE FUNCTION refuse_saves()")
+    with pytest.raises(AgentKitError, match="no room"):
+        runtime.approve(runtime.pending("t", kind="approval")[0], approver="lee")
+    assert app.shop.refunds(1001) == []
+    for table in tables:
+        app.store._db.execute(f"DROP TRIGGER refuse_{table}" + ("" if app.store.backend == "sqlite" else f" ON {table}"))
+    time.sleep(1.2)  # the failure is now older than the grace a waiter gives a failed save
+    saver = app.runtime.graph.checkpointer
+    put = saver.put
+
+    def slow_to_start(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        time.sleep(0.3)  # each save begins late (a busy pool), so the old failure is the last word a while
+        return put(config, checkpoint, metadata, versions)
+
+    monkeypatch.setattr(saver, "put", slow_to_start)
+    started = time.monotonic()
+    (pending,) = runtime.state("t").interrupts  # decided already: resuming carries the approval out
+    result = runtime.approve("t", interrupt_id=pending.id, approver="lee")
+    assert result.status == "replied"
+    assert time.monotonic() - started < 15
+    assert len(app.shop.refunds(1001)) == 1
+    assert [(r.tool, r.status) for r in app.store.ledger.for_thread("t")] == [("issue_refund", "done")]
+    assert app.store.audit.verify().ok
