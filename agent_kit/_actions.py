@@ -39,8 +39,9 @@ SAVED_WAIT_SECONDS = 60.0
 """How long a node waits, under ``durability="async"``, for the checkpoint it was scheduled from."""
 
 
-_WAITED: contextvars.ContextVar[bool] = contextvars.ContextVar("agent_kit_saved_waited", default=False)
-"""Set by :func:`arun_when_saved` for the node body it then runs in a worker thread."""
+_WAITED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("agent_kit_saved_waited", default=())
+"""The checkpoints :func:`arun_when_saved` waited for, for the node body it then runs in a worker
+thread (a graph that body starts has checkpoints of its own, and waits for them)."""
 
 
 def act_on_saved_state(config: RunnableConfig) -> None:
@@ -53,10 +54,10 @@ def act_on_saved_state(config: RunnableConfig) -> None:
     (each graph saves its own in order; a parent's step not saved would start the subgraph anew).
     Under ``"sync"`` they are saved already and nothing is read; ``"exit"`` is refused."""
     refuse_exit_durability(config)
-    if durability(config) != "async" or _WAITED.get():
+    if durability(config) != "async":
         return
     found = scheduled_from(config)
-    if found is not None:
+    if found is not None and _WAITED.get() != _ids(found[1]):
         wait_saved(found[0], found[1], SAVED_WAIT_SECONDS)
 
 
@@ -67,15 +68,18 @@ async def arun_when_saved(config: RunnableConfig, func: Callable[..., Any], *arg
     few executor threads, which an async checkpointer needs to prepare the very save awaited: with
     as many parallel tool calls as threads, no save could finish."""
     refuse_exit_durability(config)
-    if durability(config) == "async":
-        found = scheduled_from(config)
-        if found is not None:
-            await await_saved(found[0], found[1], SAVED_WAIT_SECONDS)
-    token = _WAITED.set(True)  # the body's context is copied from this one
+    found = scheduled_from(config) if durability(config) == "async" else None
+    if found is not None:
+        await await_saved(found[0], found[1], SAVED_WAIT_SECONDS)
+    token = _WAITED.set(_ids(found[1]) if found is not None else ())  # the body's context is a copy of this one
     try:
         return await run_in_executor(None, func, *args, **kwargs)
     finally:
         _WAITED.reset(token)
+
+
+def _ids(targets: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(str(t["configurable"]["checkpoint_id"]) for t in targets)
 
 
 def thread_of(config: RunnableConfig) -> str:

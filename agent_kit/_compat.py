@@ -213,7 +213,8 @@ def scheduled_from(config: Any) -> tuple[Any, list[dict[str, Any]]] | None:
     thread = conf.get("thread_id")
     if saver is None or not isinstance(parents, dict) or not parents or thread is None:
         return None
-    return saver, [{"configurable": {"thread_id": thread, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+    # (as a string, as LangGraph saves it: a caller's thread id may be an int)
+    return saver, [{"configurable": {"thread_id": str(thread), "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
                    for ns, checkpoint_id in parents.items()]  # LangGraph adds each nested graph's entry last
 
 

@@ -3,8 +3,9 @@ in the background while later steps run; see :func:`agent_kit._actions.act_on_sa
 
 Any checkpointer works by reading it (``get_tuple``) until the checkpoint is there. The store's own
 checkpointers (:mod:`agent_kit.checkpoint`) also carry a :class:`SaveWatch`: every save of this
-process reports to it, so a waiting node wakes as soon as its checkpoint is saved, and learns at
-once, with the cause, that a save failed (LangGraph then saves nothing more of that run, and
+process reports to it, so a waiting node need not read the database for a save this process
+began (a sync waiter is woken by the report; one on the event loop looks every few milliseconds),
+and learns, with the cause, that a save failed (LangGraph then saves nothing more of that run, and
 waiting out the deadline would only hold the thread's lease and hide the cause).
 
 Under asyncio (``ainvoke``, ``astream``, LangGraph Server) the wait runs on the event loop
@@ -18,7 +19,8 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -120,27 +122,28 @@ def watch(saver: S) -> S:
 
     def watched_put(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         w.started(config, checkpoint)
-        try:
-            out = put(config, checkpoint, metadata, new_versions)
-        except BaseException as exc:
-            w.failed(config, checkpoint, exc)
-            raise
-        w.saved(config, checkpoint)
-        return out
+        with _reported(w, config, checkpoint):
+            return put(config, checkpoint, metadata, new_versions)
 
     async def watched_aput(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         w.started(config, checkpoint)
-        try:
-            out = await aput(config, checkpoint, metadata, new_versions)
-        except BaseException as exc:
-            w.failed(config, checkpoint, exc)
-            raise
-        w.saved(config, checkpoint)
-        return out
+        with _reported(w, config, checkpoint):
+            return await aput(config, checkpoint, metadata, new_versions)
 
     saver.put, saver.aput = watched_put, watched_aput  # type: ignore[attr-defined]
     setattr(saver, WATCH_ATTR, w)
     return saver
+
+
+@contextmanager
+def _reported(w: SaveWatch, config: Any, checkpoint: Any) -> Iterator[None]:
+    """Report the save run inside to ``w``: saved, or failed with its cause."""
+    try:
+        yield
+    except BaseException as exc:
+        w.failed(config, checkpoint, exc)
+        raise
+    w.saved(config, checkpoint)
 
 
 class _Waiter:
@@ -166,14 +169,12 @@ class _Waiter:
             elif self.failure_seen is None:
                 self.failure_seen = time.monotonic()
             elif time.monotonic() - self.failure_seen >= FAILED_GRACE_SECONDS:
-                raise CheckpointError(f"{_named(self.target)} could not be saved ({cause}); nothing was "
-                                      "decided or run on it (the run fails; resuming the thread carries on "
-                                      "from its last saved checkpoint)")
+                raise self.error(f"could not be saved ({cause})")
         now = time.monotonic()
         if now > self.deadline:
-            raise CheckpointError(f"{_named(self.target)} was not saved within {self.timeout:g} s; nothing was "
-                                  "decided or run on it (the run fails; resuming the thread carries on "
-                                  "from its last saved checkpoint)")
+            enclosing = " (or an enclosing graph compiled with checkpointer=False saves none)" \
+                if self.where[1] else ""
+            raise self.error(f"was not saved within {self.timeout:g} s{enclosing}")
         # A save this process began reports its outcome: no need to read. One it did not (another
         # process saved it, or saved it before this process watched) is read, now and then.
         read = not begun and now >= self.read_at
@@ -181,9 +182,14 @@ class _Waiter:
             self.read_at = now + (_RECHECK_SECONDS if self.watch is not None else 0.0)
         return False, read
 
+    def error(self, why: str) -> CheckpointError:
+        return CheckpointError(f"{_named(self.target)} {why}; nothing was decided or run on it (the run fails; "
+                               "resuming the thread carries on from its last saved checkpoint)")
+
     def next_pause(self) -> float:
         pause = min(self.pause, max(self.deadline - time.monotonic(), 0.0))
-        self.pause = min(self.pause * 2, 0.02 if self.watch is None else 0.005)
+        # Unwatched, each look is a read of the database (LangGraph Server's): 10 a second at most.
+        self.pause = min(self.pause * 2, 0.1 if self.watch is None else 0.005)
         return pause
 
 

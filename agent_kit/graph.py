@@ -225,13 +225,15 @@ class PermissionLayer(Sealed):
 
 def _node(method: Callable[[Any, RunnableConfig], Any], name: str) -> Any:
     """A node of the permission layer: ``method`` in a sync run; in an asyncio run, the same once
-    the checkpoints it acts on are saved, waited for on the event loop (see
-    :func:`agent_kit._actions.arun_when_saved`)."""
+    the checkpoints it was scheduled from are saved, waited for on the event loop (see
+    :func:`agent_kit._actions.arun_when_saved`). Under ``durability="async"`` every node waits there,
+    the agent's model turns too (a sync run's agent waits only before it writes): a body waiting in
+    the loop's executor could hold the thread a save needs, and a model call takes far longer
+    than the save it waits for."""
 
     async def on_loop(value: Any, config: RunnableConfig) -> Any:
         return await arun_when_saved(config, method, value, config)
 
-    on_loop.__name__ = name
     return _compat.node_runnable(method, on_loop, name)
 
 

@@ -84,3 +84,40 @@ def test_wait_saved_fails_in_one_line_after_the_grace_when_the_save_failed() -> 
                                               r"\(OSError: disk full\); nothing was decided or run on it"):
         _saved.wait_saved(saver, [target], timeout=30)
     assert _saved.FAILED_GRACE_SECONDS <= time.monotonic() - started < 10
+
+
+def _task_config(thread: Any, parents: dict[str, str], saver: Any) -> dict[str, Any]:
+    from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_MAP, CONFIG_KEY_CHECKPOINTER, CONFIG_KEY_DURABILITY
+
+    return {"configurable": {"thread_id": thread, CONFIG_KEY_CHECKPOINTER: saver,
+                             CONFIG_KEY_CHECKPOINT_MAP: parents, CONFIG_KEY_DURABILITY: "async"}}
+
+
+def test_the_checkpoints_a_task_waits_for_are_named_as_langgraph_saves_them() -> None:
+    from agent_kit._compat import scheduled_from
+
+    saver = object()
+    found = scheduled_from(_task_config(7, {"": "c1", "support:abc": "c2"}, saver))
+    assert found is not None and found[0] is saver
+    assert found[1] == [  # the thread id as a string (LangGraph saves it so), outermost graph first
+        {"configurable": {"thread_id": "7", "checkpoint_ns": "", "checkpoint_id": "c1"}},
+        {"configurable": {"thread_id": "7", "checkpoint_ns": "support:abc", "checkpoint_id": "c2"}},
+    ]
+
+
+def test_a_body_skips_only_the_wait_done_for_it_not_a_nested_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The asyncio twin waits on the loop and marks its body's context; a graph that body starts
+    (a tool running another agent) waits for its own checkpoints."""
+    from agent_kit import _actions
+
+    waited: list[list[str]] = []
+    monkeypatch.setattr(_actions, "wait_saved", lambda saver, targets, timeout: waited.append(
+        [t["configurable"]["checkpoint_id"] for t in targets]))
+    saver = object()
+    token = _actions._WAITED.set(("c1",))  # what arun_when_saved sets for a body scheduled from c1
+    try:
+        _actions.act_on_saved_state(_task_config("t", {"": "c1"}, saver))  # the body itself
+        _actions.act_on_saved_state(_task_config("inner", {"": "n1"}, saver))  # a graph it started
+    finally:
+        _actions._WAITED.reset(token)
+    assert waited == [["n1"]]
