@@ -8,6 +8,7 @@ invoked: a refused payload changes nothing and the run stays paused and resumabl
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,8 @@ from agent_kit.retention import RetentionPolicy, reclaim_space
 from agent_kit.streaming import Paused, StreamEvent, Token, TurnEnded, event_of_audit_entry
 
 __all__ = ["AgentRuntime", "TurnResult"]
+
+_log = logging.getLogger(__name__)
 
 Status = Literal["replied", "paused", "escalated", "closed"]
 
@@ -457,7 +460,31 @@ class AgentRuntime:
                               durability=self.durability)
         except storage_failures() as exc:
             # A checkpoint write that failed (disk full, read-only, server gone): name the store.
+            self._relist_after_failure(thread_id)
             raise self.store._db.storage_error(exc) from None
+        except Exception:
+            self._relist_after_failure(thread_id)
+            raise
+
+    def _relist_after_failure(self, thread_id: str) -> None:
+        """A run failed: a decision may have been recorded (taking its item out of the inbox)
+        while the checkpoint after it was not saved, so the graph still holds the interrupt. List
+        it again now, not at the thread's next call, so staff see it (deciding it again carries out
+        the recorded decision, once). Best effort: the failure being raised is the one to report."""
+        try:
+            snap = self.state(thread_id)
+            listed = {item.interrupt_id for item in self.store.inbox.for_thread(thread_id)}
+            self._relist(thread_id, snap, listed)
+        except Exception as exc:  # the store may be what failed
+            _log.warning("could not list the pending items of thread %r again after a failed run: %s", thread_id, exc)
+
+    def _relist(self, thread_id: str, snap: Any, listed: set[str]) -> None:
+        """Put in the inbox every pending interrupt of ``snap`` that is not in ``listed``."""
+        from agent_kit._gates import pending_item_of
+
+        for intr in snap.interrupts:
+            if intr.id not in listed and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
+                self.store.inbox.put(pending_item_of({**intr.value, "interrupt_id": intr.id}, thread_id))
 
     def _settle(self, thread_id: str, lease: Lease, snap: Any = None) -> TurnResult:
         """The turn's result (from ``snap``, the thread's current state, if the caller has it); the
@@ -473,11 +500,7 @@ class AgentRuntime:
             # A run whose checkpoint could not be saved after its node wrote the inbox (a value
             # sent straight to the graph that no checkpoint can hold) left a pending interrupt
             # unlisted: list it again, so no pending item is ever missing from the inbox.
-            from agent_kit._gates import pending_item_of
-
-            for intr in (snap if snap is not None else self.state(thread_id)).interrupts:
-                if intr.id not in listed and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
-                    self.store.inbox.put(pending_item_of({**intr.value, "interrupt_id": intr.id}, thread_id))
+            self._relist(thread_id, snap if snap is not None else self.state(thread_id), listed)
         retention = self.retention
         if retention is not None:
             if self.graph.checkpointer is self.store.checkpointer():
