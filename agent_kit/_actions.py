@@ -53,10 +53,7 @@ def act_on_saved_state(config: RunnableConfig) -> None:
     from is saved, and, when the graph runs as a subgraph, the checkpoint of every enclosing graph
     (each graph saves its own in order; a parent's step not saved would start the subgraph anew).
     Under ``"sync"`` they are saved already and nothing is read; ``"exit"`` is refused."""
-    refuse_exit_durability(config)
-    if durability(config) != "async":
-        return
-    found = scheduled_from(config)
+    found = _awaited(config)
     if found is not None and _WAITED.get() != _ids(found[1]):
         wait_saved(found[0], found[1], SAVED_WAIT_SECONDS)
 
@@ -67,8 +64,7 @@ async def arun_when_saved(config: RunnableConfig, func: Callable[..., Any], *arg
     sync node), where it does not wait again. A worker blocked waiting would hold one of the loop's
     few executor threads, which an async checkpointer needs to prepare the very save awaited: with
     as many parallel tool calls as threads, no save could finish."""
-    refuse_exit_durability(config)
-    found = scheduled_from(config) if durability(config) == "async" else None
+    found = _awaited(config)
     if found is not None:
         await await_saved(found[0], found[1], SAVED_WAIT_SECONDS)
     token = _WAITED.set(_ids(found[1]) if found is not None else ())  # the body's context is a copy of this one
@@ -76,6 +72,13 @@ async def arun_when_saved(config: RunnableConfig, func: Callable[..., Any], *arg
         return await run_in_executor(None, func, *args, **kwargs)
     finally:
         _WAITED.reset(token)
+
+
+def _awaited(config: RunnableConfig) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The checkpointer and the checkpoints a node must see saved before it acts (None: nothing to
+    wait for, the durability is not ``"async"``); ``"exit"`` is refused."""
+    refuse_exit_durability(config)
+    return scheduled_from(config) if durability(config) == "async" else None
 
 
 def _ids(targets: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -35,7 +35,6 @@ from agent_kit._actions import (
     act_on_saved_state,
     auth_identity,
     call_id,
-    refuse_exit_durability,
     thread_of,
     tool_message,
 )
@@ -412,7 +411,6 @@ def escalation(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[An
 
 
 def execute(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
-    refuse_exit_durability(config)
     action, context = task["action"].copy(), dict(task["context"])
     spec = kernel.registry.get(action["tool"])
     counted = spec is not None and spec.name in kernel.policy.counted_tools()

@@ -99,6 +99,12 @@ class SaveWatch:
         with self._cond:
             return self._state(where, cid)
 
+    def wait_for_news(self, where: tuple[str, str], cid: str, timeout: float) -> None:
+        """Block until the next save reports (or ``timeout``), unless ``cid`` is saved already."""
+        with self._cond:
+            if not self._state(where, cid)[0]:
+                self._cond.wait(timeout)
+
     def _state(self, where: tuple[str, str], cid: str) -> tuple[bool, str | None, bool]:
         saves = self._threads.get(where)
         if saves is None:
@@ -204,10 +210,8 @@ def wait_saved(saver: Any, targets: Sequence[dict[str, Any]], timeout: float) ->
             if done or (read and saver.get_tuple(target) is not None):
                 break
             if waiter.watch is not None:
-                with waiter.watch._cond:  # woken by the next save's report
-                    if not waiter.watch._state(waiter.where, waiter.cid)[0]:
-                        waiter.watch._cond.wait(min(_RECHECK_SECONDS, FAILED_GRACE_SECONDS / 4,
-                                                    max(deadline - time.monotonic(), 0.0)))
+                waiter.watch.wait_for_news(waiter.where, waiter.cid, min(
+                    _RECHECK_SECONDS, FAILED_GRACE_SECONDS / 4, max(deadline - time.monotonic(), 0.0)))
             else:
                 time.sleep(waiter.next_pause())
 

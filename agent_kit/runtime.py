@@ -458,12 +458,11 @@ class AgentRuntime:
         try:
             self.graph.invoke(value, self._config(thread_id), context=self._context(actor),
                               durability=self.durability)
-        except storage_failures() as exc:
-            # A checkpoint write that failed (disk full, read-only, server gone): name the store.
+        except Exception as exc:
             self._relist_after_failure(thread_id)
-            raise self.store._db.storage_error(exc) from None
-        except Exception:
-            self._relist_after_failure(thread_id)
+            if isinstance(exc, storage_failures()):
+                # A checkpoint write that failed (disk full, read-only, server gone): name the store.
+                raise self.store._db.storage_error(exc) from None
             raise
 
     def _relist_after_failure(self, thread_id: str) -> None:

@@ -301,6 +301,26 @@ def test_under_async_durability_a_checkpoint_never_saved_lets_nothing_be_decided
     assert len(app.shop.tickets()) == 1
 
 
+def _refuse_saves(store: Store, message: str, *, checkpoints: bool, writes: bool = False) -> Any:
+    """Make the database refuse new checkpoints (and the writes of tasks) with ``message``, as a
+    full disk would; returns what gives them back."""
+    sqlite = store.backend == "sqlite"
+    tables = [t for t, on in (("checkpoints", checkpoints), ("writes" if sqlite else "checkpoint_writes", writes)) if on]
+    if not sqlite:
+        store._db.execute("CREATE OR REPLACE FUNCTION refuse_saves() RETURNS trigger AS $$ BEGIN "
+                          f"RAISE EXCEPTION '{message}'; END $$ LANGUAGE plpgsql")
+    for table in tables:
+        store._db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                          + (f"BEGIN SELECT RAISE(ABORT, '{message}'); END" if sqlite
+                             else "FOR EACH ROW EXECUTE FUNCTION refuse_saves()"))
+
+    def undo() -> None:
+        for table in tables:
+            store._db.execute(f"DROP TRIGGER refuse_{table}" + ("" if sqlite else f" ON {table}"))
+
+    return undo
+
+
 def test_under_async_durability_a_failing_save_fails_the_run_at_once_naming_its_cause(
     app: App, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -315,16 +335,7 @@ def test_under_async_durability_a_failing_save_fails_the_run_at_once_naming_its_
 
     app.say("t", JANE)
     monkeypatch.setattr(_actions, "SAVED_WAIT_SECONDS", 30.0)
-    if app.store.backend == "sqlite":
-        app.store._db.execute("CREATE TRIGGER refuse_checkpoints BEFORE INSERT ON checkpoints "
-                              "BEGIN SELECT RAISE(ABORT, 'no room for the checkpoint (test)'); END")
-        undo = "DROP TRIGGER refuse_checkpoints"
-    else:
-        app.store._db.execute("CREATE FUNCTION refuse_checkpoints() RETURNS trigger AS $$ BEGIN "
-                              "RAISE EXCEPTION 'no room for the checkpoint (test)'; END $$ LANGUAGE plpgsql")
-        app.store._db.execute("CREATE TRIGGER refuse_checkpoints BEFORE INSERT ON checkpoints "
-                              "FOR EACH ROW EXECUTE FUNCTION refuse_checkpoints()")
-        undo = "DROP TRIGGER refuse_checkpoints ON checkpoints"
+    undo = _refuse_saves(app.store, "no room for the checkpoint (test)", checkpoints=True)
     runtime = AgentRuntime(app.runtime.graph, store=app.store, durability="async")
     started = time.monotonic()
     with pytest.raises(AgentKitError, match="no room for the checkpoint") as raised:
@@ -333,7 +344,7 @@ def test_under_async_durability_a_failing_save_fails_the_run_at_once_naming_its_
     assert "\n" not in str(raised.value)
     assert app.shop.tickets() == []
     assert app.store.ledger.for_thread("t") == []
-    app.store._db.execute(undo)
+    undo()
     result = app.runtime.send("t", "open a ticket about a broken zipper")
     assert result.status == "replied"
     assert len(app.shop.tickets()) == 1
@@ -353,24 +364,14 @@ def test_under_async_durability_an_approval_refused_by_a_failing_save_stays_list
     app.say("t", JANE, "Refund $80 on order 1001")
     monkeypatch.setattr(_actions, "SAVED_WAIT_SECONDS", 30.0)
     runtime = AgentRuntime(app.runtime.graph, store=app.store, durability="async")
-    tables = ("checkpoints", "writes") if app.store.backend == "sqlite" else ("checkpoints", "checkpoint_writes")
-    for table in tables:
-        if app.store.backend == "sqlite":
-            app.store._db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
-                                  "BEGIN SELECT RAISE(ABORT, 'no room (test)'); END")
-        else:
-            app.store._db.execute("CREATE OR REPLACE FUNCTION refuse_saves() RETURNS trigger AS $$ BEGIN "
-                                  "RAISE EXCEPTION 'no room (test)'; END $$ LANGUAGE plpgsql")
-            app.store._db.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
-                                  "FOR EACH ROW EXECUTE FUNCTION refuse_saves()")
+    undo = _refuse_saves(app.store, "no room (test)", checkpoints=True, writes=True)
     with pytest.raises(AgentKitError, match="no room"):
         runtime.approve(runtime.pending("t", kind="approval")[0], approver="lee")
     assert app.shop.refunds(1001) == []
     # The approval is recorded but its run failed: staff still see the item (at once, not at the
     # thread's next call), and deciding it again carries out the recorded approval.
     (listed,) = runtime.pending("t", kind="approval")
-    for table in tables:
-        app.store._db.execute(f"DROP TRIGGER refuse_{table}" + ("" if app.store.backend == "sqlite" else f" ON {table}"))
+    undo()
     time.sleep(1.2)  # the failure is now older than the grace a waiter gives a failed save
     saver = app.runtime.graph.checkpointer
     put = saver.put
