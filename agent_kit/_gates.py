@@ -422,33 +422,14 @@ def execute(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
         if gate != "execute":
             return kernel.route(action, context, config, decision=cleared)
         action = {**action, "decision": cleared.to_json()}
+    if action["decision"]["mode"] == "read_only":
+        return read(kernel, action, context, config, node="execute")
     spec = kernel.registry[action["tool"]]
     problem = _not_on_record(kernel, spec, action, config)
     if problem is not None:
         return _tool_failed(kernel, action, config, f"not run: {problem}")
-    decision = action["decision"]
     thread = thread_of(config)
-    call_args = {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
-    if decision["mode"] == "read_only":
-        try:
-            result = _plain(_effects.run_tool(spec.tool, call_args), kernel.limits)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            return _tool_failed(kernel, action, config, exc)
-        failure = spec.failure_of(result)
-        if failure is not None:
-            return _tool_failed(kernel, action, config, failure)
-        visible, hidden = filter_fields(result, kernel.policy.tools[spec.name].visible_fields)
-        kernel.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
-                    data={"hidden_fields": hidden, "result_hash": result_hash(result)})
-        update, refused = claim_identity(kernel, action, context, _context_from(kernel, spec, action, result, config),
-                                         config)
-        update = kernel.signed_context(update, config, by="execute", source=call_id(action))
-        message = (tool_message(action, refused, error=True) if refused
-                   else tool_message(action, _seen(visible, kernel.limits)))
-        return Command(update={"messages": [message], "context": update}, goto="agent")
-
+    call_args = _call_args(spec, action, context)
     key = idempotency_key(thread, call_id(action), action["hash"])
     if spec.takes_idempotency_key:
         call_args["idempotency_key"] = key
@@ -517,8 +498,56 @@ def execute(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     return Command(update={"messages": [message], "context": context_update}, goto="agent")
 
 
+def read(kernel: Kernel, action: Action, context: Mapping[str, Any], config: RunnableConfig, *,
+         node: str) -> Command[Any]:
+    """Run a read-only call cleared to run (``action`` carries its decision), in node ``node``: the
+    execute gate, or the permission node that cleared it a moment ago (a read changes nothing, so it
+    needs no step of its own). Its result is filtered to the fields the policy shows, the read is
+    audited, and an identity it verifies is claimed for the conversation."""
+    spec = kernel.registry[action["tool"]]
+    problem = _not_on_record(kernel, spec, action, config)
+    if problem is not None:
+        return _tool_failed(kernel, action, config, f"not run: {problem}")
+    try:
+        result = _plain(_effects.run_tool(spec.tool, _call_args(spec, action, context)), kernel.limits)
+    except GraphBubbleUp:
+        raise
+    except Exception as exc:
+        return _tool_failed(kernel, action, config, exc)
+    failure = spec.failure_of(result)
+    if failure is not None:
+        return _tool_failed(kernel, action, config, failure)
+    visible, hidden = filter_fields(result, kernel.policy.tools[spec.name].visible_fields)
+    kernel.audit("read", action, config, actor="agent", key=f"{call_id(action)}:{action['hash'][:16]}:read",
+                data={"hidden_fields": hidden, "result_hash": result_hash(result)})
+    update, refused = claim_identity(kernel, action, context, _context_from(kernel, spec, action, result, config),
+                                     config)
+    update = kernel.signed_context(update, config, by=node, source=call_id(action))
+    message = (tool_message(action, refused, error=True) if refused
+               else tool_message(action, _seen(visible, kernel.limits)))
+    return Command(update={"messages": [message], "context": update}, goto="agent")
+
+
+def _call_args(spec: Any, action: Action, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments a tool is called with: the model's, and those its spec injects from the context."""
+    return {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
+
+
 IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
 """The context keys that say who the conversation is with; set once per conversation."""
+
+
+def merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    """The context channel's reducer: later writes win, except the conversation's identity: once
+    set, it is never replaced by another customer's (the nodes refuse and audit such a claim; this
+    keeps any other writer, two parallel verifications or a state write, from doing it silently)."""
+    old, new = old or {}, new or {}
+    held = old.get("customer_id")
+    if held and "customer_id" in new and new["customer_id"] != held:
+        new = {k: v for k, v in new.items() if k not in IDENTITY_KEYS}
+        if isinstance(new.get(_provenance.SIGNED), dict):
+            new[_provenance.SIGNED] = {k: v for k, v in new[_provenance.SIGNED].items() if k not in IDENTITY_KEYS}
+    return _provenance.merge(old, new)
 
 
 def claim_identity(kernel: Kernel, action: Action, context: Mapping[str, Any],

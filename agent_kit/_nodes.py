@@ -28,6 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
+from agent_kit import _gates
 from agent_kit._actions import (
     GATES,
     _dedupe,
@@ -218,6 +219,7 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
     updates: list[Any] = []
     gotos: list[Any] = []
     queued: list[Action] = []
+    reads: list[Action] = []
     for action in actions:
         if any(_waits_on_person(g) for g in gotos):
             # One call waits on a person at a time: a client that answers one interrupt at
@@ -228,14 +230,30 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
                 continue
         # A lone call was decided a moment ago, in this node, under this policy: route by that
         # decision. Calls of one message are decided again, each with its siblings counted.
-        cmd = kernel.route(action, context, config,
-                         decision=kernel.recorded_decision(action) if len(actions) == 1 else None)
+        decision, gate = kernel.gate_of(action, context, thread_of(config),
+                                        decision=kernel.recorded_decision(action) if len(actions) == 1 else None)
+        if gate == "execute" and decision.mode is Mode.READ_ONLY:
+            reads.append({**action, "decision": decision.to_json()})
+            continue
+        cmd = kernel.route(action, context, config, decision=decision)
         if cmd.update:
             updates.append(cmd.update)
         gotos.extend(_gotos(cmd))
+    context_update: dict[str, Any] | None = None
+    if len(reads) == 1:
+        # A lone read cleared to run changes nothing, so it needs no checkpointed step of its own:
+        # it runs here. Several run in parallel, each in an execute step.
+        done = _gates.read(kernel, reads[0], context, config, node="permission").update or {}
+        updates.append(done)
+        context_update = done.get("context")
+        gotos.append("agent")
+    else:
+        gotos.extend(kernel.send("execute", r, context) for r in reads)
     messages_out = [m for u in updates for m in u.get("messages", [])]
     update: dict[str, Any] = {"messages": messages_out, "strikes": sum(u.get("strikes", 0) for u in updates),
                               "queued": queued}
+    if context_update:
+        update["context"] = context_update
     gotos = _dedupe(gotos)
     return Command(update=update, goto=gotos or ["agent"])
 

@@ -9,6 +9,10 @@
                                         |--deny--------------> agent (tool message with the reason)
                                         '--escalate----------> escalation (pause; a person resolves)
 
+A lone read cleared to run (``read_only``, nothing to ask) runs in the permission node's own step:
+it changes nothing, so it needs no checkpointed step of its own before it runs, and costs what a
+bare ``ToolNode`` does; several reads of one message run in parallel, each in an execute step.
+
 Each tool call travels on its own (a ``Send`` per call), so parallel calls are gated one by one,
 each has its own interrupt id, and an approved call never runs again when a sibling is decided
 later. One call waits on a person at a time: the others that need a person wait in ``queued`` and
@@ -36,7 +40,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 
-from agent_kit import _compat, _gates, _nodes, _provenance
+from agent_kit import _compat, _gates, _nodes
 from agent_kit._actions import arun_when_saved
 from agent_kit._nodes import AgentModel
 from agent_kit.errors import AgentKitError, UsageError
@@ -47,22 +51,6 @@ from agent_kit.registry import ToolRegistry, ToolSpec
 from agent_kit.types import Task
 
 __all__ = ["AgentState", "PermissionLayer", "RunContext", "create_permissioned_agent"]
-
-
-_IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
-
-
-def _merge_context(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
-    """Later writes win, except the conversation's identity: once set, it is never replaced by
-    another customer's (the nodes refuse and audit such a claim; this keeps any other writer,
-    two parallel verifications or a state write, from doing it silently)."""
-    old, new = old or {}, new or {}
-    held = old.get("customer_id")
-    if held and "customer_id" in new and new["customer_id"] != held:
-        new = {k: v for k, v in new.items() if k not in _IDENTITY_KEYS}
-        if isinstance(new.get(_provenance.SIGNED), dict):
-            new[_provenance.SIGNED] = {k: v for k, v in new[_provenance.SIGNED].items() if k not in _IDENTITY_KEYS}
-    return _provenance.merge(old, new)
 
 
 def _replace(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -83,7 +71,7 @@ class InputState(TypedDict):
 
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
-    context: Annotated[dict[str, Any], _merge_context]
+    context: Annotated[dict[str, Any], _gates.merge_context]
     """Trusted facts about the run (verified identity, sentiment), written only by nodes."""
     strikes: Annotated[int, _count_strikes]
     """Denials, rejections and tool errors since the customer last wrote."""

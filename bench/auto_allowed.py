@@ -68,10 +68,16 @@ def _timed(ours: Callable[[int], None], bare: Callable[[int], None], graph: Any,
         close_bare()
 
 
+def open_pg_side(home: Path, url: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """agent_kit's side on the Postgres database at ``url`` (its file-side home in ``home``):
+    ``(call, close)``, as :func:`bench._pg.transactions_per_call` takes it."""
+    return _ours(home, url)[:2]
+
+
 def transactions(calls: int = 10) -> tuple[float, float]:
     """Transactions one Postgres invoke costs: ``(agent_kit graph, bare StateGraph + ToolNode)``."""
     with tempfile.TemporaryDirectory() as tmp:
-        ours = _pg.transactions_per_call(lambda url: _ours(Path(tempfile.mkdtemp(dir=tmp)), url)[:2], calls=calls)
+        ours = _pg.transactions_per_call(lambda url: open_pg_side(Path(tempfile.mkdtemp(dir=tmp)), url), calls=calls)
     return ours, _pg.transactions_per_call(_bare_pg, calls=calls)
 
 

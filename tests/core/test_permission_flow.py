@@ -29,6 +29,53 @@ def test_read_only_result_hides_fields_from_the_model_and_audits_them(kit_factor
     assert entry.kind == "read" and entry.data["hidden_fields"] == ["owner", "secret"]
 
 
+def _nodes_run(kit, thread: str, text: str) -> list[str]:
+    from langchain_core.messages import HumanMessage
+
+    chunks = kit.runtime.graph.stream({"messages": [HumanMessage(content=text)]}, {"configurable": {"thread_id": thread}},
+                              stream_mode="updates", durability="sync")
+    return [node for chunk in chunks for node in chunk]
+
+
+def test_a_read_cleared_to_run_runs_in_the_permission_step_and_a_change_in_a_step_of_its_own(kit_factory):
+    """A read changes nothing, so it needs no checkpointed step of its own before it runs (one
+    step fewer per read: the step is what a bare ToolNode would take); a change still gets the
+    execute step, whose start is recorded before its effect."""
+    kit = kit_factory([tool_call("lookup", {"account": "a1"}), "ok", tool_call("pay", {"to": "ann", "amount": 5}), "paid"])
+    assert _nodes_run(kit, "t", "look") == ["agent", "permission", "agent"]
+    assert '"balance": 100.0' in kit.runtime.state("t").values["messages"][-2].content
+    assert kit.kinds() == ["read"]
+    assert _nodes_run(kit, "t", "pay") == ["agent", "permission", "execute", "agent"]
+    assert kit.kinds() == ["read", "started", "executed"] and kit.bank.payments() == [("ann", 5.0, 0)]
+
+
+def test_several_reads_of_one_message_run_in_parallel_execute_steps(kit_factory):
+    calls = [tool_call("lookup", {"account": "a1"}, id="c_1"), tool_call("lookup", {"account": "a2"}, id="c_2")]
+    kit = kit_factory([calls, "ok"])
+    assert _nodes_run(kit, "t", "look") == ["agent", "permission", "execute", "execute", "agent"]
+    answered = [m.tool_call_id for m in kit.runtime.state("t").values["messages"] if m.type == "tool"]
+    assert answered == ["c_1", "c_2"] and kit.kinds() == ["read", "read"]
+
+
+@pytest.mark.parametrize("reads", [1, 2])
+def test_reads_beside_a_call_that_waits_are_answered_at_once_and_the_model_sees_every_answer(kit_factory, reads):
+    calls = [tool_call("lookup", {"account": "a1"}, id="c_look"), tool_call("pay", {"to": "ann", "amount": 50}, id="c_pay"),
+             tool_call("lookup", {"account": "a2"}, id="c_look2")][:reads + 1]
+    kit = kit_factory([calls, "done"])
+    kit.runtime.send("t", "look and pay")
+    looks = ["c_look", "c_look2"][:reads]
+    answered = [m.tool_call_id for m in kit.runtime.state("t").values["messages"] if m.type == "tool"]
+    assert answered == looks  # the reads ran; the payment waits on a person
+    (item,) = kit.runtime.pending("t")
+    result = kit.runtime.approve(item, approver="lee")
+    assert result.status == "replied" and kit.bank.payments() == [("ann", 50.0, 0)]
+    messages = kit.runtime.state("t").values["messages"]
+    assert [(m.type, getattr(m, "tool_call_id", None)) for m in messages] == [
+        ("human", None), ("ai", None), *[("tool", c) for c in looks], ("tool", "c_pay"), ("ai", None)]
+    assert messages[-1].content == "done"  # the model was asked for its reply once, with every answer in
+    assert kit.kinds().count("read") == reads and kit.kinds().count("executed") == 1
+
+
 def test_recommend_only_and_draft_only_never_run_the_tool(kit_factory):
     kit = kit_factory([[tool_call("suggest", {"action": "refund"}), tool_call("note", {"text": "hi"})], "ok"])
     kit.runtime.send("t", "go")

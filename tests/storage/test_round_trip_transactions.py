@@ -1,4 +1,5 @@
-"""How many Postgres transactions an approval round trip costs, counted by the server.
+"""How many Postgres transactions an approval round trip and an automatically allowed call cost,
+counted by the server.
 
 Each commit that writes waits for the server's WAL flush (about 4 ms on the machine this was
 measured on), so a change that adds transactions to the hot path slows every approval. The count
@@ -15,6 +16,7 @@ import pytest
 
 from bench import _pg
 from bench.approval_round_trip import open_ours
+from bench.auto_allowed import open_pg_side
 from tests._pg import SERVER_URL
 
 pytestmark = pytest.mark.postgres
@@ -45,3 +47,20 @@ def test_an_approval_round_trip_on_postgres_costs_at_most_the_reached_transactio
         f"an approval round trip now costs {per_round_trip:.1f} Postgres transactions, more than the "
         f"{CEILING} reached (+{SLACK} allowed for noise): a write that belongs to a step got a transaction of "
         "its own")
+
+
+READ_CEILING = 11.0
+"""Transactions per automatically allowed read (``graph.invoke``: model, read, reply), reached by
+running a read cleared to run in the permission node's step (13 while it took an execute step of
+its own). A bare ``StateGraph`` + ``ToolNode`` takes 10 (its checkpoints); the one more is the
+read's audit entry."""
+
+
+def test_an_automatically_allowed_read_on_postgres_costs_at_most_the_reached_transaction_count() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        per_call = _pg.transactions_per_call(
+            lambda url: open_pg_side(Path(tempfile.mkdtemp(dir=tmp)), url), calls=10, server=SERVER_URL)
+    assert per_call > 5, f"nothing counted ({per_call}): the measurement itself is broken"
+    assert per_call <= READ_CEILING + SLACK, (
+        f"an automatically allowed read now costs {per_call:.1f} Postgres transactions, more than the "
+        f"{READ_CEILING} reached (+{SLACK} allowed for noise)")
