@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -185,22 +186,24 @@ class AgentRuntime:
             paused: set[str] = set()
             config = self._config(thread_id)
             modes: list[StreamMode] = ["messages", "updates"]
-            for mode, chunk in self.graph.stream(planned.value, config, context=self._context(actor),
-                                                 durability=self.durability, stream_mode=modes):
-                if mode == "messages":
-                    token = _token(thread_id, chunk)
-                    if token is not None:
-                        yield token
-                    continue
-                for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
-                    last_seq = entry.seq
-                    event = event_of_audit_entry(entry)
-                    if event is not None:
-                        yield event
-                for intr in (chunk.get("__interrupt__") or ()) if isinstance(chunk, dict) else ():
-                    if intr.id not in paused and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
-                        paused.add(intr.id)
-                        yield Paused(thread_id=thread_id, pending=pending_view(thread_id, intr.id, intr.value))
+            with self._failing_run(thread_id):
+                for mode, chunk in self.graph.stream(planned.value, config, context=self._context(actor),
+                                                     durability=self.durability, stream_mode=modes):
+                    if mode == "messages":
+                        token = _token(thread_id, chunk)
+                        if token is not None:
+                            yield token
+                        continue
+                    for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
+                        last_seq = entry.seq
+                        event = event_of_audit_entry(entry)
+                        if event is not None:
+                            yield event
+                    for intr in (chunk.get("__interrupt__") or ()) if isinstance(chunk, dict) else ():
+                        value = intr.value
+                        if intr.id not in paused and isinstance(value, Mapping) and "action_requests" in value:
+                            paused.add(intr.id)
+                            yield Paused(thread_id=thread_id, pending=pending_view(thread_id, intr.id, intr.value))
             self._mark_delivered(thread_id, planned.held)
             result = self._settle(thread_id, lease)
             for entry in self.store.audit.entries(thread_id, after_seq=last_seq):
@@ -455,9 +458,16 @@ class AgentRuntime:
             raise ResumeError(f"the edited action is invalid: {exc}") from None
 
     def _invoke(self, value: Any, thread_id: str, actor: str) -> None:
-        try:
+        with self._failing_run(thread_id):
             self.graph.invoke(value, self._config(thread_id), context=self._context(actor),
                               durability=self.durability)
+
+    @contextmanager
+    def _failing_run(self, thread_id: str) -> Iterator[None]:
+        """Around a run, invoked or streamed: when it fails, its pending items are listed again
+        and a failed checkpoint write names the store."""
+        try:
+            yield
         except Exception as exc:
             self._relist_after_failure(thread_id)
             if isinstance(exc, storage_failures()):

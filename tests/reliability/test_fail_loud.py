@@ -388,3 +388,22 @@ def test_under_async_durability_an_approval_refused_by_a_failing_save_stays_list
     assert len(app.shop.refunds(1001)) == 1
     assert [(r.tool, r.status) for r in app.store.ledger.for_thread("t")] == [("issue_refund", "done")]
     assert app.store.audit.verify().ok
+
+
+def test_a_confirmation_answered_in_a_streamed_turn_whose_save_fails_stays_listed_and_runs_once(app: App) -> None:
+    """A streamed turn fails as a sent one does: the customer's confirmation is recorded (its item
+    leaving the inbox) and then the checkpoint after it cannot be saved. The item is listed again
+    at once, not at the thread's next call; answering again carries out the recorded
+    confirmation, once."""
+    app.say("t", JANE, "cancel order 1002")
+    (asked,) = app.runtime.pending("t", kind="verification")
+    undo = _refuse_saves(app.store, "no room (test)", checkpoints=True, writes=True)
+    with pytest.raises(Exception, match="no room"):
+        list(app.runtime.stream("t", "yes"))
+    (listed,) = app.runtime.pending("t", kind="verification")
+    assert listed.interrupt_id == asked.interrupt_id
+    undo()
+    result = app.say("t", "yes")
+    assert result.status == "replied" and app.runtime.pending("t") == []
+    assert [(r.tool, r.status) for r in app.store.ledger.for_thread("t")] == [("cancel_order", "done")]
+    assert app.store.audit.verify().ok
