@@ -180,10 +180,15 @@ def _waits_on_person(goto: Any) -> bool:
     return isinstance(goto, Send) and goto.node in GATES
 
 
-def _dedupe(gotos: list[Any]) -> list[Any]:
+def next_steps(gotos: list[Any]) -> list[Any]:
+    """Where a node that routed calls goes next: each destination once, and not the agent beside a
+    call that waits on a person. The agent would run in that same step, find the calls queued
+    behind the waiting one and send the next on its way before the person decides (before a case
+    is closed, or an approval window should start); the gate wakes the agent once they have."""
+    waits = any(_waits_on_person(g) for g in gotos)
     out: list[Any] = []
     for g in gotos:
-        if isinstance(g, str) and g in out:
+        if isinstance(g, str) and (g in out or (waits and g == "agent")):
             continue
         out.append(g)
-    return out
+    return out or ["agent"]

@@ -364,7 +364,8 @@ def approval(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]
         if d.type == "edit":
             assert d.edited_action is not None
             edited = kernel.new_action(d.edited_action["name"], d.edited_action["args"], action["tool_call_id"],
-                                      requested_by=d.actor, context=context, turn=action.get("turn"))
+                                      requested_by=d.actor, context=context, thread=thread_of(config),
+                                      turn=action.get("turn"))
             if action.get("siblings"):
                 edited["siblings"] = action["siblings"]  # the edit stays one call of its message
             kernel.audit("edited", action, config, actor=d.actor, key=f"{iid}:decided", interrupt_id=iid,

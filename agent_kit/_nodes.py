@@ -31,7 +31,6 @@ from langgraph.types import Command
 from agent_kit import _gates
 from agent_kit._actions import (
     GATES,
-    _dedupe,
     _gotos,
     _unparsable,
     _waits_on_person,
@@ -40,6 +39,7 @@ from agent_kit._actions import (
     bad_call_id,
     call_id,
     is_handoff,
+    next_steps,
     refuse_exit_durability,
     requester_of,
     thread_of,
@@ -194,18 +194,19 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
         return Command(goto="agent")
     act_on_saved_state(config)  # decisions, reservations and inbox items name this message's calls
     requester = requester_of(state, config)
+    thread = thread_of(config)
     actions = [kernel.new_action(tc["name"], tc.get("args"), tc["id"] or "", requested_by=requester, context=context,
-                               turn=last.id)
+                               thread=thread, turn=last.id)
                for tc in last.tool_calls]
     # Calls the model wrote but that could not be parsed (an OpenAI-compatible server's
     # `invalid_tool_calls`): refused like invalid arguments, so the model hears why.
     actions += [kernel.new_action(str(bad.get("name") or "unknown"), None, bad_call_id(bad, i),
-                                requested_by=requester, context=context, turn=last.id, invalid=_unparsable(bad))
+                                requested_by=requester, context=context, thread=thread, turn=last.id,
+                                invalid=_unparsable(bad))
                 for i, bad in enumerate(last.invalid_tool_calls)]
     if len(actions) > 1:
         # Calls of one message are decided together: each one's running totals include the
         # others, so asking in pieces in one message gets no more than asking at once.
-        thread = thread_of(config)
         valid: list[Sibling] = [
             {"key": idempotency_key(thread, call_id(a), a["hash"]), "call": call_id(a), "tool": a["tool"],
              "args": a["args"]}
@@ -254,8 +255,7 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
                               "queued": queued}
     if context_update:
         update["context"] = context_update
-    gotos = _dedupe(gotos)
-    return Command(update=update, goto=gotos or ["agent"])
+    return Command(update=update, goto=next_steps(gotos))
 
 def dispatch_queued(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
     """The agent node's turn when a call of the last message waits in the queue: send the
@@ -287,8 +287,7 @@ def dispatch_queued(kernel: Kernel, state: Mapping[str, Any], config: RunnableCo
             break
     update: dict[str, Any] = {"messages": [m for u in updates for m in u.get("messages", [])],
                               "strikes": sum(u.get("strikes", 0) for u in updates), "queued": queue}
-    gotos = _dedupe(gotos)
-    return Command(update=update, goto=gotos or ["agent"])
+    return Command(update=update, goto=next_steps(gotos))
 
 def _escalate_turn(kernel: Kernel, actions: list[Action], context: dict[str, Any], config: RunnableConfig,
                    strikes: int) -> Command[Any]:
@@ -311,7 +310,7 @@ def escalate_strikes(kernel: Kernel, state: Mapping[str, Any], config: RunnableC
         return Command(goto="__end__")
     tc = last.tool_calls[-1]
     action = kernel.new_action(tc["name"], tc.get("args"), str(tc["id"]), requested_by=requester_of(state, config),
-                             context=context, turn=f"{last.id}/handoff")
+                             context=context, thread=thread_of(config), turn=f"{last.id}/handoff")
     action["handoff"] = True  # no open tool call: the whole run goes to a person
     cmd = _escalate_turn(kernel, [action], context, config, int(state.get("strikes") or 0))
     return Command(update={"strikes": "reset"}, goto=cmd.goto)

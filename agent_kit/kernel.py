@@ -235,10 +235,11 @@ class Kernel(Sealed):
 
     # -- deciding ----------------------------------------------------------------------------
     def new_action(self, tool: str, args: Any, tool_call_id: str, *, requested_by: str,
-                   context: Mapping[str, Any], turn: str | None = None,
+                   context: Mapping[str, Any], thread: str, turn: str | None = None,
                    invalid: str | None = None) -> Action:
-        """Validate a call and decide it. Invalid or unknown calls come back denied, with the reason
-        (``invalid``: why the model's call could not even be parsed)."""
+        """Validate a call of ``thread`` and decide it (its running totals per thread are this
+        thread's). Invalid or unknown calls come back denied, with the reason (``invalid``: why
+        the model's call could not even be parsed)."""
         now = datetime.now(UTC)
         checked, problem = self._checked(tool, args)
         if invalid is not None:
@@ -247,7 +248,7 @@ class Kernel(Sealed):
         call = {"tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": checked, "hash": hashed}
         decision = (Decision(tool=tool, mode=None, outcome="deny", rule="validation", reason=problem,
                              policy_version=self.policy.version) if problem is not None
-                    else self.decide(call, context)).to_json()
+                    else self.decide(call, context, thread=thread)).to_json()
         expiry = int(decision.get("approval_expiry") or 0)
         return {
             "tool_call_id": tool_call_id, "turn": turn, "tool": tool, "args": checked, "hash": hashed,

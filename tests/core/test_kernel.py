@@ -68,7 +68,7 @@ def test_tools_added_to_the_registry_later_do_not_reach_a_built_kernel(kit_facto
 
     passed.add(register(late, "read_only"))
     assert "late" in passed and "late" not in kernel.registry
-    assert kernel.new_action("late", {"x": 1}, "c1", requested_by="customer", context={})["decision"]["outcome"] == "deny"
+    assert kernel.new_action("late", {"x": 1}, "c1", requested_by="customer", context={}, thread="t")["decision"]["outcome"] == "deny"
 
 
 def test_a_compensation_naming_an_unregistered_tool_is_refused_when_the_graph_is_built(tmp_path: Any) -> None:

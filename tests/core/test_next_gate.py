@@ -32,7 +32,7 @@ def test_the_gate_follows_the_decision_and_the_grants(kit_factory: Any, tool: st
                                                        approvals: list[dict[str, Any]], gate: str) -> None:
     kit = kit_factory([tool_call("pay", {"to": "ann", "amount": 5}), "paid"])
     kernel = kit.graph.agent_kit.kernel
-    action = kernel.new_action(tool, args, "c1", requested_by="customer", context={})
+    action = kernel.new_action(tool, args, "c1", requested_by="customer", context={}, thread="t")
     action["grants"]["approvals"] = approvals
     before = (kit.store.audit.entries("t"), kit.store.ledger.for_thread("t"))
     decision, chosen = kernel.gate_of(action, {}, "t")

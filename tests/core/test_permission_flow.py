@@ -76,6 +76,64 @@ def test_reads_beside_a_call_that_waits_are_answered_at_once_and_the_model_sees_
     assert kit.kinds().count("read") == reads and kit.kinds().count("executed") == 1
 
 
+def test_a_read_made_stricter_by_a_running_total_of_its_thread_does_not_run(kit_on):
+    """A lone call is routed by the decision made when it was read from the model's message: that
+    decision counts the thread's own totals (a rule on a per-thread total was blind to it there,
+    and a read cleared on it ran)."""
+    import copy
+
+    from tests.core.conftest import POLICY
+
+    policy = copy.deepcopy(POLICY)
+    policy["tools"]["lookup"]["aggregates"] = {"paid_here": {"count": True, "tools": ["pay"], "per": "thread"}}
+    policy["tools"]["lookup"]["rules"] = [{"id": "after_payment", "when": {"aggregates.paid_here": {"gt": 1}},
+                                           "mode": "escalate"}]
+    look = tool_call("lookup", {"account": "a1"})
+    kit = kit_on([look, "looked", tool_call("pay", {"to": "ann", "amount": 5}), "paid", look, "looked"], policy)
+    assert kit.runtime.send("t", "look").status == "replied"  # nothing paid in this thread yet: a read
+    assert kit.runtime.send("t", "pay").status == "replied"
+    assert kit.runtime.send("t", "look").status == "escalated"
+    assert kit.kinds() == ["read", "started", "executed", "escalated"]
+
+
+@pytest.mark.parametrize("beside", ["read", "denied call"])
+def test_a_call_queued_behind_an_escalation_is_not_run_once_a_person_closes_the_case(kit_on, beside):
+    """The agent is not woken beside a call that waits on a person: it would send the calls queued
+    behind it on their way at once (asked, then paid after the case was closed)."""
+    other = tool_call("lookup", {"account": "a1"}, id="c_other") if beside == "read" else \
+        tool_call("drop_tables", {}, id="c_other")
+    kit = kit_on([[tool_call("pay", {"to": "eve", "amount": 2000}, id="c_big"),
+                   tool_call("pay", {"to": "bob", "amount": 60}, id="c_60"), other], "done"])
+    assert kit.runtime.send("t", "pay them").status == "escalated"
+    assert [a["tool_call_id"] for a in kit.runtime.state("t").values["queued"]] == ["c_60"]
+    (item,) = kit.runtime.pending("t")
+    assert kit.runtime.resolve(item, approver="morgan", note="fraud, closed").status == "closed"
+    assert kit.runtime.pending("t") == [] and kit.bank.payments() == []
+    answers = {m.tool_call_id: m.content for m in kit.runtime.state("t").values["messages"] if m.type == "tool"}
+    assert answers["c_60"].startswith("Not run: a person closed the case") and len(answers) == 3
+    assert kit.store.audit.verify().ok
+
+
+def test_a_queued_call_is_asked_and_its_approval_window_starts_only_when_its_turn_comes(kit_on):
+    import time
+
+    from tests.core.conftest import POLICY
+
+    policy = {**POLICY, "tools": {**POLICY["tools"], "pay": {**POLICY["tools"]["pay"], "approval_expiry": 2}}}
+    kit = kit_on([[tool_call("close_account", {"account": "a1"}, id="c_close"),
+                   tool_call("pay", {"to": "bob", "amount": 60}, id="c_60"),
+                   tool_call("lookup", {"account": "a1"}, id="c_look")], "done"], policy)
+    kit.runtime.send("t", "close and pay")
+    (first,) = kit.runtime.pending("t")
+    assert first.action["name"] == "close_account"
+    time.sleep(2.5)  # longer than the payment's window: it must not have started yet
+    kit.runtime.approve(first, approver="morgan")
+    (second,) = kit.runtime.pending("t")
+    assert second.action["name"] == "pay"
+    assert kit.runtime.approve(second, approver="lee").status == "replied"
+    assert kit.bank.payments() == [("bob", 60.0, 0)]
+
+
 def test_recommend_only_and_draft_only_never_run_the_tool(kit_factory):
     kit = kit_factory([[tool_call("suggest", {"action": "refund"}), tool_call("note", {"text": "hi"})], "ok"])
     kit.runtime.send("t", "go")
