@@ -46,6 +46,19 @@ def _rule_text(rule: Any) -> str:
     return f"{rule.id}: when {when} -> {', '.join(effects)}"
 
 
+def _recorded(policy: Policy, registry: ToolRegistry, tool: str) -> bool:
+    """Whether a call of ``tool`` can be recorded in the ledger, where running totals are read:
+    only a change decided execute_limited or execute_gated is (rules only make a call stricter)."""
+    spec, entry = registry.get(tool), policy.document.tools.get(tool)
+    if spec is None or entry is None:
+        return False
+    base = entry.mode.stricter(spec.mode)
+    changes = (Mode.EXECUTE_LIMITED, Mode.EXECUTE_GATED)
+    if base in changes:
+        return True
+    return base is Mode.READ_ONLY and any(r.mode in changes for r in policy.document.rules_for(tool))
+
+
 def _inert_rules(policy: Policy, registry: ToolRegistry) -> list[str]:
     """Rules that load but could never change a decision: each is a gap."""
     out: list[str] = []
@@ -58,9 +71,13 @@ def _inert_rules(policy: Policy, registry: ToolRegistry) -> list[str]:
                 out.append(f"policy entry {name} names no registered tool; its rules never fire")
             continue
         base = entry.mode.stricter(spec.mode)
-        if entry.aggregates and not base.executes:
-            out.append(f"tools.{name}.aggregates: {name} is {base.value}, so no call of it is ever executed "
-                       "and its totals never grow")
+        for agg_name, agg in entry.aggregates.items():
+            counted = tuple(dict.fromkeys((name, *agg.tools)))
+            if not any(_recorded(policy, registry, t) for t in counted):
+                out.append(f"tools.{name}.aggregates.{agg_name}: it counts {', '.join(counted)}, and no call of "
+                           f"{'these' if len(counted) > 1 else 'it'} is ever recorded in the ledger (only "
+                           "execute_limited and execute_gated calls are; a read is not), so the total never "
+                           "grows and a rule on it never fires")
         for rule in doc.rules_for(name):
             if (rule.deny is None and rule.approval is None and rule.verification is None
                     and rule.mode is not None and rule.mode.rank <= base.rank):

@@ -113,8 +113,12 @@ def test_checklist_of_another_policy_file(cli: CLI, gapped: list[str], home: Pat
         (("args.amount: {gt: 10}", "facts.balance: {gt: 10}"), "pay_out declares no fact 'balance'"),
         (("args.amount: {gt: 10}", "context.vip: true"), "context key 'vip' is declared by neither"),
         (("{gt: 10}", "{gt: 10, lt: 5}"), "args.amount can never be both above 10 and below 5"),
+        (("lookup: {mode: read_only}", "lookup: {mode: read_only, aggregates: {looked: {count: true, per: thread}}, "
+                                       "rules: [{id: too_many, when: {aggregates.looked: {gt: 3}}, mode: escalate}]}"),
+         "tools.lookup.aggregates.looked: it counts lookup, and no call of it is ever recorded in the ledger"),
     ],
-    ids=["misspelt-argument", "string-operand", "undeclared-fact", "undeclared-context", "contradiction"],
+    ids=["misspelt-argument", "string-operand", "undeclared-fact", "undeclared-context", "contradiction",
+         "total-of-reads"],
 )
 def test_checklist_fails_on_a_rule_that_could_never_fire(cli: CLI, gapped: list[str], home: Path,
                                                          change: tuple[str, str], named: str) -> None:
@@ -125,6 +129,17 @@ def test_checklist_fails_on_a_rule_that_could_never_fire(cli: CLI, gapped: list[
     assert r.code == 1
     gaps = r.json()["gaps"]
     assert any(named in g for g in gaps), gaps
+
+
+def test_checklist_takes_a_read_limited_by_a_total_of_changes(cli: CLI, gapped: list[str], home: Path) -> None:
+    """A read's own calls are not counted, but a total of changes it names is: no gap."""
+    fixed = GAPPED_POLICY.replace("[night_shift]", "[support_lead]").replace(
+        "lookup: {mode: read_only}", "lookup: {mode: read_only, aggregates: {paid: {count: true, tools: [pay_out], "
+                                     "per: thread}}, rules: [{id: after_paying, when: {aggregates.paid: {gt: 3}}, "
+                                     "mode: escalate}]}")
+    (home / "fixed.yaml").write_text(fixed)
+    gaps = cli(*gapped, "checklist", "--policy", str(home / "fixed.yaml"), "--json").json()["gaps"]
+    assert not any("aggregates" in g for g in gaps) and len(gaps) == 3, gaps
 
 
 def test_checklist_refuses_a_gate_nobody_can_open(cli: CLI, gapped: list[str], home: Path) -> None:
