@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from langgraph.errors import GraphBubbleUp
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
 
 from agent_kit._db import Tx
 from agent_kit.errors import AgentKitError
@@ -157,4 +157,14 @@ def run_tool(tool: Any, args: Mapping[str, Any]) -> Any:
     from langsmith.run_helpers import tracing_context
 
     with tracing_context(enabled=False):
-        return tool.invoke(dict(args), config={"callbacks": []})
+        try:
+            return tool.invoke(dict(args), config={"callbacks": []})
+        except GraphInterrupt:
+            # Its pause would be no item in the inbox, resumed by no one the policy names, and the
+            # tool run again from its start on resume (a change then found begun: outcome unknown).
+            raise ToolPaused(f"{getattr(tool, 'name', 'the tool')} called interrupt(): a tool cannot pause "
+                             "the run; ask for the person in the policy (verification or approval)") from None
+
+
+class ToolPaused(Exception):
+    """A tool called LangGraph's ``interrupt()``: its call fails, with this as its error."""

@@ -134,6 +134,34 @@ def test_a_queued_call_is_asked_and_its_approval_window_starts_only_when_its_tur
     assert kit.bank.payments() == [("bob", 60.0, 0)]
 
 
+@pytest.mark.parametrize("mode", ["read_only", "execute_limited"])
+def test_a_tool_that_calls_interrupt_fails_with_the_reason_and_the_thread_goes_on(kit_on, mode):
+    """A tool cannot pause the run (its pause would be no inbox item, resumed by no one the policy
+    names; a change would be found begun on resume, its outcome unknown): its call fails, the model
+    hears why, and nothing waits."""
+    from langchain_core.tools import tool
+    from langgraph.types import interrupt
+
+    from agent_kit import Mode, register
+    from tests.core.conftest import POLICY
+
+    @tool
+    def ask_first(account: str) -> str:
+        """Ask someone before acting on an account."""
+        return str(interrupt({"question": f"ok for {account}?"}))
+
+    policy = {**POLICY, "tools": {**POLICY["tools"], "ask_first": {"mode": mode}}}
+    kit = kit_on([tool_call("ask_first", {"account": "a1"}), "told"], policy,
+                 tools=[register(ask_first, Mode(mode), **({} if mode == "read_only" else {"irreversible": True}))])
+    result = kit.runtime.send("t", "go")
+    assert result.status == "replied" and result.pending == [] and kit.runtime.state("t").interrupts == ()
+    said = kit.runtime.state("t").values["messages"][-2].content
+    assert "ask_first called interrupt(): a tool cannot pause the run" in said
+    assert kit.kinds()[-1] == "failed"
+    if mode == "execute_limited":
+        assert [(r.tool, r.status) for r in kit.store.ledger.for_thread("t")] == [("ask_first", "failed")]
+
+
 def test_recommend_only_and_draft_only_never_run_the_tool(kit_factory):
     kit = kit_factory([[tool_call("suggest", {"action": "refund"}), tool_call("note", {"text": "hi"})], "ok"])
     kit.runtime.send("t", "go")
