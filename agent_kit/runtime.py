@@ -130,6 +130,13 @@ class AgentRuntime:
         """What the thread's last call came to (from ``snap``, its current state, if given)."""
         if snap is None:
             snap = self.state(thread_id)
+        foreign = [i for i in snap.interrupts if not (isinstance(i.value, Mapping) and "action_requests" in i.value)]
+        if foreign:
+            shown = ascii(foreign[0].value)[:200]
+            raise UsageError(
+                f"thread {thread_id!r} waits on an interrupt agent_kit did not raise ({shown}): "
+                "the runtime decides only the pauses the policy asks for; resume it with "
+                "graph.invoke(Command(resume=...)) on the thread, or ask for the person in the policy")
         pending = [pending_view(thread_id, i.id, i.value) for i in snap.interrupts]
         values = snap.values or {}
         messages = values.get("messages", [])

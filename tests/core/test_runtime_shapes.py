@@ -53,6 +53,29 @@ def test_a_graph_compiled_from_the_builder_runs_under_the_runtime(tmp_path: Any)
         store.close()
 
 
+def test_a_pause_of_the_applications_own_node_is_named_not_a_key_error(tmp_path: Any) -> None:
+    """The runtime decides the pauses the policy asks for; an application node's own interrupt is
+    a usage error saying how to resume it (it was a KeyError from deep inside)."""
+    from langgraph.graph import START
+    from langgraph.types import Command, interrupt
+
+    from agent_kit.errors import UsageError
+
+    layer, _ = _layer(tmp_path, ["hello"])
+    builder = layer.builder()
+    builder.add_node("ask_staff", lambda state: {} if interrupt({"question": "go?"}) else {})
+    builder.add_edge(START, "ask_staff")
+    store = Store.open(home=tmp_path / "home")
+    try:
+        rt = AgentRuntime(builder.compile(), store=store)
+        with pytest.raises(UsageError, match="waits on an interrupt agent_kit did not raise .*'question': 'go\\?'"):
+            rt.send("t", "hi")
+        rt.graph.invoke(Command(resume="yes"), rt._config("t"))
+        assert rt.result("t").status == "replied"
+    finally:
+        store.close()
+
+
 def test_a_builder_graph_with_a_gate_replaced_is_refused(tmp_path: Any) -> None:
     layer, _ = _layer(tmp_path, [])
     builder = layer.builder()
