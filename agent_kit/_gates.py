@@ -249,7 +249,7 @@ def _named(answer: Any, config: RunnableConfig) -> dict[str, str]:
 
 def verification(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     action, context = task["action"].copy(), dict(task["context"])
-    decision = kernel.decide(action, context)
+    decision = kernel.decide(action, context, thread=thread_of(config))
     verified_at = dict(action["grants"].get("verified_at") or {})
     grants: Grants = {**action["grants"], "verified": list(action["grants"]["verified"]), "verified_at": verified_at}
     answered = 0

@@ -257,10 +257,11 @@ class Kernel(Sealed):
             "expires_at": now_iso(now + timedelta(seconds=expiry)) if expiry else None,
         }
 
-    def decide(self, action: Mapping[str, Any], context: Mapping[str, Any], *, thread: str | None = None,
+    def decide(self, action: Mapping[str, Any], context: Mapping[str, Any], *, thread: str | None,
                tx: Any = None) -> Decision:
-        """Policy's decision for an action now (facts and running totals read fresh, policy
-        possibly reloaded). ``tx``: read the totals inside this ledger transaction."""
+        """Policy's decision for an action of ``thread`` now (facts and running totals read fresh,
+        policy possibly reloaded; totals per thread are that thread's: None only outside a thread).
+        ``tx``: read the totals inside this ledger transaction."""
         policy = self.policy
         spec = self.registry.get(action["tool"])
         if spec is None:

@@ -51,7 +51,7 @@ def test_a_replayed_verification_task_with_a_chosen_context_escapes_the_angry_es
     state = kit.runtime.graph.get_state({"configurable": {"thread_id": "t"}}).values
     now = kernel.trust(state.get("context"), {"configurable": {"thread_id": "t"}}, node="test")
     assert now.get("sentiment") == "angry"
-    assert kernel.decide(task["action"], now).outcome == "escalate"  # what a request now gets
+    assert kernel.decide(task["action"], now, thread="t").outcome == "escalate"  # what a request now gets
     # The genuine task, replayed: its action still carries its MAC; its context is the thread's own,
     # either as signed when the customer was calm, or as it is now with the sentiment key left out.
     if context == "current-minus-sentiment":

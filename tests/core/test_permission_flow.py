@@ -96,6 +96,26 @@ def test_a_read_made_stricter_by_a_running_total_of_its_thread_does_not_run(kit_
     assert kit.kinds() == ["read", "started", "executed", "escalated"]
 
 
+def test_a_confirmation_asked_by_a_running_total_of_its_thread_is_asked_and_runs_once_given(kit_on):
+    """The verification gate decides with its thread: deciding without it, it saw no total, asked
+    nothing and sent the call on, to be sent back to it until the recursion limit wedged the thread."""
+    import copy
+
+    from tests.core.conftest import POLICY
+
+    policy = copy.deepcopy(POLICY)
+    policy["tools"]["pay"] = {"mode": "execute_limited", "aggregates": {"paid_here": {"count": True, "per": "thread"}},
+                              "rules": [{"id": "second_pay", "when": {"aggregates.paid_here": {"gt": 1}},
+                                         "verification": "confirm"}]}
+    kit = kit_on([tool_call("pay", {"to": "ann", "amount": 5}), "paid", tool_call("pay", {"to": "bob", "amount": 5}),
+                  "paid again"], policy)
+    assert kit.runtime.send("t", "pay ann").status == "replied"
+    asked = kit.runtime.send("t", "pay bob")
+    assert asked.status == "paused" and [p["kind"] for p in asked.pending] == ["verification"]
+    assert kit.runtime.send("t", "yes").status == "replied"
+    assert kit.bank.payments() == [("ann", 5.0, 0), ("bob", 5.0, 0)]
+
+
 @pytest.mark.parametrize("beside", ["read", "denied call"])
 def test_a_call_queued_behind_an_escalation_is_not_run_once_a_person_closes_the_case(kit_on, beside):
     """The agent is not woken beside a call that waits on a person: it would send the calls queued
