@@ -17,7 +17,8 @@ No effect exists without its entry:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -156,15 +157,21 @@ def run_tool(tool: Any, args: Mapping[str, Any]) -> Any:
     """
     from langsmith.run_helpers import tracing_context
 
-    with tracing_context(enabled=False):
-        try:
-            return tool.invoke(dict(args), config={"callbacks": []})
-        except GraphInterrupt:
-            # Its pause would be no item in the inbox, resumed by no one the policy names, and the
-            # tool run again from its start on resume (a change then found begun: outcome unknown).
-            raise ToolPaused(f"{getattr(tool, 'name', 'the tool')} called interrupt(): a tool cannot pause "
-                             "the run; ask for the person in the policy (verification or approval)") from None
+    with tracing_context(enabled=False), never_paused(getattr(tool, "name", "the tool")):
+        return tool.invoke(dict(args), config={"callbacks": []})
 
 
 class ToolPaused(Exception):
     """A tool called LangGraph's ``interrupt()``: its call fails, with this as its error."""
+
+
+@contextmanager
+def never_paused(name: str) -> Iterator[None]:
+    """Around a call of the application's code (a tool, a draft function): its ``interrupt()``
+    fails the call. Its pause would be no item in the inbox, resumed by no one the policy names,
+    and the code run again from its start on resume (a change then found begun: outcome unknown)."""
+    try:
+        yield
+    except GraphInterrupt:
+        raise ToolPaused(f"{name} called interrupt(): a tool cannot pause the run; ask for the person in "
+                         "the policy (verification or approval)") from None

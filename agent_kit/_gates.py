@@ -430,7 +430,7 @@ def execute(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     if problem is not None:
         return _tool_failed(kernel, action, config, f"not run: {problem}")
     thread = thread_of(config)
-    call_args = _call_args(spec, action, context)
+    call_args = spec.call_args(action["args"], context)
     key = idempotency_key(thread, call_id(action), action["hash"])
     if spec.takes_idempotency_key:
         call_args["idempotency_key"] = key
@@ -510,7 +510,7 @@ def read(kernel: Kernel, action: Action, context: Mapping[str, Any], config: Run
     if problem is not None:
         return _tool_failed(kernel, action, config, f"not run: {problem}")
     try:
-        result = _plain(_effects.run_tool(spec.tool, _call_args(spec, action, context)), kernel.limits)
+        result = _plain(_effects.run_tool(spec.tool, spec.call_args(action["args"], context)), kernel.limits)
     except GraphBubbleUp:
         raise
     except Exception as exc:
@@ -527,11 +527,6 @@ def read(kernel: Kernel, action: Action, context: Mapping[str, Any], config: Run
     message = (tool_message(action, refused, error=True) if refused
                else tool_message(action, _seen(visible, kernel.limits)))
     return Command(update={"messages": [message], "context": update}, goto="agent")
-
-
-def _call_args(spec: Any, action: Action, context: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments a tool is called with: the model's, and those its spec injects from the context."""
-    return {**action["args"], **{arg: context.get(key) for arg, key in spec.inject.items()}}
 
 
 IDENTITY_KEYS = ("customer_id", "customer_verified", "customer_name")
@@ -721,8 +716,7 @@ def record(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
     draft_id: Any
     if (draft := spec.draft) is not None:
         # The draft tool writes to the system of record: it is an effect like any other.
-        injected = {arg: context.get(k) for arg, k in spec.inject.items()}
-        call_args = {**action["args"], **injected, "idempotency_key": key}
+        call_args = {**spec.call_args(action["args"], context), "idempotency_key": key}
         record, _created = _effects.start(
             store, key, thread_id=thread, tool_call_id=action["tool_call_id"], tool=spec.name,
             action_hash=action["hash"], args=action["args"], grants=[],
@@ -731,8 +725,12 @@ def record(kernel: Kernel, task: Task, config: RunnableConfig) -> Command[Any]:
         if record.status == "done":
             draft_id = record.result
         else:  # new, cut off, or failed before: the same key makes the back office answer the same draft
+            def write_draft() -> Any:
+                with _effects.never_paused(spec.name):
+                    return _plain(draft(**call_args), kernel.limits)
+
             outcome = _effects.run_effect(
-                store, key, lambda: _plain(draft(**call_args), kernel.limits),
+                store, key, write_draft,
                 failed=lambda error: _failed_fields(kernel, action, config, error, key),
                 done=lambda draft, _ms: {**drafted, "data": {**drafted["data"], "draft": draft,
                                                               "idempotency_key": key}})

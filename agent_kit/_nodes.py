@@ -102,9 +102,12 @@ def agent(kernel: Kernel, model: AgentModel, state: Mapping[str, Any], config: R
                 observed = {}
             update["context"] = kernel.signed_context(observed, config, by="agent", source=str(last.id or ""))
     elif _unanswered(messages):
-        if state.get("queued"):
+        queued = {a["tool_call_id"] for a in state.get("queued") or []}
+        if queued and _unanswered_ids(messages) <= queued:
             return dispatch_queued(kernel, state, config)  # the next call's turn with a person
-        return {}  # a sibling call is still on its way; the last one to finish wakes us again
+        # A sibling call is still on its way, or waits on a person (whoever woke us: the queue's
+        # next call is not asked before the person decides); the last one to finish wakes us again.
+        return {}
     if not isinstance(last, HumanMessage) and int(state.get("strikes") or 0) >= kernel.policy.max_strikes:
         return escalate_strikes(kernel, state, config)
     if state.get("status") == "closed" and not isinstance(last, HumanMessage):
@@ -394,13 +397,18 @@ def _text(message: BaseMessage) -> str:
 
 def _unanswered(messages: Sequence[BaseMessage]) -> bool:
     """Whether the last AI message has tool calls still without a tool message."""
+    return bool(_unanswered_ids(messages))
+
+
+def _unanswered_ids(messages: Sequence[BaseMessage]) -> set[Any]:
+    """The ids of the last AI message's tool calls still without a tool message."""
     answered: set[str] = set()
     for m in reversed(messages):
         if isinstance(m, ToolMessage):
             answered.add(m.tool_call_id)
         elif isinstance(m, AIMessage):
-            return any(tc["id"] not in answered for tc in m.tool_calls) or any(
-                bad_call_id(b, i) not in answered for i, b in enumerate(m.invalid_tool_calls))
+            ids = {tc["id"] for tc in m.tool_calls} | {bad_call_id(b, i) for i, b in enumerate(m.invalid_tool_calls)}
+            return ids - answered
         else:
-            return False
-    return False
+            return set()
+    return set()

@@ -330,13 +330,6 @@ class Kernel(Sealed):
             out[name] = round(value, 9)
         return out
 
-    def limit_refusal(self, action: Action, context: Mapping[str, Any], thread: str,
-                      tx: Any) -> Decision | None:
-        """Inside the ledger's transaction: the decision again with the totals as they are now;
-        None when the action may still execute with the grants it holds, else the new decision."""
-        decision = self.decide(action, context, thread=thread, tx=tx)
-        return None if self.executable(action, decision) else decision
-
     def executable(self, action: Action, decision: Decision) -> bool:
         """Whether ``decision`` lets the action run as a change now, with the grants it holds."""
         if decision.outcome == "allow":

@@ -78,6 +78,11 @@ class ToolSpec:
     the result is a failure. Such a call is recorded as failed in the ledger and the audit trail,
     the model is told, and it counts as a strike. See :func:`error_in_result`."""
 
+    def call_args(self, args: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments the tool is called with: ``args`` (the model's, checked), and those
+        ``inject`` fills from the run's trusted ``context``."""
+        return {**args, **{arg: context.get(key) for arg, key in self.inject.items()}}
+
     def failure_of(self, result: Any) -> str | None:
         """Why this result is a failure, or None. A check that raises counts as a failure too:
         a result nobody could classify is never recorded as a success."""

@@ -72,7 +72,7 @@ def rollback(runtime: Any, entry_seq: int, *, approver: str) -> dict[str, Any]:
         # only what the thread's nodes wrote (a customer id written through the API is not trusted)
         stored = (snap.values or {}).get("context") if snap else None
         context = _provenance.trusted(store.audit.keyring, thread, stored)[0]
-        call = {**args, **{arg: context.get(k) for arg, k in comp.inject.items()}}
+        call = comp.call_args(args, context)
         chash = action_hash(comp.name, args)
         ckey = _attempt_key(store, thread, entry_seq, chash)
         if comp.takes_idempotency_key:

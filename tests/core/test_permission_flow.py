@@ -134,6 +134,25 @@ def test_a_call_queued_behind_an_escalation_is_not_run_once_a_person_closes_the_
     assert kit.store.audit.verify().ok
 
 
+def test_a_call_queued_behind_an_edit_decided_into_an_escalation_is_not_run_once_the_case_is_closed(kit_on):
+    """Whoever wakes the agent (here the message's two reads, each in an execute step, while the
+    edited payment is decided again into an escalation), it sends the queue's next call on its way
+    only when every other call of the message is answered."""
+    kit = kit_on([[tool_call("pay", {"to": "ann", "amount": 50}, id="c_pay"),
+                   tool_call("close_account", {"account": "a1"}, id="c_close"),
+                   tool_call("lookup", {"account": "a1"}, id="c_look1"),
+                   tool_call("lookup", {"account": "a2"}, id="c_look2")], "done"])
+    kit.runtime.send("t", "go")
+    (asked,) = kit.runtime.pending("t")
+    kit.runtime.approve(asked, approver="lee", edit={"name": "pay", "args": {"to": "x", "amount": 2000}})
+    (escalated,) = kit.runtime.pending("t")
+    assert escalated.kind == "escalation"
+    assert kit.runtime.resolve(escalated, approver="morgan", note="fraud, closed").status == "closed"
+    assert kit.runtime.pending("t") == [] and kit.bank.closed() == [] and kit.bank.payments() == []
+    answers = {m.tool_call_id: m.content for m in kit.runtime.state("t").values["messages"] if m.type == "tool"}
+    assert answers["c_close"].startswith("Not run: a person closed the case") and len(answers) == 4
+
+
 def test_a_queued_call_is_asked_and_its_approval_window_starts_only_when_its_turn_comes(kit_on):
     import time
 
@@ -154,7 +173,7 @@ def test_a_queued_call_is_asked_and_its_approval_window_starts_only_when_its_tur
     assert kit.bank.payments() == [("bob", 60.0, 0)]
 
 
-@pytest.mark.parametrize("mode", ["read_only", "execute_limited"])
+@pytest.mark.parametrize("mode", ["read_only", "execute_limited", "draft_only"])
 def test_a_tool_that_calls_interrupt_fails_with_the_reason_and_the_thread_goes_on(kit_on, mode):
     """A tool cannot pause the run (its pause would be no inbox item, resumed by no one the policy
     names; a change would be found begun on resume, its outcome unknown): its call fails, the model
@@ -170,15 +189,20 @@ def test_a_tool_that_calls_interrupt_fails_with_the_reason_and_the_thread_goes_o
         """Ask someone before acting on an account."""
         return str(interrupt({"question": f"ok for {account}?"}))
 
+    def draft(account: str, idempotency_key: str) -> str:  # a draft_only tool's draft, written by the app
+        return str(interrupt({"question": f"draft for {account}?"}))
+
     policy = {**POLICY, "tools": {**POLICY["tools"], "ask_first": {"mode": mode}}}
+    extra = {"read_only": {}, "execute_limited": {"irreversible": True},
+             "draft_only": {"irreversible": True, "changes": ["drafts"], "draft": draft}}[mode]
     kit = kit_on([tool_call("ask_first", {"account": "a1"}), "told"], policy,
-                 tools=[register(ask_first, Mode(mode), **({} if mode == "read_only" else {"irreversible": True}))])
+                 tools=[register(ask_first, Mode(mode), **extra)])
     result = kit.runtime.send("t", "go")
     assert result.status == "replied" and result.pending == [] and kit.runtime.state("t").interrupts == ()
     said = kit.runtime.state("t").values["messages"][-2].content
     assert "ask_first called interrupt(): a tool cannot pause the run" in said
     assert kit.kinds()[-1] == "failed"
-    if mode == "execute_limited":
+    if mode != "read_only":
         assert [(r.tool, r.status) for r in kit.store.ledger.for_thread("t")] == [("ask_first", "failed")]
 
 
