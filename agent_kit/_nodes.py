@@ -379,9 +379,35 @@ def checked_calls(message: Any, limits: InputLimits) -> Any:
                         "args": shown[:200], "id": f"refused_call_{i}", "error": str(exc)})
             continue
         good.append(tc)
-    if len(good) == len(message.tool_calls):
+    good = _unique_ids(good)
+    if len(good) == len(message.tool_calls) and all(g is t for g, t in zip(good, message.tool_calls, strict=True)):
         return message
     return message.model_copy(update={"tool_calls": good, "invalid_tool_calls": bad})
+
+
+def _unique_ids(calls: list[Any]) -> list[Any]:
+    """The calls, each with an id of its own. A call repeating a sibling whole (id, tool and
+    arguments) is that call sent twice, and is one call. A call without an id, or repeating a
+    sibling's id for another tool or arguments (some model servers send none, or number them
+    badly), could not be answered apart from its siblings (one left unanswered, the model replying
+    while it waits): it gets a new id, the one its answer and its records name."""
+    taken = {tc.get("id") for tc in calls if tc.get("id")}
+    seen: dict[str, Any] = {}
+    out: list[Any] = []
+    for i, tc in enumerate(calls):
+        given = tc.get("id")
+        twin = seen.get(given) if given else None
+        if twin is not None and (twin.get("name"), twin.get("args")) == (tc.get("name"), tc.get("args")):
+            continue
+        if not given or given in seen:
+            new = f"{given or 'call'}_{i}"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            tc = {**tc, "id": new}
+        seen[tc["id"]] = tc
+        out.append(tc)
+    return out
 
 
 def _is_compensation(registry: ToolRegistry, spec: ToolSpec) -> bool:

@@ -206,6 +206,33 @@ def test_a_tool_that_calls_interrupt_fails_with_the_reason_and_the_thread_goes_o
         assert [(r.tool, r.status) for r in kit.store.ledger.for_thread("t")] == [("ask_first", "failed")]
 
 
+@pytest.mark.parametrize("ids", [("x", "x", "x"), (None, None, None), ("call_1", None, "call_1")],
+                         ids=["repeated", "missing", "mixed"])
+def test_calls_of_one_message_without_ids_of_their_own_each_get_one_and_each_an_answer(kit_on, ids):
+    """Some model servers send no tool call ids, or repeat one within a message for another call:
+    each call gets an id of its own, so each is decided, answered and recorded apart (a call
+    sharing an id was dropped: never asked, never answered, the model replying while it stayed
+    queued). A call sent twice whole (same id, tool and arguments) stays one call
+    (tests/core/test_attack_one_approval.py)."""
+    from langchain_core.messages import AIMessage
+
+    message = AIMessage(content="", tool_calls=[
+        {"name": "lookup", "args": {"account": "a1"}, "id": ids[0], "type": "tool_call"},
+        {"name": "pay", "args": {"to": "ann", "amount": 50}, "id": ids[1], "type": "tool_call"},
+        {"name": "close_account", "args": {"account": "a1"}, "id": ids[2], "type": "tool_call"}])
+    kit = kit_on([message, "done"])
+    result = kit.runtime.send("t", "go")
+    for approver in ("lee", "morgan"):
+        (item,) = result.pending
+        result = kit.runtime.approve(item, approver=approver)
+    assert result.status == "replied" and result.reply == "done"
+    assert kit.bank.payments() == [("ann", 50.0, 0)] and kit.bank.closed() == ["a1"]
+    messages = kit.runtime.state("t").values["messages"]
+    asked = [tc["id"] for tc in messages[1].tool_calls]
+    assert len(set(asked)) == 3 and all(asked)
+    assert sorted(m.tool_call_id for m in messages if m.type == "tool") == sorted(asked)
+
+
 def test_recommend_only_and_draft_only_never_run_the_tool(kit_factory):
     kit = kit_factory([[tool_call("suggest", {"action": "refund"}), tool_call("note", {"text": "hi"})], "ok"])
     kit.runtime.send("t", "go")
