@@ -273,6 +273,13 @@ def dispatch_queued(kernel: Kernel, state: Mapping[str, Any], config: RunnableCo
                        data={"reason": "the case was closed", "rule": "case_closed"})
         return Command(update={"messages": msgs, "queued": []}, goto="agent")
     context = kernel.trust(state.get("context"), config, node="agent")
+    strikes = int(state.get("strikes") or 0)
+    if strikes >= kernel.policy.max_strikes:
+        # The turn reached the strike limit while these waited: as in the permission node, a person
+        # takes over with the next one and the rest are not run (they were asked and run, and the
+        # person was then handed a call that had already run).
+        cmd = _escalate_turn(kernel, queue, context, config, strikes)
+        return Command(update={**(cmd.update or {}), "queued": [], "strikes": "reset"}, goto=cmd.goto)
     updates: list[Any] = []
     gotos: list[Any] = []
     while queue:

@@ -153,6 +153,25 @@ def test_a_call_queued_behind_an_edit_decided_into_an_escalation_is_not_run_once
     assert answers["c_close"].startswith("Not run: a person closed the case") and len(answers) == 4
 
 
+def test_calls_queued_when_the_turn_reaches_the_strike_limit_go_to_a_person_not_on_their_way(kit_on):
+    """Two denials, then the waiting payment rejected: three strikes with a call still queued. A
+    person takes over with that call, not yet run (it was asked and run, and the person was then
+    handed a call that had already run)."""
+    kit = kit_on([[tool_call("drop_a", {}, id="d1"), tool_call("drop_b", {}, id="d2"),
+                   tool_call("pay", {"to": "a", "amount": 50}, id="c_pay"),
+                   tool_call("close_account", {"account": "a1"}, id="c_close")], "done"])
+    kit.runtime.send("t", "go")
+    (asked,) = kit.runtime.pending("t")
+    result = kit.runtime.reject(asked, approver="lee", reason="no")
+    assert result.status == "escalated"
+    (escalated,) = kit.runtime.pending("t")
+    assert escalated.kind == "escalation" and escalated.tool_call_id == "c_close" and escalated.rule == "max_strikes"
+    assert kit.runtime.resolve(escalated, approver="morgan", note="not today").status == "closed"
+    assert kit.bank.closed() == [] and kit.bank.payments() == []
+    answers = {m.tool_call_id for m in kit.runtime.state("t").values["messages"] if m.type == "tool"}
+    assert answers == {"d1", "d2", "c_pay", "c_close"}
+
+
 def test_a_queued_call_is_asked_and_its_approval_window_starts_only_when_its_turn_comes(kit_on):
     import time
 
