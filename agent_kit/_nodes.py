@@ -225,39 +225,47 @@ def permission(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig)
     queued: list[Action] = []
     reads: list[Action] = []
     for action in actions:
-        if any(_waits_on_person(g) for g in gotos):
+        # A lone call was decided a moment ago, in this node, under this policy: route by that
+        # decision. Calls of one message are decided again, each with its siblings counted.
+        decision, gate = kernel.gate_of(action, context, thread,
+                                        decision=kernel.recorded_decision(action) if len(actions) == 1 else None)
+        if gate in GATES and any(_waits_on_person(g) for g in gotos):
             # One call waits on a person at a time: a client that answers one interrupt at
             # a time (Agent Chat UI resumes unkeyed) always has exactly one to answer. The
             # rest are decided again, under the context as it is then, when it is their turn.
-            if kernel.gate_of(action, context, thread_of(config))[1] in GATES:
-                queued.append(action)
-                continue
-        # A lone call was decided a moment ago, in this node, under this policy: route by that
-        # decision. Calls of one message are decided again, each with its siblings counted.
-        decision, gate = kernel.gate_of(action, context, thread_of(config),
-                                        decision=kernel.recorded_decision(action) if len(actions) == 1 else None)
+            queued.append(action)
+            continue
         if gate == "execute" and decision.mode is Mode.READ_ONLY:
             reads.append({**action, "decision": decision.to_json()})
             continue
-        cmd = kernel.route(action, context, config, decision=decision)
-        if cmd.update:
-            updates.append(cmd.update)
-        gotos.extend(_gotos(cmd))
+        _collect(kernel.route(action, context, config, decision=decision), updates, gotos)
     context_update: dict[str, Any] | None = None
     if len(reads) == 1:
         # A lone read cleared to run changes nothing, so it needs no checkpointed step of its own:
         # it runs here. Several run in parallel, each in an execute step.
-        done = _gates.read(kernel, reads[0], context, config, node="permission").update or {}
-        updates.append(done)
-        context_update = done.get("context")
-        gotos.append("agent")
+        read = _gates.read(kernel, reads[0], context, config, node="permission")
+        context_update = (read.update or {}).get("context")
+        _collect(read, updates, gotos)
     else:
         gotos.extend(kernel.send("execute", r, context) for r in reads)
-    messages_out = [m for u in updates for m in u.get("messages", [])]
-    update: dict[str, Any] = {"messages": messages_out, "strikes": sum(u.get("strikes", 0) for u in updates),
-                              "queued": queued}
-    if context_update:
-        update["context"] = context_update
+    return _routed(updates, gotos, queued, context_update)
+
+
+def _collect(cmd: Command[Any], updates: list[Any], gotos: list[Any]) -> None:
+    """Keep what routing one call came to: its answer, if any, and where it goes next."""
+    if cmd.update:
+        updates.append(cmd.update)
+    gotos.extend(_gotos(cmd))
+
+
+def _routed(updates: list[Any], gotos: list[Any], queued: list[Action],
+            context: dict[str, Any] | None = None) -> Command[Any]:
+    """Where a node that routed calls goes: the answers so far (with their strikes), the calls
+    still queued behind a person, a read's context, and the next steps."""
+    update: dict[str, Any] = {"messages": [m for u in updates for m in u.get("messages", [])],
+                              "strikes": sum(u.get("strikes", 0) for u in updates), "queued": queued}
+    if context:
+        update["context"] = context
     return Command(update=update, goto=next_steps(gotos))
 
 def dispatch_queued(kernel: Kernel, state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
@@ -289,15 +297,10 @@ def dispatch_queued(kernel: Kernel, state: Mapping[str, Any], config: RunnableCo
         expiry = int(action["decision"].get("approval_expiry") or 0)
         action["requested_at"] = now_iso(now)
         action["expires_at"] = now_iso(now + timedelta(seconds=expiry)) if expiry else None
-        cmd = kernel.route(action, context, config)
-        if cmd.update:
-            updates.append(cmd.update)
-        gotos.extend(_gotos(cmd))
+        _collect(kernel.route(action, context, config), updates, gotos)
         if any(_waits_on_person(g) for g in gotos):
             break
-    update: dict[str, Any] = {"messages": [m for u in updates for m in u.get("messages", [])],
-                              "strikes": sum(u.get("strikes", 0) for u in updates), "queued": queue}
-    return Command(update=update, goto=next_steps(gotos))
+    return _routed(updates, gotos, queue)
 
 def _escalate_turn(kernel: Kernel, actions: list[Action], context: dict[str, Any], config: RunnableConfig,
                    strikes: int) -> Command[Any]:
