@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -139,8 +139,10 @@ def superseded_calls(kernel: Kernel, messages: list[BaseMessage], state: Mapping
         k -= 1
     if k == 0 or not _unanswered(messages[:k]):
         return None
-    answered = {m.tool_call_id for m in messages[:k] if isinstance(m, ToolMessage)}
-    ai = next(m for m in reversed(messages[:k]) if isinstance(m, AIMessage))
+    at = next(i for i in reversed(range(k)) if isinstance(messages[i], AIMessage))
+    ai = cast(AIMessage, messages[at])
+    # Answers to this message only: a model may reuse its ids from one message to the next.
+    answered = {m.tool_call_id for m in messages[at + 1:k] if isinstance(m, ToolMessage)}
     waiting = [tc for tc in ai.tool_calls if tc["id"] not in answered]
     act_on_saved_state(config)
     thread = thread_of(config)
@@ -359,8 +361,9 @@ def model_error(model: Any, exc: BaseException) -> ModelError:
 def checked_calls(message: Any, limits: InputLimits) -> Any:
     """The model's message with every tool call whose name, id or arguments cannot be stored as
     they are (or are over the limits) moved to ``invalid_tool_calls``: refused, audited as denied,
-    and the model is told why, as for a call that could not be parsed."""
-    if not isinstance(message, AIMessage) or not message.tool_calls:
+    and the model is told why, as for a call that could not be parsed. Every call, valid or not,
+    then has an id of its own (see :func:`_unique_ids`)."""
+    if not isinstance(message, AIMessage) or not (message.tool_calls or message.invalid_tool_calls):
         return message
     good: list[Any] = []
     bad: list[Any] = list(message.invalid_tool_calls)
@@ -378,7 +381,7 @@ def checked_calls(message: Any, limits: InputLimits) -> Any:
     for i, tc in enumerate(calls):
         try:
             check_name(tc.get("name"), "the tool name", max_chars=limits.max_name_chars)
-            if tc.get("id") is not None:
+            if tc.get("id"):  # none, or empty: it gets one of its own below
                 check_name(tc["id"], "the tool call id", max_chars=limits.max_name_chars)
             check_value(tc.get("args"), f"the arguments of {tc.get('name')!r}", max_chars=limits.max_args_chars,
                         max_depth=limits.max_depth)
@@ -389,35 +392,44 @@ def checked_calls(message: Any, limits: InputLimits) -> Any:
                         "args": shown[:200], "id": f"refused_call_{i}", "error": str(exc)})
             continue
         good.append(tc)
-    good = _unique_ids(good)
-    if len(good) == len(message.tool_calls) and all(g is t for g, t in zip(good, message.tool_calls, strict=True)):
+    good, bad = _unique_ids(good, bad)
+    if good == list(message.tool_calls) and bad == list(message.invalid_tool_calls):
         return message
     return message.model_copy(update={"tool_calls": good, "invalid_tool_calls": bad})
 
 
-def _unique_ids(calls: list[Any]) -> list[Any]:
-    """The calls, each with an id of its own. A call repeating a sibling whole (id, tool and
-    arguments) is that call sent twice, and is one call. A call without an id, or repeating a
-    sibling's id for another tool or arguments (some model servers send none, or number them
-    badly), could not be answered apart from its siblings (one left unanswered, the model replying
-    while it waits): it gets a new id, the one its answer and its records name."""
-    taken = {tc.get("id") for tc in calls if tc.get("id")}
-    seen: dict[str, Any] = {}
-    out: list[Any] = []
-    for i, tc in enumerate(calls):
-        given = tc.get("id")
-        twin = seen.get(given) if given else None
-        if twin is not None and (twin.get("name"), twin.get("args")) == (tc.get("name"), tc.get("args")):
+def _unique_ids(good: list[Any], bad: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The calls of one message (``good``: to be decided; ``bad``: refused), each with an id of its
+    own, which its answer and its records name. A call repeating an earlier one whole (id, tool
+    and arguments) is that call sent twice, and is one call. A call without an id, or with one
+    an earlier call of the message has (some model servers send none, or number them badly, or
+    give a refused call a valid one's id), could not be answered apart (a call left unanswered,
+    or one taken for answered while it waits, and the model replying early): it gets a new id.
+    Valid calls keep theirs first."""
+    given = {str(c.get("id")) for c in (*good, *bad) if c.get("id")}
+    taken: set[str] = set()
+    wholes: list[tuple[Any, Any, Any]] = []
+
+    def own(call: dict[str, Any], base: str) -> dict[str, Any]:
+        cid = call.get("id") or None
+        if cid is not None and cid not in taken:
+            taken.add(cid)
+            return call
+        new = base
+        while new in taken or new in given:
+            new += "_"
+        taken.add(new)
+        return {**call, "id": new}
+
+    kept: list[Any] = []
+    for i, tc in enumerate(good):
+        whole = (tc.get("id") or None, tc.get("name"), tc.get("args"))
+        if whole[0] is not None and whole in wholes:
             continue
-        if not given or given in seen:
-            new = f"{given or 'call'}_{i}"
-            while new in taken:
-                new += "_"
-            taken.add(new)
-            tc = {**tc, "id": new}
-        seen[tc["id"]] = tc
-        out.append(tc)
-    return out
+        wholes.append(whole)
+        kept.append(own(tc, f"{tc.get('id') or 'call'}_{i}"))
+    refused = [own(b, f"{b.get('id') or 'invalid_call'}_{j}") for j, b in enumerate(bad)]
+    return kept, refused
 
 
 def _is_compensation(registry: ToolRegistry, spec: ToolSpec) -> bool:

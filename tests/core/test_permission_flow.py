@@ -225,8 +225,8 @@ def test_a_tool_that_calls_interrupt_fails_with_the_reason_and_the_thread_goes_o
         assert [(r.tool, r.status) for r in kit.store.ledger.for_thread("t")] == [("ask_first", "failed")]
 
 
-@pytest.mark.parametrize("ids", [("x", "x", "x"), (None, None, None), ("call_1", None, "call_1")],
-                         ids=["repeated", "missing", "mixed"])
+@pytest.mark.parametrize("ids", [("x", "x", "x"), (None, None, None), ("call_1", None, "call_1"), ("", "", "x_1")],
+                         ids=["repeated", "missing", "mixed", "empty"])
 def test_calls_of_one_message_without_ids_of_their_own_each_get_one_and_each_an_answer(kit_on, ids):
     """Some model servers send no tool call ids, or repeat one within a message for another call:
     each call gets an id of its own, so each is decided, answered and recorded apart (a call
@@ -250,6 +250,72 @@ def test_calls_of_one_message_without_ids_of_their_own_each_get_one_and_each_an_
     asked = [tc["id"] for tc in messages[1].tool_calls]
     assert len(set(asked)) == 3 and all(asked)
     assert sorted(m.tool_call_id for m in messages if m.type == "tool") == sorted(asked)
+
+
+def test_a_call_sent_twice_whole_is_one_call_even_beside_another_call_with_its_id(kit_on):
+    from langchain_core.messages import AIMessage
+
+    calls = [{"name": "pay", "args": {"to": "ann", "amount": 5}, "id": "x", "type": "tool_call"},
+             {"name": "pay", "args": {"to": "bob", "amount": 5}, "id": "x", "type": "tool_call"},
+             {"name": "pay", "args": {"to": "bob", "amount": 5}, "id": "x", "type": "tool_call"}]
+    kit = kit_on([AIMessage(content="", tool_calls=calls), "done"])
+    assert kit.runtime.send("t", "go").status == "replied"
+    assert sorted(kit.bank.payments()) == [("ann", 5.0, 0), ("bob", 5.0, 0)]
+
+
+@pytest.mark.parametrize("clash", ["the model's unparsable call", "a refused call"])
+def test_a_refused_call_never_shares_an_id_with_a_call_that_waits(kit_on, clash):
+    """A refused call's answer under a waiting call's id made that call look answered: the agent,
+    woken by the message's reads, sent the queue on, and after a person closed the case the
+    queued account closure was asked and run."""
+    from langchain_core.messages import AIMessage
+
+    pay_id = "call_0" if clash == "the model's unparsable call" else "refused_call_4"
+    calls = [{"name": "pay", "args": {"to": "ann", "amount": 50}, "id": pay_id, "type": "tool_call"},
+             {"name": "close_account", "args": {"account": "a1"}, "id": "c", "type": "tool_call"},
+             {"name": "lookup", "args": {"account": "x"}, "id": "l1", "type": "tool_call"},
+             {"name": "lookup", "args": {"account": "y"}, "id": "l2", "type": "tool_call"}]
+    invalid = []
+    if clash == "the model's unparsable call":
+        invalid = [{"name": "pay", "args": "{not json", "id": "call_0", "error": None, "type": "invalid_tool_call"}]
+    else:
+        calls.append({"name": "pay", "args": {"to": "bob", "amount": float("nan")}, "id": "z", "type": "tool_call"})
+    kit = kit_on([AIMessage(content="", tool_calls=calls, invalid_tool_calls=invalid), "done"])
+    kit.runtime.send("t", "go")
+    (asked,) = kit.runtime.pending("t")
+    kit.runtime.approve(asked, approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 2000}})
+    (escalated,) = kit.runtime.pending("t")
+    assert escalated.kind == "escalation"
+    assert kit.runtime.resolve(escalated, approver="morgan", note="fraud, closed").status == "closed"
+    assert kit.runtime.pending("t") == [] and kit.bank.closed() == [] and kit.bank.payments() == []
+    messages = kit.runtime.state("t").values["messages"]
+    ids = [tc["id"] for tc in messages[1].tool_calls] + [b["id"] for b in messages[1].invalid_tool_calls]
+    answers = [m.tool_call_id for m in messages if m.type == "tool"]
+    assert len(set(ids)) == len(ids) and sorted(answers) == sorted(ids)
+
+
+def test_a_message_reaching_the_graph_while_a_call_waits_closes_it_though_the_model_reuses_its_ids(kit_on):
+    """The model numbers its calls the same in every message (p, c): the calls of the earlier
+    message are answered, the later ones wait. A message sent straight to the graph supersedes
+    the waiting ones, each answered "not run" and its item gone (they were taken for answered:
+    no answer, the item left listed with no interrupt behind it)."""
+    from langchain_core.messages import HumanMessage
+
+    from agent_kit.graph import RunContext
+
+    kit = kit_on([[tool_call("pay", {"to": "a", "amount": 5}, id="p"), tool_call("lookup", {"account": "q"}, id="c")],
+                  "one", [tool_call("pay", {"to": "a", "amount": 50}, id="p"),
+                          tool_call("close_account", {"account": "z"}, id="c")], "two", "three"])
+    kit.runtime.send("t", "first")
+    assert kit.runtime.send("t", "second").status == "paused"
+    kit.runtime.graph.invoke({"messages": [HumanMessage(content="never mind")]}, {"configurable": {"thread_id": "t"}},
+                             context=RunContext(store=kit.store, actor="customer"), durability="sync")
+    messages = kit.runtime.state("t").values["messages"]
+    second = [m for m in messages if m.type == "ai" and m.tool_calls][1]
+    after = messages[messages.index(second) + 1:]
+    assert sorted(m.tool_call_id for m in after if m.type == "tool") == ["c", "p"]
+    assert all("superseded" in m.content for m in after if m.type == "tool")
+    assert kit.runtime.pending("t") == [] and kit.bank.payments() == [("a", 5.0, 0)]
 
 
 def test_recommend_only_and_draft_only_never_run_the_tool(kit_factory):
