@@ -182,9 +182,9 @@ def _waits_on_person(goto: Any) -> bool:
 
 def next_steps(gotos: list[Any]) -> list[Any]:
     """Where a node that routed calls goes next: each destination once, and not the agent beside a
-    call that waits on a person. The agent would run in that same step, find the calls queued
-    behind the waiting one and send the next on its way before the person decides (before a case
-    is closed, or an approval window should start); the gate wakes the agent once they have."""
+    call that waits on a person: it would only find that call unanswered and wait (the agent sends
+    the queue on only once every other call is answered); the gate wakes it once the person has
+    decided."""
     waits = any(_waits_on_person(g) for g in gotos)
     out: list[Any] = []
     for g in gotos:

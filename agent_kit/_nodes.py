@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -137,13 +137,12 @@ def superseded_calls(kernel: Kernel, messages: list[BaseMessage], state: Mapping
     k = len(messages)
     while k > 0 and isinstance(messages[k - 1], HumanMessage):
         k -= 1
-    if k == 0 or not _unanswered(messages[:k]):
+    # Answers to the last AI message only: a model may reuse its ids from one message to the next.
+    unanswered = _unanswered_ids(messages[:k])
+    if not unanswered:
         return None
-    at = next(i for i in reversed(range(k)) if isinstance(messages[i], AIMessage))
-    ai = cast(AIMessage, messages[at])
-    # Answers to this message only: a model may reuse its ids from one message to the next.
-    answered = {m.tool_call_id for m in messages[at + 1:k] if isinstance(m, ToolMessage)}
-    waiting = [tc for tc in ai.tool_calls if tc["id"] not in answered]
+    ai = next(m for m in reversed(messages[:k]) if isinstance(m, AIMessage))
+    waiting = [tc for tc in ai.tool_calls if tc["id"] in unanswered]
     act_on_saved_state(config)
     thread = thread_of(config)
     items = {item.tool_call_id: item for item in kernel.store.inbox.for_thread(thread)}

@@ -21,7 +21,7 @@ from agent_kit.errors import ApprovalError, DecisionInputError, InputError, Resu
 from agent_kit.limits import InputLimits, check_name, check_text, check_value
 from agent_kit.types import Action, DecisionType, InterruptRequest, Kind
 
-__all__ = ["ResumeDecision", "approvals_complete", "build_request", "check_resume", "now_iso"]
+__all__ = ["ResumeDecision", "approvals_complete", "build_request", "check_resume", "is_request", "now_iso"]
 
 _ALLOWED: dict[str, list[DecisionType]] = {
     "approval": ["approve", "edit", "reject"],
@@ -56,6 +56,12 @@ def now_iso(now: datetime | None = None) -> str:
 
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def is_request(value: Any) -> bool:
+    """Whether an interrupt's value is a request :func:`build_request` made (agent_kit's own pause),
+    not an application's."""
+    return isinstance(value, Mapping) and "action_requests" in value
 
 
 def build_request(kind: Kind, action: Action, **fields: Any) -> InterruptRequest:

@@ -33,7 +33,7 @@ from agent_kit.errors import (
 )
 from agent_kit.graph import PermissionLayer, RunContext, layer_of, with_checkpointer
 from agent_kit.inbox import PendingItem
-from agent_kit.interrupts import CUSTOMER, check_resume, now_iso
+from agent_kit.interrupts import CUSTOMER, check_resume, is_request, now_iso
 from agent_kit.kernel import Kernel
 from agent_kit.leases import Lease
 from agent_kit.limits import InputLimits, check_name, check_text
@@ -130,7 +130,7 @@ class AgentRuntime:
         """What the thread's last call came to (from ``snap``, its current state, if given)."""
         if snap is None:
             snap = self.state(thread_id)
-        foreign = [i for i in snap.interrupts if not (isinstance(i.value, Mapping) and "action_requests" in i.value)]
+        foreign = [i for i in snap.interrupts if not is_request(i.value)]
         if foreign:
             shown = ascii(foreign[0].value)[:200]
             raise UsageError(
@@ -207,8 +207,7 @@ class AgentRuntime:
                         if event is not None:
                             yield event
                     for intr in (chunk.get("__interrupt__") or ()) if isinstance(chunk, dict) else ():
-                        value = intr.value
-                        if intr.id not in paused and isinstance(value, Mapping) and "action_requests" in value:
+                        if intr.id not in paused and is_request(intr.value):
                             paused.add(intr.id)
                             yield Paused(thread_id=thread_id, pending=pending_view(thread_id, intr.id, intr.value))
             self._mark_delivered(thread_id, planned.held)
@@ -499,7 +498,7 @@ class AgentRuntime:
         from agent_kit._gates import pending_item_of
 
         for intr in snap.interrupts:
-            if intr.id not in listed and isinstance(intr.value, Mapping) and "action_requests" in intr.value:
+            if intr.id not in listed and is_request(intr.value):
                 self.store.inbox.put(pending_item_of({**intr.value, "interrupt_id": intr.id}, thread_id))
 
     def _settle(self, thread_id: str, lease: Lease, snap: Any = None) -> TurnResult:

@@ -134,6 +134,19 @@ def test_a_call_queued_behind_an_escalation_is_not_run_once_a_person_closes_the_
     assert kit.store.audit.verify().ok
 
 
+def _edit_into_an_escalation_then_close_the_case(kit):
+    """Send the message; the payment waiting on a lead is edited to 2,000 (decided again: escalated);
+    a person closes the case. Nothing ran; the thread's messages."""
+    kit.runtime.send("t", "go")
+    (asked,) = kit.runtime.pending("t")
+    kit.runtime.approve(asked, approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 2000}})
+    (escalated,) = kit.runtime.pending("t")
+    assert escalated.kind == "escalation"
+    assert kit.runtime.resolve(escalated, approver="morgan", note="fraud, closed").status == "closed"
+    assert kit.runtime.pending("t") == [] and kit.bank.closed() == [] and kit.bank.payments() == []
+    return kit.runtime.state("t").values["messages"]
+
+
 def test_a_call_queued_behind_an_edit_decided_into_an_escalation_is_not_run_once_the_case_is_closed(kit_on):
     """Whoever wakes the agent (here the message's two reads, each in an execute step, while the
     edited payment is decided again into an escalation), it sends the queue's next call on its way
@@ -142,14 +155,8 @@ def test_a_call_queued_behind_an_edit_decided_into_an_escalation_is_not_run_once
                    tool_call("close_account", {"account": "a1"}, id="c_close"),
                    tool_call("lookup", {"account": "a1"}, id="c_look1"),
                    tool_call("lookup", {"account": "a2"}, id="c_look2")], "done"])
-    kit.runtime.send("t", "go")
-    (asked,) = kit.runtime.pending("t")
-    kit.runtime.approve(asked, approver="lee", edit={"name": "pay", "args": {"to": "x", "amount": 2000}})
-    (escalated,) = kit.runtime.pending("t")
-    assert escalated.kind == "escalation"
-    assert kit.runtime.resolve(escalated, approver="morgan", note="fraud, closed").status == "closed"
-    assert kit.runtime.pending("t") == [] and kit.bank.closed() == [] and kit.bank.payments() == []
-    answers = {m.tool_call_id: m.content for m in kit.runtime.state("t").values["messages"] if m.type == "tool"}
+    messages = _edit_into_an_escalation_then_close_the_case(kit)
+    answers = {m.tool_call_id: m.content for m in messages if m.type == "tool"}
     assert answers["c_close"].startswith("Not run: a person closed the case") and len(answers) == 4
 
 
@@ -281,14 +288,7 @@ def test_a_refused_call_never_shares_an_id_with_a_call_that_waits(kit_on, clash)
     else:
         calls.append({"name": "pay", "args": {"to": "bob", "amount": float("nan")}, "id": "z", "type": "tool_call"})
     kit = kit_on([AIMessage(content="", tool_calls=calls, invalid_tool_calls=invalid), "done"])
-    kit.runtime.send("t", "go")
-    (asked,) = kit.runtime.pending("t")
-    kit.runtime.approve(asked, approver="lee", edit={"name": "pay", "args": {"to": "ann", "amount": 2000}})
-    (escalated,) = kit.runtime.pending("t")
-    assert escalated.kind == "escalation"
-    assert kit.runtime.resolve(escalated, approver="morgan", note="fraud, closed").status == "closed"
-    assert kit.runtime.pending("t") == [] and kit.bank.closed() == [] and kit.bank.payments() == []
-    messages = kit.runtime.state("t").values["messages"]
+    messages = _edit_into_an_escalation_then_close_the_case(kit)
     ids = [tc["id"] for tc in messages[1].tool_calls] + [b["id"] for b in messages[1].invalid_tool_calls]
     answers = [m.tool_call_id for m in messages if m.type == "tool"]
     assert len(set(ids)) == len(ids) and sorted(answers) == sorted(ids)
