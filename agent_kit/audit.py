@@ -289,12 +289,13 @@ class AuditLog:
                 if seq != expect:
                     return _bad(expect, prev, f"entry {expect} is missing: the log jumps from "
                                 f"{expect - 1} to {seq} (entries were deleted)")
-                at = body.rfind(_PREV_MARK)
-                if at < 0 or not body.startswith(b'%s%s","seq":%d,"thread_id":' % (_PREV_MARK, prev, seq), at):
-                    return _bad(seq, prev, f"entry {seq} does not follow entry {seq - 1}: its recorded "
-                                "position or predecessor differs (reordered, or an earlier entry "
-                                "was removed or rewritten)")
                 if sha256(prev + body).hexdigest().encode() != digest:
+                    # The hash chains each entry to the one read before it, so a matching hash
+                    # already proves the order; what the body records says why it does not match.
+                    if not _records_position(body, prev, seq):
+                        return _bad(seq, prev, f"entry {seq} does not follow entry {seq - 1}: its recorded "
+                                    "position or predecessor differs (reordered, or an earlier entry "
+                                    "was removed or rewritten)")
                     return _bad(seq, prev, f"entry {seq} was altered: its hash does not match "
                                 "its contents")
                 text = digest.decode()
@@ -376,6 +377,12 @@ def _append_in(tx: Tx, fields: dict[str, Any], keyring: AuditKeyring) -> tuple[A
     mac = keyring.sign(_entry_message(digest))
     tx.execute("INSERT INTO audit (seq, hash, body, mac) VALUES (?, ?, ?, ?)", (seq + 1, digest, body, mac))
     return _entry((seq + 1, digest, body)), True
+
+def _records_position(body: bytes, prev: bytes, seq: int) -> bool:
+    """Whether an entry's body records ``seq`` as its position and ``prev`` as its predecessor."""
+    at = body.rfind(_PREV_MARK)
+    return at >= 0 and body.startswith(b'%s%s","seq":%d,"thread_id":' % (_PREV_MARK, prev, seq), at)
+
 
 def _entry_message(digest: str) -> str:
     return f"entry\x1f{digest}"

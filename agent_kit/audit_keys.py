@@ -82,7 +82,8 @@ class AuditKeyring:
         key_id, sep, mac = tag.partition(":")
         if not sep:
             return "it carries no key id"
-        key = self._load(create=False).get(key_id)
+        keys = self._keys  # loaded once; read without the lock (verify checks every entry)
+        key = (keys if keys is not None else self._load(create=False)).get(key_id)
         if key is None:
             return f"its key id {key_id!r} is not in the keyring ({self.source})"
         if not hmac.compare_digest(_mac(key.secret, message), mac):
