@@ -143,11 +143,18 @@ def _url_options(url: str | None) -> str:
 
 
 class Tx:
-    """One open transaction: statements run on the transaction's connection."""
+    """One open transaction: statements run on the transaction's connection.
 
-    def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any], backend: Backend) -> None:
+    On Postgres the transaction's statements are pipelined: each is sent at once and only a read
+    of its outcome (a fetch, a row count) waits for the server, so statements whose outcome is
+    not read (:meth:`send`) share the round trip of the next read or of the commit.
+    """
+
+    def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any], backend: Backend,
+                 pipeline: psycopg.Pipeline | None = None) -> None:
         self._conn = conn
         self._pg = backend == "postgres"
+        self._pipeline = pipeline
         self.backend: Backend = backend
         """``"sqlite"`` or ``"postgres"``."""
 
@@ -160,8 +167,20 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         if self._pg:
-            return self._conn.execute(to_pyformat(sql), params).rowcount
+            cur = self._conn.execute(to_pyformat(sql), params)
+            if self._pipeline is not None:
+                self._pipeline.sync()  # the count is known once the server has answered
+            return cur.rowcount
         return self._conn.execute(sql, params).rowcount
+
+    def send(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement whose outcome is not read here. On Postgres it goes out with the
+        statements after it: a failure is raised by the transaction's next read or its commit,
+        and rolls the whole transaction back, as any failure does."""
+        if self._pg:
+            self._conn.execute(to_pyformat(sql), params)
+        else:
+            self._conn.execute(sql, params)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         if self._pg:
@@ -369,10 +388,10 @@ class Database:
                         pass  # the first error is the one to report; SQLite rolls back on its own
                 raise
         else:
-            with conn.transaction():
+            with conn.pipeline() as pipeline, conn.transaction():
                 if lock is not None:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key(lock),))
-                yield Tx(conn, "postgres")
+                yield Tx(conn, "postgres", pipeline)
 
     def write(self, fn: Callable[[Tx], T], *, lock: str | None = None) -> T:
         """Run ``fn`` in a write transaction, retrying it when the database is busy."""

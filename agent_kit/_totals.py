@@ -74,16 +74,22 @@ def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[t
         first.setdefault(dim, val)  # a dimension given twice keeps its first value, as one row
     rows = list(first.items())
 
-    def insert(part: list[tuple[str, str]]) -> int:
-        """Rows of ``part`` not there yet, in one statement; how many went in."""
+    def insert(part: list[tuple[str, str]], *, counted: bool = True) -> int:
+        """Rows of ``part`` not there yet, in one statement; how many went in (if ``counted``)."""
         if not part:
             return 0
-        return tx.execute(
-            "INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) VALUES "
-            + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in part) + " ON CONFLICT (key, dim) DO NOTHING",
-            [v for dim, val in part for v in (key, dim, val, tool, thread_id, nums_text, at, state)])
+        sql = ("INSERT INTO ledger_totals (key, dim, val, tool, thread_id, nums, at, state) VALUES "
+               + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in part) + " ON CONFLICT (key, dim) DO NOTHING")
+        params = [v for dim, val in part for v in (key, dim, val, tool, thread_id, nums_text, at, state)]
+        if not counted:
+            tx.send(sql, params)
+            return 0
+        return tx.execute(sql, params)
 
-    if not move and "all" in first:
+    if not move:
+        if "all" not in first:
+            insert(rows, counted=False)
+            return
         # Rows already there stay exactly as they are and none is added beside them (a late
         # reservation under another context must not add a counted row to a call that started
         # or failed): the "all" row goes first, the others only if it went in. A concurrent
@@ -91,15 +97,14 @@ def insert_rows(tx: Tx, key: str, *, tool: str, thread_id: str, dims: Iterable[t
         if insert([("all", first["all"])]):
             insert([(dim, val) for dim, val in rows if dim != "all"])
         return
-    inserted = insert(rows)
-    # Every row new, the "all" one among them: the key had none (a reservation always has "all"),
-    # so there is nothing older to move to ``state``.
-    if move and (inserted != len(rows) or "all" not in first):
-        tx.execute("UPDATE ledger_totals SET state = ? WHERE key = ?", (state, key))
+    # The rows not there yet go in; every row of the key then has ``state`` (those just put in have
+    # it already). Neither statement's count is read, so both go out with the transaction's next.
+    insert(rows, counted=False)
+    tx.send("UPDATE ledger_totals SET state = ? WHERE key = ? AND state <> ?", (state, key, state))
 
 
 def set_state(tx: Tx, key: str, state: str) -> None:
-    tx.execute("UPDATE ledger_totals SET state = ? WHERE key = ?", (state, key))
+    tx.send("UPDATE ledger_totals SET state = ? WHERE key = ?", (state, key))
 
 
 def release(tx: Tx, key: str) -> None:

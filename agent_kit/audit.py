@@ -375,7 +375,7 @@ def _append_in(tx: Tx, fields: dict[str, Any], keyring: AuditKeyring) -> tuple[A
     body = canonical_json({**fields, "seq": seq + 1, "prev_hash": prev, "at": utc_now()})
     digest = hashlib.sha256((prev + body).encode()).hexdigest()
     mac = keyring.sign(_entry_message(digest))
-    tx.execute("INSERT INTO audit (seq, hash, body, mac) VALUES (?, ?, ?, ?)", (seq + 1, digest, body, mac))
+    tx.send("INSERT INTO audit (seq, hash, body, mac) VALUES (?, ?, ?, ?)", (seq + 1, digest, body, mac))
     return _entry((seq + 1, digest, body)), True
 
 def _records_position(body: bytes, prev: bytes, seq: int) -> bool:

@@ -130,7 +130,7 @@ class Inbox:
 
     def remove_in(self, tx: Tx, interrupt_id: str) -> None:
         """:meth:`remove` inside the caller's transaction (with the audit entry of the decision)."""
-        tx.execute("DELETE FROM inbox WHERE interrupt_id = ?", (interrupt_id,))
+        tx.send("DELETE FROM inbox WHERE interrupt_id = ?", (interrupt_id,))
 
     def sweep_in(self, tx: Tx, thread_id: str, *, keep: Sequence[str]) -> int:
         """Inside the caller's transaction, forget the thread's items whose interrupt is no longer
@@ -208,7 +208,7 @@ class Inbox:
 
 
 def _put(tx: Tx, item: PendingItem) -> None:
-    tx.execute(
+    tx.send(
         "INSERT INTO inbox (interrupt_id, thread_id, kind, requested_at, body) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (interrupt_id) DO UPDATE SET thread_id = excluded.thread_id, "
         "kind = excluded.kind, requested_at = excluded.requested_at, body = excluded.body",

@@ -211,10 +211,10 @@ class Lease:
                 # call on this thread must find it free at once).
                 if work:
                     try:
-                        with conn.transaction():
+                        with conn.pipeline() as pipeline, conn.transaction():
                             if self._durable:
                                 conn.execute("SET LOCAL synchronous_commit = on")
-                            tx = Tx(conn, "postgres")
+                            tx = Tx(conn, "postgres", pipeline)
                             for step in work:
                                 step(tx)
                             unlocked = conn.execute(_RELEASE, args).fetchone()

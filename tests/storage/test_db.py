@@ -37,6 +37,35 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
     assert store._db.execute("DELETE FROM leases") == 0  # the connection is usable again
 
 
+_LEASE_ROW = "INSERT INTO leases (thread_id, owner, token, acquired_at) VALUES (?, 'o', 'x', 'now')"
+
+
+def test_a_statement_sent_without_reading_its_outcome_is_seen_by_the_next_read_of_its_transaction(
+        store: Store) -> None:
+    def sent_then_read(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        tx.send(_LEASE_ROW, ("b",))
+        return tx.fetchone("SELECT count(*) FROM leases")
+
+    assert store._db.write(sent_then_read) == (2,)
+    assert store._db.execute("DELETE FROM leases") == 2
+
+
+def test_a_sent_statement_that_fails_fails_its_whole_transaction_though_nothing_read_its_outcome(
+        store: Store) -> None:
+    def third_fails(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        tx.send(_LEASE_ROW, ("b",))
+        tx.send(_LEASE_ROW, ("a",))  # the same key again: refused by the server, at the latest at commit
+        tx.send(_LEASE_ROW, ("c",))
+
+    with pytest.raises(Exception) as caught:  # sqlite3 and psycopg each raise their own type
+        store._db.write(third_fails)
+    assert "unique" in str(caught.value).lower() or "duplicate" in str(caught.value).lower(), caught.value
+    assert store._db.fetchall("SELECT thread_id FROM leases") == []  # nothing of it committed
+    assert store._db.execute("DELETE FROM leases") == 0  # the connection is usable again
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_write_waits_for_another_process_holding_the_sqlite_lock(store: Store) -> None:
     blocker = sqlite3.connect(str(store.path), isolation_level=None)
