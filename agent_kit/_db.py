@@ -8,7 +8,9 @@ becomes ``%%``). Each thread gets its own connection, opened lazily and reopened
   both read-then-write and the loser waits (``busy_timeout``) instead of failing on upgrade;
   a busy error that still escapes is retried with backoff.
 - Postgres: a plain transaction, optionally serialized by ``pg_advisory_xact_lock`` on a
-  named lock (hashed with the schema, so test schemas never contend with each other).
+  named lock (hashed with the schema, so test schemas never contend with each other), in
+  pipeline mode: a statement whose outcome is not read (:meth:`Tx.send`) does not wait for the
+  server, so a transaction costs one round trip per read it makes, plus its commit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +44,7 @@ __all__ = [
     "Row",
     "Tx",
     "describe_url",
+    "pg_transaction",
     "postgres_connect_kwargs",
     "to_pyformat",
     "utc_now",
@@ -151,17 +154,30 @@ class Tx:
     """
 
     def __init__(self, conn: sqlite3.Connection | psycopg.Connection[Any], backend: Backend,
-                 pipeline: psycopg.Pipeline | None = None) -> None:
+                 pipeline: psycopg.Pipeline | None = None, leave_pipeline: Callable[[], None] | None = None) -> None:
         self._conn = conn
         self._pg = backend == "postgres"
         self._pipeline = pipeline
+        self._leave_pipeline = leave_pipeline
         self.backend: Backend = backend
         """``"sqlite"`` or ``"postgres"``."""
 
     @property
     def connection(self) -> Any:
         """The transaction's own connection (``sqlite3`` or ``psycopg``), for SQL written for one
-        backend; statements on it belong to this transaction."""
+        backend; statements on it belong to this transaction. On Postgres the transaction leaves
+        pipeline mode first (what was sent is answered, a failure of it raised here), so the
+        connection behaves as a plain one: row counts are known, a string may hold several
+        statements."""
+        if self._leave_pipeline is not None:
+            leave, self._leave_pipeline, self._pipeline = self._leave_pipeline, None, None
+            leave()
+        return self._conn
+
+    @property
+    def pipelined_connection(self) -> Any:
+        """The connection as it is, in pipeline mode on Postgres: for agent_kit's own statements
+        that read every outcome they need with a fetch (one statement per call)."""
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -388,10 +404,8 @@ class Database:
                         pass  # the first error is the one to report; SQLite rolls back on its own
                 raise
         else:
-            with conn.pipeline() as pipeline, conn.transaction():
-                if lock is not None:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key(lock),))
-                yield Tx(conn, "postgres", pipeline)
+            with pg_transaction(conn, lock_key=None if lock is None else self.lock_key(lock)) as tx:
+                yield tx
 
     def write(self, fn: Callable[[Tx], T], *, lock: str | None = None) -> T:
         """Run ``fn`` in a write transaction, retrying it when the database is busy."""
@@ -430,6 +444,28 @@ class Database:
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
         self._local = threading.local()
+
+
+@contextmanager
+def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None) -> Iterator[Tx]:
+    """One Postgres transaction on ``conn``, pipelined (see :class:`Tx`), optionally holding the
+    advisory lock ``lock_key`` until it ends.
+
+    Raises:
+        StorageError: a statement of it failed and the caller caught that failure: the server
+            rolls such a transaction back at commit, so nothing of it was written, and saying so
+            beats returning as if it had been.
+    """
+    pq = _psycopg().pq
+    with conn.transaction(), ExitStack() as piped:
+        pipeline = piped.enter_context(conn.pipeline())
+        if lock_key is not None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+        yield Tx(conn, "postgres", pipeline, piped.close)
+        piped.close()  # everything sent is answered: a failure of it is raised here, and rolls back
+        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            raise StorageError("a statement of this transaction failed and the failure was caught: the "
+                               "database rolls the whole transaction back, so nothing of it was written")
 
 
 def _search_path(url: str | None) -> str:

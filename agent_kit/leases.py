@@ -36,7 +36,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._db import Database, Tx, utc_now
+from ._db import Database, Tx, pg_transaction, utc_now
 from .errors import RunBusyError, StorageError
 
 if TYPE_CHECKING:
@@ -211,10 +211,9 @@ class Lease:
                 # call on this thread must find it free at once).
                 if work:
                     try:
-                        with conn.pipeline() as pipeline, conn.transaction():
+                        with pg_transaction(conn) as tx:
                             if self._durable:
-                                conn.execute("SET LOCAL synchronous_commit = on")
-                            tx = Tx(conn, "postgres", pipeline)
+                                tx.send("SET LOCAL synchronous_commit = on")
                             for step in work:
                                 step(tx)
                             unlocked = conn.execute(_RELEASE, args).fetchone()

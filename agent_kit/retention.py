@@ -240,7 +240,7 @@ def prune_in(tx: Tx, thread_id: str, *, keep_latest: int = 1) -> int:
     thread's lease back. Returns how many checkpoints were deleted."""
     if tx.backend == "sqlite":
         return _prune_sqlite_in(tx.connection, str(thread_id), keep_latest)
-    return _prune_postgres_on(tx.connection, str(thread_id), keep_latest)
+    return _prune_postgres_on(tx.pipelined_connection, str(thread_id), keep_latest)
 
 
 # -- space ----------------------------------------------------------------------------------------

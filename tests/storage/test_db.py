@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from agent_kit._db import to_pyformat
+from agent_kit.errors import StorageError
 from agent_kit.store import Store
 
 
@@ -63,6 +64,42 @@ def test_a_sent_statement_that_fails_fails_its_whole_transaction_though_nothing_
         store._db.write(third_fails)
     assert "unique" in str(caught.value).lower() or "duplicate" in str(caught.value).lower(), caught.value
     assert store._db.fetchall("SELECT thread_id FROM leases") == []  # nothing of it committed
+    assert store._db.execute("DELETE FROM leases") == 0  # the connection is usable again
+
+
+def test_sql_on_the_transactions_own_connection_sees_its_row_counts_and_the_statements_sent_before(
+        store: Store) -> None:
+    def raw(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        tx.send(_LEASE_ROW, ("b",))
+        conn = tx.connection
+        sql = "UPDATE leases SET owner = 'p' WHERE thread_id IN ('a', 'b')"
+        changed = conn.execute(sql if store._db.backend == "sqlite" else sql.replace("?", "%s")).rowcount
+        if store._db.backend == "postgres":  # a string of several statements, as psycopg runs it
+            conn.execute("UPDATE leases SET token = 'y' WHERE thread_id = 'a'; "
+                         "UPDATE leases SET token = 'y' WHERE thread_id = 'b'")
+        tx.send(_LEASE_ROW, ("c",))  # and the transaction's own statements go on after
+        return changed
+
+    assert store._db.write(raw) == 2
+    assert sorted(store._db.fetchall("SELECT thread_id, owner FROM leases")) == [("a", "p"), ("b", "p"), ("c", "o")]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_write_whose_function_caught_a_failed_statement_says_nothing_was_written(store: Store) -> None:
+    # On Postgres a failed statement aborts its transaction; the commit then rolls it all back.
+    # (SQLite undoes only the failed statement, so there the rest commits and nothing is lost.)
+    def swallowed(tx):  # type: ignore[no-untyped-def]
+        tx.execute(_LEASE_ROW, ("a",))
+        try:
+            tx.execute(_LEASE_ROW, ("a",))
+        except Exception:  # noqa: BLE001 - what an application function might do
+            pass
+        return "done"
+
+    with pytest.raises(StorageError, match="nothing of it was written"):
+        store._db.write(swallowed)
+    assert store._db.fetchall("SELECT thread_id FROM leases") == []
     assert store._db.execute("DELETE FROM leases") == 0  # the connection is usable again
 
 
