@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -448,24 +448,63 @@ class Database:
 
 @contextmanager
 def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None) -> Iterator[Tx]:
-    """One Postgres transaction on ``conn``, pipelined (see :class:`Tx`), optionally holding the
-    advisory lock ``lock_key`` until it ends.
+    """One Postgres transaction on ``conn`` (in autocommit mode), pipelined from its ``BEGIN`` to
+    its ``COMMIT`` (see :class:`Tx`), optionally holding the advisory lock ``lock_key`` until it
+    ends. A transaction that only sends and then commits costs one round trip; each read it makes
+    costs one more.
+
+    ``BEGIN`` and ``COMMIT`` are sent here, not through psycopg's ``transaction()``, which in
+    pipeline mode syncs with the server at its start and twice at its end.
 
     Raises:
         StorageError: a statement of it failed and the caller caught that failure: the server
-            rolls such a transaction back at commit, so nothing of it was written, and saying so
-            beats returning as if it had been.
+            rolls such a transaction back, so nothing of it was written, and saying so beats
+            returning as if it had been.
     """
     pq = _psycopg().pq
-    with conn.transaction(), ExitStack() as piped:
-        pipeline = piped.enter_context(conn.pipeline())
+    piping = conn.pipeline()
+    pipeline = piping.__enter__()
+    piped = [True]
+
+    def leave(exc: BaseException | None = None) -> None:
+        """Out of pipeline mode: what was sent is answered (a failure of it raised here, unless
+        ``exc`` is already on its way); the transaction goes on, or ends, as plain statements."""
+        if piped[0]:
+            piped[0] = False
+            piping.__exit__(type(exc) if exc is not None else None, exc, None)
+
+    try:
+        conn.execute("BEGIN", prepare=False)  # nothing to plan: kept out of psycopg's prepared statements
         if lock_key is not None:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-        yield Tx(conn, "postgres", pipeline, piped.close)
-        piped.close()  # everything sent is answered: a failure of it is raised here, and rolls back
-        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        yield Tx(conn, "postgres", pipeline, leave)
+        # Known without asking the server: a failure already raised to the caller left the
+        # pipeline aborted, or (out of pipeline mode) the transaction failed.
+        if (conn.pgconn.pipeline_status == pq.PipelineStatus.ABORTED
+                or conn.info.transaction_status == pq.TransactionStatus.INERROR):
             raise StorageError("a statement of this transaction failed and the failure was caught: the "
                                "database rolls the whole transaction back, so nothing of it was written")
+        conn.execute("COMMIT", prepare=False)
+        leave()  # the commit's answer, and a failure of anything sent before it, come back here
+    except BaseException as exc:
+        _abandon(conn, leave, exc)
+        raise
+
+
+def _abandon(conn: psycopg.Connection[Any], leave: Callable[[BaseException], None], exc: BaseException) -> None:
+    """After a failure inside :func:`pg_transaction`: out of pipeline mode, the transaction rolled
+    back, the connection ready for the next one; a connection that cannot be brought back is
+    closed (the thread opens a new one). ``exc`` is the failure being raised; nothing here replaces it."""
+    pq = _psycopg().pq
+    try:
+        leave(exc)
+        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            conn.rollback()  # psycopg's own: it also forgets the statements it prepared meanwhile
+    except Exception:  # noqa: BLE001 - the failure being raised is the one to report
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
 
 
 def _search_path(url: str | None) -> str:

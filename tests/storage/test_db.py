@@ -85,6 +85,29 @@ def test_sql_on_the_transactions_own_connection_sees_its_row_counts_and_the_stat
     assert sorted(store._db.fetchall("SELECT thread_id, owner FROM leases")) == [("a", "p"), ("b", "p"), ("c", "o")]
 
 
+def test_writes_go_on_after_failed_ones_whatever_statements_the_connection_had_prepared(store: Store) -> None:
+    # psycopg prepares a statement on its fifth run and must forget what a failed transaction
+    # left behind: a later write failed with 'prepared statement "_pg3_1" does not exist'.
+    def refused_then_raises(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        tx.send(_LEASE_ROW, ("a",))
+        raise ValueError("refused by the caller")
+
+    def refused_then_returns(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        tx.send(_LEASE_ROW, ("a",))
+
+    for n, fails in enumerate([refused_then_raises, refused_then_returns] * 4):
+        store._db.execute("DELETE FROM leases")
+        with pytest.raises(Exception):  # noqa: B017 - sqlite3 and psycopg each raise their own type
+            store._db.write(fails)
+        assert store._db.fetchall("SELECT thread_id FROM leases") == []
+        got = store._db.write(lambda tx, n=n: (tx.send(_LEASE_ROW, (f"k{n}",)),
+                                               tx.fetchone("SELECT count(*) FROM leases"))[1])
+        assert got == (1,), got
+        store._db.execute("DELETE FROM leases")
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_a_write_whose_function_caught_a_failed_statement_says_nothing_was_written(store: Store) -> None:
     # On Postgres a failed statement aborts its transaction; the commit then rolls it all back.
