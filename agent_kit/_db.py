@@ -404,6 +404,10 @@ class Database:
                         pass  # the first error is the one to report; SQLite rolls back on its own
                 raise
         else:
+            if not pg_idle(conn) and id(conn) not in _IN_TRANSACTION:
+                # Left mid-exchange by an interruption nothing could clean up: a new connection.
+                _close(conn)
+                conn = self.connection()
             with pg_transaction(conn, lock_key=None if lock is None else self.lock_key(lock)) as tx:
                 yield tx
 
@@ -462,9 +466,15 @@ def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None
             returning as if it had been.
     """
     pq = _psycopg().pq
+    idle = pg_idle(conn)
+    if id(conn) in _IN_TRANSACTION and not idle:
+        raise StorageError("cannot start a transaction within a transaction: write through the transaction "
+                           "already open on this thread (the tx it gave you), as on SQLite")
+    if not idle:
+        raise StorageError("the connection was left in the middle of an exchange with the server (an "
+                           "interrupted call): open a new one")
+    piped = [False]
     piping = conn.pipeline()
-    pipeline = piping.__enter__()
-    piped = [True]
 
     def leave(exc: BaseException | None = None) -> None:
         """Out of pipeline mode: what was sent is answered (a failure of it raised here, unless
@@ -474,6 +484,9 @@ def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None
             piping.__exit__(type(exc) if exc is not None else None, exc, None)
 
     try:
+        _IN_TRANSACTION.add(id(conn))
+        pipeline = piping.__enter__()
+        piped[0] = True
         conn.execute("BEGIN", prepare=False)  # nothing to plan: kept out of psycopg's prepared statements
         if lock_key is not None:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
@@ -487,24 +500,72 @@ def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None
         conn.execute("COMMIT", prepare=False)
         leave()  # the commit's answer, and a failure of anything sent before it, come back here
     except BaseException as exc:
-        _abandon(conn, leave, exc)
-        raise
+        interrupt = _interruption(exc)
+        if interrupt is None:
+            _abandon(conn, leave, exc)
+            raise
+        # Ctrl-C, an exit, a closed generator, landing anywhere, even inside psycopg while a
+        # statement or the commit is on its way: what the connection holds is not known, so it is
+        # closed (the server rolls back all it had not committed; nothing queued here is sent),
+        # and the interruption itself is raised, not an error psycopg made of it.
+        piped[0] = False
+        _close(conn)
+        try:
+            piping.gen.close()  # the pipeline's own context, left now rather than by the collector
+        except BaseException:  # noqa: BLE001 - the interruption is the one to raise
+            pass
+        if interrupt is exc:
+            raise
+        raise interrupt from None
+    finally:
+        _IN_TRANSACTION.discard(id(conn))
+
+
+_IN_TRANSACTION: set[int] = set()
+"""Connections (by id) inside :func:`pg_transaction` now; each is used by one thread at a time."""
+
+
+def pg_idle(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn`` is open, out of pipeline mode and in no transaction: ready for the next."""
+    pq = _psycopg().pq
+    return bool(not conn.closed and getattr(conn, "_pipeline", None) is None
+                and conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+                and conn.info.transaction_status == pq.TransactionStatus.IDLE)
+
+
+def _interruption(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt, SystemExit or GeneratorExit that ``exc`` is, or that it was raised
+    while handling (psycopg may turn one into an error of its own), else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if not isinstance(seen, Exception):
+            return seen
+        seen = seen.__context__
+    return None
+
+
+def _close(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
 
 
 def _abandon(conn: psycopg.Connection[Any], leave: Callable[[BaseException], None], exc: BaseException) -> None:
     """After a failure inside :func:`pg_transaction`: out of pipeline mode, the transaction rolled
-    back, the connection ready for the next one; a connection that cannot be brought back is
-    closed (the thread opens a new one). ``exc`` is the failure being raised; nothing here replaces it."""
+    back, the connection ready for the next one; a connection that cannot be brought back to
+    exactly that is closed (the thread opens a new one). ``exc`` is the failure being raised;
+    nothing here replaces it."""
     pq = _psycopg().pq
     try:
         leave(exc)
         if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
             conn.rollback()  # psycopg's own: it also forgets the statements it prepared meanwhile
     except Exception:  # noqa: BLE001 - the failure being raised is the one to report
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
+        _close(conn)
+        return
+    if not conn.closed and not pg_idle(conn):
+        _close(conn)  # psycopg could not leave pipeline mode (it only warns while a failure is raised)
 
 
 def _search_path(url: str | None) -> str:

@@ -108,6 +108,31 @@ def test_writes_go_on_after_failed_ones_whatever_statements_the_connection_had_p
         store._db.execute("DELETE FROM leases")
 
 
+def test_an_interruption_inside_a_write_commits_nothing_and_the_next_write_works(store: Store) -> None:
+    def interrupted(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        tx.fetchone("SELECT count(*) FROM leases")
+        tx.send(_LEASE_ROW, ("b",))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store._db.write(interrupted, lock="audit")
+    assert store._db.fetchall("SELECT thread_id FROM leases") == []
+    assert store._db.write(lambda tx: (tx.send(_LEASE_ROW, ("c",)),
+                                       tx.fetchone("SELECT count(*) FROM leases"))[1], lock="audit") == (1,)
+
+
+def test_a_write_inside_a_write_of_the_same_thread_is_refused_and_the_outer_one_stands(store: Store) -> None:
+    def outer(tx):  # type: ignore[no-untyped-def]
+        tx.send(_LEASE_ROW, ("a",))
+        with pytest.raises(StorageError, match="transaction within a transaction"):
+            store._db.write(lambda inner: inner.send(_LEASE_ROW, ("b",)))
+        return tx.fetchone("SELECT count(*) FROM leases")
+
+    assert store._db.write(outer) == (1,)
+    assert store._db.fetchall("SELECT thread_id FROM leases") == [("a",)]
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_a_write_whose_function_caught_a_failed_statement_says_nothing_was_written(store: Store) -> None:
     # On Postgres a failed statement aborts its transaction; the commit then rolls it all back.
