@@ -535,12 +535,11 @@ def pg_idle(conn: psycopg.Connection[Any]) -> bool:
 
 def _interruption(exc: BaseException) -> BaseException | None:
     """The KeyboardInterrupt, SystemExit or GeneratorExit that ``exc`` is, or that it was raised
-    while handling (psycopg may turn one into an error of its own), else None."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if not isinstance(seen, Exception):
+    while handling (psycopg turns one that lands mid-exchange into an error of its own), else None.
+    Only the direct cause is looked at: an older interruption further up the chain is not this one."""
+    for seen in (exc, exc.__context__):
+        if seen is not None and not isinstance(seen, Exception):
             return seen
-        seen = seen.__context__
     return None
 
 
