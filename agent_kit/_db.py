@@ -443,10 +443,7 @@ class Database:
             conns, self._all = self._all, []
             self._closed = True
         for conn in conns:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+            _close(conn)
         self._local = threading.local()
 
 
@@ -473,24 +470,14 @@ def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None
     if not idle:
         raise StorageError("the connection was left in the middle of an exchange with the server (an "
                            "interrupted call): open a new one")
-    piped = [False]
-    piping = conn.pipeline()
-
-    def leave(exc: BaseException | None = None) -> None:
-        """Out of pipeline mode: what was sent is answered (a failure of it raised here, unless
-        ``exc`` is already on its way); the transaction goes on, or ends, as plain statements."""
-        if piped[0]:
-            piped[0] = False
-            piping.__exit__(type(exc) if exc is not None else None, exc, None)
-
+    piped = _Pipelined(conn)
     try:
         _IN_TRANSACTION.add(id(conn))
-        pipeline = piping.__enter__()
-        piped[0] = True
+        pipeline = piped.enter()
         conn.execute("BEGIN", prepare=False)  # nothing to plan: kept out of psycopg's prepared statements
         if lock_key is not None:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-        yield Tx(conn, "postgres", pipeline, leave)
+        yield Tx(conn, "postgres", pipeline, piped.leave)
         # Known without asking the server: a failure already raised to the caller left the
         # pipeline aborted, or (out of pipeline mode) the transaction failed.
         if (conn.pgconn.pipeline_status == pq.PipelineStatus.ABORTED
@@ -498,27 +485,53 @@ def pg_transaction(conn: psycopg.Connection[Any], *, lock_key: int | None = None
             raise StorageError("a statement of this transaction failed and the failure was caught: the "
                                "database rolls the whole transaction back, so nothing of it was written")
         conn.execute("COMMIT", prepare=False)
-        leave()  # the commit's answer, and a failure of anything sent before it, come back here
+        piped.leave()  # the commit's answer, and a failure of anything sent before it, come back here
     except BaseException as exc:
         interrupt = _interruption(exc)
         if interrupt is None:
-            _abandon(conn, leave, exc)
+            _abandon(conn, piped, exc)
             raise
         # Ctrl-C, an exit, a closed generator, landing anywhere, even inside psycopg while a
         # statement or the commit is on its way: what the connection holds is not known, so it is
         # closed (the server rolls back all it had not committed; nothing queued here is sent),
         # and the interruption itself is raised, not an error psycopg made of it.
-        piped[0] = False
         _close(conn)
-        try:
-            piping.gen.close()  # the pipeline's own context, left now rather than by the collector
-        except BaseException:  # noqa: BLE001 - the interruption is the one to raise
-            pass
+        piped.drop()
         if interrupt is exc:
             raise
         raise interrupt from None
     finally:
         _IN_TRANSACTION.discard(id(conn))
+
+
+class _Pipelined:
+    """A transaction's pipeline mode on its connection: entered once, left once (answered, or
+    dropped unanswered when the connection is closed)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._mode = conn.pipeline()
+        self._on = False
+
+    def enter(self) -> psycopg.Pipeline:
+        pipeline = self._mode.__enter__()
+        self._on = True
+        return pipeline
+
+    def leave(self, exc: BaseException | None = None) -> None:
+        """Out of pipeline mode: what was sent is answered (a failure of it raised here, unless
+        ``exc`` is already on its way); the transaction goes on, or ends, as plain statements."""
+        if self._on:
+            self._on = False
+            self._mode.__exit__(type(exc) if exc is not None else None, exc, None)
+
+    def drop(self) -> None:
+        """Forget it without a word to the server (its connection is closed): psycopg's context
+        is left now rather than by the garbage collector."""
+        self._on = False
+        try:
+            self._mode.gen.close()
+        except BaseException:  # noqa: BLE001 - what is being raised is the one to report
+            pass
 
 
 _IN_TRANSACTION: set[int] = set()
@@ -543,21 +556,22 @@ def _interruption(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _close(conn: psycopg.Connection[Any]) -> None:
+def _close(conn: Any) -> None:
+    """Close a connection (sqlite3 or psycopg), best effort."""
     try:
         conn.close()
     except Exception:  # noqa: BLE001 - closing is best effort
         pass
 
 
-def _abandon(conn: psycopg.Connection[Any], leave: Callable[[BaseException], None], exc: BaseException) -> None:
+def _abandon(conn: psycopg.Connection[Any], piped: _Pipelined, exc: BaseException) -> None:
     """After a failure inside :func:`pg_transaction`: out of pipeline mode, the transaction rolled
     back, the connection ready for the next one; a connection that cannot be brought back to
     exactly that is closed (the thread opens a new one). ``exc`` is the failure being raised;
     nothing here replaces it."""
     pq = _psycopg().pq
     try:
-        leave(exc)
+        piped.leave(exc)
         if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
             conn.rollback()  # psycopg's own: it also forgets the statements it prepared meanwhile
     except Exception:  # noqa: BLE001 - the failure being raised is the one to report

@@ -378,6 +378,7 @@ def _append_in(tx: Tx, fields: dict[str, Any], keyring: AuditKeyring) -> tuple[A
     tx.send("INSERT INTO audit (seq, hash, body, mac) VALUES (?, ?, ?, ?)", (seq + 1, digest, body, mac))
     return _entry((seq + 1, digest, body)), True
 
+
 def _records_position(body: bytes, prev: bytes, seq: int) -> bool:
     """Whether an entry's body records ``seq`` as its position and ``prev`` as its predecessor."""
     at = body.rfind(_PREV_MARK)
